@@ -1,0 +1,57 @@
+"""The `cad2program` command: a thin layer of argument parsing over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cad2program import __version__
+from cad2program.errors import UserError
+from cad2program.program import ProgramError
+from cad2program.tokenizer import TokenizerError
+from cad2program.commands import check, generate
+
+# name -> module; each module has a docstring (the command's help), add_arguments and run.
+COMMANDS = {
+    "generate": generate,
+    "check": check,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cad2program",
+        description="Read technical drawings (CAD output, scans, photos of sketches) into programs of "
+                    "geometric primitives: lines, rectangles, circles, arcs and polylines, with their sizes "
+                    "read from the dimension annotations.",
+        epilog="Run 'cad2program COMMAND --help' for the options of one command.")
+    parser.add_argument("--version", action="version", version=f"cad2program {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        doc = (module.__doc__ or "").strip()
+        command_parser = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (UserError, ProgramError, TokenizerError, FileNotFoundError, NotADirectoryError,
+            IsADirectoryError, PermissionError) as err:
+        print(f"cad2program {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cad2program {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

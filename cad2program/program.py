@@ -1,0 +1,448 @@
+"""Primitives and programs: the drawing contract (shared/spec/drawings.md, sections 1-3) in code.
+
+Three views of the same drawing content, converted exactly into one another:
+
+- typed primitives (`Line`, `Rectangle`, `Circle`, `Arc`, `Polyline`), the form code works with;
+- JSON objects (`{"type": "circle", "x": 30, "y": 5, "radius": 5}`), the form of dataset labels;
+- program text (`circle(x=30, y=5, radius=5)`), the form the model writes and users edit.
+
+Every number is held at the contract's resolution of 0.1 mm (or 0.1 degree), so the round trips
+are exact. Program text is parsed with `ast.parse` and a strict walk over the syntax tree: nothing
+is ever executed, and anything outside the grammar is refused with its line and column.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import math
+from typing import Any, ClassVar, Iterable, Sequence, Union
+
+RESOLUTION_DECIMALS = 1
+# A number given with more decimals than the contract allows is accepted only when it is this close
+# to a 0.1 step (float noise such as 12.300000000000001), never silently rounded otherwise.
+_DECIMAL_SLACK = 1e-6
+# Coordinates may sit on the sheet's border and float noise may put them a hair outside.
+_SHEET_SLACK = 1e-6
+
+MIN_SHEET_SIDE = 50.0
+MAX_SHEET_SIDE = 500.0
+MAX_ASPECT = 2.0
+MAX_PRIMITIVES = 12
+
+
+class ProgramError(ValueError):
+    """A program text, JSON object or value outside the contract; the message says what and where."""
+
+
+def quantize(value: Any, where: str = "value") -> float:
+    """Returns `value` as a float on the 0.1 grid, or raises ProgramError saying why it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProgramError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ProgramError(f"{where}: expected a finite number, got {value!r}")
+    rounded = round(float(value), RESOLUTION_DECIMALS)
+    if abs(rounded - value) > _DECIMAL_SLACK:
+        raise ProgramError(f"{where}: {value!r} has more than one decimal (the resolution is 0.1)")
+    return rounded + 0.0  # turns -0.0 into 0.0
+
+
+def format_number(value: float) -> str:
+    """`40.0` -> `40`, `12.5` -> `12.5`: the shortest text of a value on the 0.1 grid."""
+    text = f"{value:.{RESOLUTION_DECIMALS}f}"
+    if text.endswith(".0"):
+        text = text[:-2]
+    return "0" if text == "-0" else text
+
+
+def json_number(value: float) -> int | float:
+    """An int when the value is whole, so JSON reads `40` rather than `40.0`."""
+    return int(value) if float(value).is_integer() else value
+
+
+@dataclasses.dataclass(frozen=True)
+class Sheet:
+    """The drawing's sheet in mm; origin bottom-left, y up."""
+
+    width: float
+    height: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "width", quantize(self.width, "sheet.width"))
+        object.__setattr__(self, "height", quantize(self.height, "sheet.height"))
+        if self.width <= 0 or self.height <= 0:
+            raise ProgramError(f"sheet: width and height must be > 0, got {self.width} x {self.height}")
+
+    @property
+    def longer_side(self) -> float:
+        return max(self.width, self.height)
+
+    def in_scope_problems(self) -> list[str]:
+        """Reasons this sheet lies outside the contract's scope (it is still a valid sheet)."""
+        problems = []
+        for name, side in (("width", self.width), ("height", self.height)):
+            if not MIN_SHEET_SIDE <= side <= MAX_SHEET_SIDE:
+                problems.append(f"sheet {name} {format_number(side)} mm is outside 50..500 mm")
+        if max(self.width, self.height) > MAX_ASPECT * min(self.width, self.height):
+            problems.append("sheet aspect ratio is beyond 2:1")
+        return problems
+
+    def to_json(self) -> dict:
+        return {"width": json_number(self.width), "height": json_number(self.height)}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> "Sheet":
+        if not isinstance(obj, dict):
+            raise ProgramError(f"sheet: expected an object with width and height, got {obj!r}")
+        missing = [k for k in ("width", "height") if k not in obj]
+        if missing:
+            raise ProgramError(f"sheet: missing field {', '.join(missing)}")
+        return cls(obj["width"], obj["height"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Primitives
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Primitive:
+    """Shared behaviour; subclasses declare their numeric fields in contract order."""
+
+    TYPE: ClassVar[str] = ""
+    # Fields whose value a drafter writes on the drawing (scored by size exactness).
+    SIZE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self):
+        for field in self.number_fields():
+            object.__setattr__(self, field, quantize(getattr(self, field), f"{self.TYPE}.{field}"))
+
+    @classmethod
+    def number_fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"type": self.TYPE}
+        for field in self.number_fields():
+            out[field] = json_number(getattr(self, field))
+        return out
+
+    def to_program(self) -> str:
+        args = ", ".join(f"{f}={format_number(getattr(self, f))}" for f in self.number_fields())
+        return f"{self.TYPE}({args})"
+
+    def problems(self, sheet: Sheet | None = None) -> list[str]:
+        """Reasons this primitive breaks the contract (empty when valid)."""
+        problems = [f"{self.TYPE}.{f} must be > 0" for f in self.SIZE_FIELDS if getattr(self, f) <= 0]
+        if sheet is not None:
+            for x, y in self.key_points():
+                if not (-_SHEET_SLACK <= x <= sheet.width + _SHEET_SLACK
+                        and -_SHEET_SLACK <= y <= sheet.height + _SHEET_SLACK):
+                    problems.append(
+                        f"{self.TYPE}: point ({format_number(x)}, {format_number(y)}) lies outside the "
+                        f"{format_number(sheet.width)} x {format_number(sheet.height)} sheet")
+                    break
+        return problems
+
+    def key_points(self) -> list[tuple[float, float]]:
+        """Points that must lie on the sheet."""
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class Line(_Primitive):
+    TYPE: ClassVar[str] = "line"
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    def key_points(self):
+        return [(self.x1, self.y1), (self.x2, self.y2)]
+
+    def problems(self, sheet=None):
+        problems = super().problems(sheet)
+        if (self.x1, self.y1) == (self.x2, self.y2):
+            problems.append("line: the two end points are the same point")
+        return problems
+
+
+@dataclasses.dataclass(frozen=True)
+class Rectangle(_Primitive):
+    TYPE: ClassVar[str] = "rectangle"
+    SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("width", "height")
+    x: float
+    y: float
+    width: float
+    height: float
+
+    def key_points(self):
+        return [(self.x, self.y), (self.x + self.width, self.y + self.height)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Circle(_Primitive):
+    TYPE: ClassVar[str] = "circle"
+    SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("radius",)
+    x: float
+    y: float
+    radius: float
+
+    def key_points(self):
+        return [(self.x, self.y)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Arc(_Primitive):
+    TYPE: ClassVar[str] = "arc"
+    SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("radius",)
+    x: float
+    y: float
+    radius: float
+    start_angle: float
+    end_angle: float
+
+    def key_points(self):
+        return [(self.x, self.y)]
+
+    def problems(self, sheet=None):
+        problems = super().problems(sheet)
+        for name in ("start_angle", "end_angle"):
+            if not 0 <= getattr(self, name) < 360:
+                problems.append(f"arc.{name} must be in [0, 360), got {format_number(getattr(self, name))}")
+        if self.start_angle == self.end_angle:
+            problems.append("arc: start_angle equals end_angle")
+        return problems
+
+
+@dataclasses.dataclass(frozen=True)
+class Polyline(_Primitive):
+    TYPE: ClassVar[str] = "polyline"
+    points: tuple[tuple[float, float], ...]
+    closed: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.points, (str, bytes)) or not isinstance(self.points, Iterable):
+            raise ProgramError(f"polyline.points: expected a list of [x, y] pairs, got {self.points!r}")
+        points = []
+        for i, point in enumerate(self.points):
+            if isinstance(point, (str, bytes)) or not isinstance(point, Sequence) or len(point) != 2:
+                raise ProgramError(f"polyline.points[{i}]: expected an [x, y] pair, got {point!r}")
+            points.append((quantize(point[0], f"polyline.points[{i}][0]"),
+                           quantize(point[1], f"polyline.points[{i}][1]")))
+        if not isinstance(self.closed, bool):
+            raise ProgramError(f"polyline.closed: expected true or false, got {self.closed!r}")
+        object.__setattr__(self, "points", tuple(points))
+
+    @classmethod
+    def number_fields(cls):
+        return ()
+
+    def to_json(self):
+        return {"type": self.TYPE,
+                "points": [[json_number(x), json_number(y)] for x, y in self.points],
+                "closed": self.closed}
+
+    def to_program(self):
+        points = ", ".join(f"({format_number(x)}, {format_number(y)})" for x, y in self.points)
+        return f"polyline(points=[{points}], closed={self.closed})"
+
+    def key_points(self):
+        return list(self.points)
+
+    def problems(self, sheet=None):
+        problems = super().problems(sheet)
+        if len(self.points) < 2:
+            problems.append(f"polyline needs at least 2 points, got {len(self.points)}")
+        elif self.closed and len(self.points) < 3:
+            problems.append("a closed polyline needs at least 3 points")
+        return problems
+
+
+Primitive = Union[Line, Rectangle, Circle, Arc, Polyline]
+PRIMITIVE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Line, Rectangle, Circle, Arc, Polyline)}
+TYPE_NAMES: tuple[str, ...] = tuple(PRIMITIVE_TYPES)
+
+
+def field_names(type_name: str) -> tuple[str, ...]:
+    """Fields of a primitive type in contract order (polyline: points, closed)."""
+    cls = PRIMITIVE_TYPES[type_name]
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def primitive_problems(primitive: Primitive, sheet: Sheet | None = None) -> list[str]:
+    return primitive.problems(sheet)
+
+
+def program_problems(primitives: Sequence[Primitive], sheet: Sheet | None = None) -> list[str]:
+    """Every reason the list breaks the contract, each prefixed with its primitive's index."""
+    problems = []
+    for i, primitive in enumerate(primitives):
+        problems.extend(f"primitive {i + 1}: {p}" for p in primitive.problems(sheet))
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON
+# ----------------------------------------------------------------------------------------------
+
+
+def primitive_from_json(obj: Any, where: str = "primitive") -> Primitive:
+    """One JSON object -> a typed primitive; ProgramError names the missing or unknown field."""
+    if not isinstance(obj, dict):
+        raise ProgramError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    type_name = obj.get("type")
+    if type_name is None:
+        raise ProgramError(f"{where}: missing field 'type'")
+    cls = PRIMITIVE_TYPES.get(type_name)
+    if cls is None:
+        raise ProgramError(f"{where}: unknown type {type_name!r} (expected one of {', '.join(TYPE_NAMES)})")
+    names = field_names(type_name)
+    missing = [n for n in names if n not in obj and not (cls is Polyline and n == "closed")]
+    if missing:
+        raise ProgramError(f"{where}: {type_name} is missing field {', '.join(repr(m) for m in missing)}")
+    unknown = sorted(set(obj) - set(names) - {"type"})
+    if unknown:
+        raise ProgramError(f"{where}: {type_name} has unknown field {', '.join(repr(u) for u in unknown)}")
+    try:
+        return cls(**{n: obj[n] for n in names if n in obj})
+    except ProgramError as err:
+        raise ProgramError(f"{where}: {err}") from None
+
+
+def primitives_from_json(objs: Any, where: str = "primitives") -> list[Primitive]:
+    if not isinstance(objs, list):
+        raise ProgramError(f"{where}: expected a list, got {type(objs).__name__}")
+    return [primitive_from_json(o, f"{where}[{i}]") for i, o in enumerate(objs)]
+
+
+def primitives_to_json(primitives: Iterable[Primitive]) -> list[dict]:
+    return [p.to_json() for p in primitives]
+
+
+# ----------------------------------------------------------------------------------------------
+# Program text
+# ----------------------------------------------------------------------------------------------
+
+
+def format_program(primitives: Iterable[Primitive]) -> str:
+    """The program text: one call a line, canonical formatting, a trailing newline when not empty."""
+    lines = [p.to_program() for p in primitives]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _where(node: ast.AST) -> str:
+    return f"line {node.lineno}, column {node.col_offset + 1}"
+
+
+def _number(node: ast.AST, field: str) -> float:
+    """A number literal, possibly negated; anything else (names, calls, strings) is refused."""
+    negate = False
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        negate = isinstance(node.op, ast.USub)
+        node = node.operand
+    if (not isinstance(node, ast.Constant) or isinstance(node.value, bool)
+            or not isinstance(node.value, (int, float))):
+        raise ProgramError(f"{_where(node)}: {field} must be a number, got `{ast.unparse(node)}`")
+    value = -node.value if negate else node.value
+    try:
+        return quantize(value, field)
+    except ProgramError as err:
+        raise ProgramError(f"{_where(node)}: {err}") from None
+
+
+def _points(node: ast.AST) -> list[tuple[float, float]]:
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        raise ProgramError(f"{_where(node)}: points must be a list of (x, y) pairs, got `{ast.unparse(node)}`")
+    points = []
+    for i, item in enumerate(node.elts):
+        if not isinstance(item, (ast.Tuple, ast.List)) or len(item.elts) != 2:
+            raise ProgramError(f"{_where(item)}: points[{i}] must be an (x, y) pair, got `{ast.unparse(item)}`")
+        points.append((_number(item.elts[0], f"points[{i}] x"), _number(item.elts[1], f"points[{i}] y")))
+    return points
+
+
+def _bool(node: ast.AST, field: str) -> bool:
+    if not isinstance(node, ast.Constant) or not isinstance(node.value, bool):
+        raise ProgramError(f"{_where(node)}: {field} must be True or False, got `{ast.unparse(node)}`")
+    return node.value
+
+
+def _call_to_primitive(call: ast.Call) -> Primitive:
+    if not isinstance(call.func, ast.Name):
+        raise ProgramError(f"{_where(call)}: expected a primitive name such as circle(...), "
+                           f"got `{ast.unparse(call.func)}`")
+    type_name = call.func.id
+    cls = PRIMITIVE_TYPES.get(type_name)
+    if cls is None:
+        raise ProgramError(f"{_where(call)}: unknown primitive {type_name!r} "
+                           f"(expected one of {', '.join(TYPE_NAMES)})")
+    names = field_names(type_name)
+    if len(call.args) > len(names):
+        raise ProgramError(f"{_where(call)}: {type_name} takes at most {len(names)} arguments, "
+                           f"got {len(call.args)}")
+    given: dict[str, ast.AST] = {}
+    for name, arg in zip(names, call.args):  # positional arguments in contract order
+        if isinstance(arg, ast.Starred):
+            raise ProgramError(f"{_where(arg)}: `*` arguments are not part of a program")
+        given[name] = arg
+    for keyword in call.keywords:
+        if keyword.arg is None:
+            raise ProgramError(f"{_where(keyword.value)}: `**` arguments are not part of a program")
+        if keyword.arg not in names:
+            raise ProgramError(f"{_where(keyword.value)}: {type_name} has no field {keyword.arg!r} "
+                               f"(fields: {', '.join(names)})")
+        if keyword.arg in given:
+            raise ProgramError(f"{_where(keyword.value)}: {type_name} field {keyword.arg!r} given twice")
+        given[keyword.arg] = keyword.value
+    missing = [n for n in names if n not in given and not (cls is Polyline and n == "closed")]
+    if missing:
+        raise ProgramError(f"{_where(call)}: {type_name} is missing {', '.join(missing)}")
+    values: dict[str, Any] = {}
+    for name, node in given.items():
+        if name == "points":
+            values[name] = _points(node)
+        elif name == "closed":
+            values[name] = _bool(node, name)
+        else:
+            values[name] = _number(node, name)
+    try:
+        return cls(**values)
+    except ProgramError as err:
+        raise ProgramError(f"{_where(call)}: {err}") from None
+
+
+def parse_program(text: str) -> list[Primitive]:
+    """Program text -> primitives, refusing anything but primitive calls with literal arguments.
+
+    Only parsing happens here (`ast.parse` builds a tree, it runs nothing). Validity against a sheet
+    (positive sizes, angle ranges, points on the sheet) is checked by `program_problems`.
+    """
+    if not isinstance(text, str):
+        raise ProgramError(f"a program is text, got {type(text).__name__}")
+    try:
+        module = ast.parse(text, mode="exec")
+    except SyntaxError as err:
+        raise ProgramError(f"line {err.lineno}, column {err.offset}: syntax error: {err.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as err:  # null bytes, absurd nesting
+        raise ProgramError(f"not a program: {err}") from None
+    primitives = []
+    for statement in module.body:
+        if not isinstance(statement, ast.Expr) or not isinstance(statement.value, ast.Call):
+            raise ProgramError(f"{_where(statement)}: expected one primitive call a line, "
+                               f"got `{ast.unparse(statement)[:60]}`")
+        primitives.append(_call_to_primitive(statement.value))
+    return primitives
+
+
+def parse_any(text: str) -> list[Primitive]:
+    """Program text or a JSON list of primitives (what `render` and the runtime accept)."""
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ProgramError(f"line {err.lineno}, column {err.colno}: bad JSON: {err.msg}") from None
+        return primitives_from_json(data)
+    return parse_program(text)
