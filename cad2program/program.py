@@ -40,9 +40,13 @@ def quantize(value: Any, where: str = "value") -> float:
     """Returns `value` as a float on the 0.1 grid, or raises ProgramError saying why it is not one."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProgramError(f"{where}: expected a number, got {value!r}")
-    if not math.isfinite(value):
+    try:
+        as_float = float(value)
+    except OverflowError:  # an int literal too large for a float, e.g. 1 followed by 400 zeros
+        raise ProgramError(f"{where}: {str(value)[:20]}... is too large a number") from None
+    if not math.isfinite(as_float):
         raise ProgramError(f"{where}: expected a finite number, got {value!r}")
-    rounded = round(float(value), RESOLUTION_DECIMALS)
+    rounded = round(as_float, RESOLUTION_DECIMALS)
     if abs(rounded - value) > _DECIMAL_SLACK:
         raise ProgramError(f"{where}: {value!r} has more than one decimal (the resolution is 0.1)")
     return rounded + 0.0  # turns -0.0 into 0.0
