@@ -428,6 +428,8 @@ def parse_program(text: str) -> list[Primitive]:
     try:
         module = ast.parse(text, mode="exec")
     except SyntaxError as err:
+        if err.lineno is None:  # e.g. null bytes: Python gives no position
+            raise ProgramError(f"syntax error: {err.msg}") from None
         raise ProgramError(f"line {err.lineno}, column {err.offset}: syntax error: {err.msg}") from None
     except (ValueError, RecursionError, MemoryError) as err:  # null bytes, absurd nesting
         raise ProgramError(f"not a program: {err}") from None
