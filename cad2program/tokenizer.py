@@ -122,10 +122,17 @@ def encode_primitive(primitive: Primitive) -> list[int]:
     return tokens
 
 
+PROMPT_LENGTH = 4
+
+
 def encode_prompt(sheet: Sheet) -> list[int]:
-    """`<sheet> W H <bos>`: what the decoder is given before it writes the program."""
-    return ([SHEET] + encode_coordinate(sheet.width, "sheet.width")
-            + encode_coordinate(sheet.height, "sheet.height") + [BOS])
+    """`<sheet> W H <bos>`: what the decoder is given before it writes the program.
+
+    The sides are rounded to whole millimetres (the model needs the scale, not its tenths), which
+    gives every prompt the same length, so a batch of drawings decodes in lockstep.
+    """
+    sides = [min(max(int(round(side)), 1), MAX_VALUE) for side in (sheet.width, sheet.height)]
+    return [SHEET, VALUE0 + sides[0], VALUE0 + sides[1], BOS]
 
 
 def encode_program(primitives: Sequence[Primitive]) -> list[int]:

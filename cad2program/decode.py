@@ -1,0 +1,279 @@
+"""Generating programs: greedy, sampling and beam search, each one compiled `lax.while_loop`.
+
+Every method works on a whole batch at once with the model's key/value cache, stops each sequence at
+its end token (the loop ends when all have), and masks the logits with the program grammar's automaton
+(`tokenizer.grammar_table`), so that every output parses. The engine knows nothing about what tokens
+mean: it is given the grammar as a table and the end/pad token ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+NEG_INF = -1e30
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOptions:
+    method: str = "greedy"  # "greedy", "sample" or "beam"
+    max_new_tokens: int = 200
+    beam_width: int = 4
+    temperature: float = 1.0  # sampling only
+    top_p: float = 1.0  # sampling only: nucleus size
+    repetition_penalty: float = 1.0  # > 1 discourages tokens already written (CTRL-style)
+    constrained: bool = True  # mask tokens that would leave the grammar
+
+    def __post_init__(self):
+        if self.method not in ("greedy", "sample", "beam"):
+            raise ValueError(f"method must be greedy, sample or beam, got {self.method!r}")
+        if self.beam_width < 1 or self.max_new_tokens < 1 or self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"invalid decoding options: {self}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Grammar:
+    """The decoding engine's view of the language: a transition table and three token ids."""
+
+    table: np.ndarray  # (states, vocab) int32: next state, -1 where the token is not allowed
+    start_state: int
+    eos: int
+    pad: int
+
+
+# ----------------------------------------------------------------------------------------------
+# Small helpers, each on plain arrays
+# ----------------------------------------------------------------------------------------------
+
+
+def constrain(logits, states, table):
+    """Masks tokens the automaton refuses in each sequence's state. logits (N, V), states (N,)."""
+    return jnp.where(table[states] >= 0, logits, NEG_INF)
+
+
+def penalize_repeats(logits, seen, penalty: float):
+    """Divides positive / multiplies negative logits of tokens already written (seen (N, V) bool)."""
+    if penalty == 1.0:
+        return logits
+    penalized = jnp.where(logits > 0, logits / penalty, logits * penalty)
+    return jnp.where(seen, penalized, logits)
+
+
+def nucleus(logits, top_p: float):
+    """Keeps the smallest set of tokens whose probability reaches top_p."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
+    cumulative = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
+    # The threshold is the logit of the last token needed to reach top_p.
+    cutoff_index = jnp.sum(cumulative < top_p, axis=-1, keepdims=True)
+    cutoff = jnp.take_along_axis(sorted_logits, cutoff_index, axis=-1)
+    return jnp.where(logits < cutoff, NEG_INF, logits)
+
+
+def advance(states, tokens, table, done, pad):
+    """Next automaton states; finished sequences stay put and write padding."""
+    tokens = jnp.where(done, pad, tokens)
+    return jnp.where(done, states, table[states, tokens]), tokens
+
+
+def _tile(x, k: int):
+    """(B, ...) -> (B * K, ...), each row repeated k times consecutively."""
+    return jnp.repeat(x, k, axis=0)
+
+
+def _select_beams(x, parents, batch: int, width: int):
+    """Gathers rows of a (B * K, ...) array by parent beam indices (B, K)."""
+    x = x.reshape((batch, width) + x.shape[1:])
+    idx = parents.reshape(parents.shape + (1,) * (x.ndim - 2))
+    return jnp.take_along_axis(x, idx, axis=1).reshape((batch * width,) + x.shape[2:])
+
+
+# ----------------------------------------------------------------------------------------------
+# Greedy and sampling
+# ----------------------------------------------------------------------------------------------
+
+
+def _greedy_or_sample(model, memory, prompts, rng, options: DecodeOptions, grammar: Grammar):
+    batch = prompts.shape[0]
+    table = jnp.asarray(grammar.table)
+    length = options.max_new_tokens
+    cache = model.init_cache(batch, model.cfg.max_len + prompts.shape[1]
+                             + (memory.shape[1] if model.cfg.fusion == "prefix" else 0))
+    logits, cache = model.prefill_cache(memory, prompts, cache)
+
+    def cond(carry):
+        step, _, _, _, _, done, _, _, _ = carry
+        return (step < length) & ~jnp.all(done)
+
+    def body(carry):
+        step, tokens, logprobs, logits, cache, done, states, seen, rng = carry
+        logits = penalize_repeats(logits, seen, options.repetition_penalty)
+        if options.constrained:
+            logits = constrain(logits, states, table)
+        log_probs = jax.nn.log_softmax(logits, axis=-1)
+        if options.method == "sample":
+            rng, key = jax.random.split(rng)
+            token = jax.random.categorical(key, nucleus(logits / options.temperature, options.top_p))
+        else:
+            token = jnp.argmax(logits, axis=-1)
+        states, token = advance(states, token, table, done, grammar.pad)
+        token_logprob = jnp.where(done, 0.0, jnp.take_along_axis(log_probs, token[:, None], axis=1)[:, 0])
+        tokens = tokens.at[:, step].set(token)
+        logprobs = logprobs.at[:, step].set(token_logprob)
+        seen = seen.at[jnp.arange(batch), token].set(True)
+        done = done | (token == grammar.eos)
+        logits, cache = model.extend_cache(token, cache)
+        return step + 1, tokens, logprobs, logits, cache, done, states, seen, rng
+
+    carry = (jnp.zeros((), jnp.int32), jnp.full((batch, length), grammar.pad, jnp.int32),
+             jnp.zeros((batch, length), jnp.float32), logits, cache, jnp.zeros(batch, bool),
+             jnp.full(batch, grammar.start_state, jnp.int32), jnp.zeros((batch, logits.shape[-1]), bool), rng)
+    _, tokens, logprobs, *_ = jax.lax.while_loop(cond, body, carry)
+    return tokens, logprobs
+
+
+# ----------------------------------------------------------------------------------------------
+# Beam search
+# ----------------------------------------------------------------------------------------------
+
+
+def _beam_search(model, memory, prompts, options: DecodeOptions, grammar: Grammar):
+    batch, width, length = prompts.shape[0], options.beam_width, options.max_new_tokens
+    table = jnp.asarray(grammar.table)
+    cache = model.init_cache(batch, model.cfg.max_len + prompts.shape[1]
+                             + (memory.shape[1] if model.cfg.fusion == "prefix" else 0))
+    logits, cache = model.prefill_cache(memory, prompts, cache)
+    # Every beam starts from the same prefilled state; only beam 0 is alive at the first step.
+    logits = _tile(logits, width)
+    cache = jax.tree_util.tree_map(lambda x: _tile(x, width) if x.ndim > 0 else x, cache)
+    scores = jnp.tile(jnp.asarray([0.0] + [NEG_INF] * (width - 1)), (batch, 1))  # (B, K)
+    vocab = logits.shape[-1]
+    pad_only = jnp.full((vocab,), NEG_INF).at[grammar.pad].set(0.0)
+
+    def cond(carry):
+        step, _, _, _, _, _, done, _, _ = carry
+        return (step < length) & ~jnp.all(done)
+
+    def body(carry):
+        step, tokens, logprobs, logits, cache, scores, done, states, seen = carry
+        logits = penalize_repeats(logits, seen, options.repetition_penalty)
+        if options.constrained:
+            logits = constrain(logits, states, table)
+        log_probs = jax.nn.log_softmax(logits, axis=-1)
+        # A finished beam can only be continued by padding, at no cost: it keeps its score.
+        log_probs = jnp.where(done[:, None], pad_only, log_probs)
+        candidates = (scores[:, :, None] + log_probs.reshape(batch, width, vocab)).reshape(batch, -1)
+        scores, flat = jax.lax.top_k(candidates, width)  # (B, K)
+        parents, token = flat // vocab, (flat % vocab).astype(jnp.int32)
+        select = functools.partial(_select_beams, parents=parents, batch=batch, width=width)
+        token = token.reshape(-1)
+        chosen_logprob = jnp.take_along_axis(select(log_probs), token[:, None], axis=1)[:, 0]
+        tokens, logprobs, states, done, seen = map(select, (tokens, logprobs, states, done, seen))
+        cache = {**cache, "layers": jax.tree_util.tree_map(select, cache["layers"])}
+        states, token = advance(states, token, table, done, grammar.pad)
+        tokens = tokens.at[:, step].set(token)
+        logprobs = logprobs.at[:, step].set(jnp.where(done, 0.0, chosen_logprob))
+        seen = seen.at[jnp.arange(batch * width), token].set(True)
+        done = done | (token == grammar.eos)
+        logits, cache = model.extend_cache(token, cache)
+        return step + 1, tokens, logprobs, logits, cache, scores, done, states, seen
+
+    n = batch * width
+    carry = (jnp.zeros((), jnp.int32), jnp.full((n, length), grammar.pad, jnp.int32),
+             jnp.zeros((n, length), jnp.float32), logits, cache, scores, jnp.zeros(n, bool),
+             jnp.full(n, grammar.start_state, jnp.int32), jnp.zeros((n, vocab), bool))
+    _, tokens, logprobs, _, _, scores, *_ = jax.lax.while_loop(cond, body, carry)
+    best = jnp.argmax(scores, axis=1)  # (B,)
+    pick = lambda x: jnp.take_along_axis(x.reshape(batch, width, -1), best[:, None, None], axis=1)[:, 0]
+    return pick(tokens), pick(logprobs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry points
+# ----------------------------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "options", "token_ids"))
+def _generate(graphdef, params, images, prompts, rng, table, options: DecodeOptions, token_ids):
+    model = nnx.merge(graphdef, params)
+    start_state, eos, pad = token_ids
+    grammar = Grammar(table=table, start_state=start_state, eos=eos, pad=pad)
+    memory = model.embed_image(images)
+    if options.method == "beam":
+        return _beam_search(model, memory, prompts, options, grammar)
+    return _greedy_or_sample(model, memory, prompts, rng, options, grammar)
+
+
+def generate(model_or_split, images, prompts, grammar: Grammar, options: DecodeOptions = DecodeOptions(),
+             rng=None) -> tuple[np.ndarray, np.ndarray]:
+    """Programs for a batch. images (B, S, S, 1), prompts (B, P) -> tokens, token log-probs (B, L).
+
+    `model_or_split` is a DrawingReader or its `nnx.split(model)` pair (cheaper to pass repeatedly).
+    """
+    graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
+    rng = jax.random.key(0) if rng is None else rng
+    tokens, logprobs = _generate(graphdef, params, jnp.asarray(images), jnp.asarray(prompts, jnp.int32), rng,
+                                 jnp.asarray(grammar.table), options,
+                                 (grammar.start_state, grammar.eos, grammar.pad))
+    return np.asarray(tokens), np.asarray(logprobs)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _full_logits_at(graphdef, params, memory, tokens, position):
+    model = nnx.merge(graphdef, params)
+    logits, _ = model.decode_full(memory, tokens)
+    return jax.lax.dynamic_index_in_dim(logits, position, axis=1, keepdims=False)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _embed(graphdef, params, images):
+    return nnx.merge(graphdef, params).embed_image(images)
+
+
+def generate_uncached(model_or_split, images, prompts, grammar: Grammar, max_new_tokens: int = 200,
+                      bucket: int = 16) -> np.ndarray:
+    """Greedy decoding without a cache: re-runs the decoder on the whole prefix for every token.
+
+    The reference that cached decoding must equal token for token, and the baseline of `bench`. The
+    prefix is padded up to a multiple of `bucket` so that only a few lengths are compiled (causal
+    attention makes the padding invisible to the positions that count).
+    """
+    graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
+    memory = _embed(graphdef, params, jnp.asarray(images))
+    prompts = np.asarray(prompts, np.int32)
+    batch, prompt_len = prompts.shape
+    tokens = np.full((batch, prompt_len + max_new_tokens), grammar.pad, np.int32)
+    tokens[:, :prompt_len] = prompts
+    states = np.full(batch, grammar.start_state, np.int64)
+    done = np.zeros(batch, bool)
+    for step in range(max_new_tokens):
+        position = prompt_len + step - 1  # logits here predict token prompt_len + step
+        width = min(-(-(position + 1) // bucket) * bucket, tokens.shape[1])
+        logits = np.asarray(_full_logits_at(graphdef, params, memory, jnp.asarray(tokens[:, :width]), position))
+        logits = np.where(grammar.table[states] >= 0, logits, NEG_INF)
+        token = np.where(done, grammar.pad, logits.argmax(-1))
+        states = np.where(done, states, grammar.table[states, token])
+        tokens[:, prompt_len + step] = token
+        done |= token == grammar.eos
+        if done.all():
+            break
+    return tokens[:, prompt_len:]
+
+
+def default_grammar() -> Grammar:
+    """The program language's grammar (imported here lazily so the engine stays tokenizer-agnostic)."""
+    from cad2program import tokenizer
+    return _default_grammar(tokenizer)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_grammar(tokenizer: Any) -> Grammar:
+    table, start = tokenizer.grammar_table()
+    return Grammar(table=table, start_state=start, eos=tokenizer.EOS, pad=tokenizer.PAD)

@@ -1,0 +1,356 @@
+"""The drawing reader: a Vision Transformer encoder and an autoregressive program decoder (Flax NNX).
+
+    image (B, S, S, 1) -> [conv stem] -> patches -> ViT encoder -> MLP projector -> memory (B, N, D)
+    prompt + program tokens (B, T) -> decoder (causal self-attention, fused with the memory) -> logits
+
+Two ways of fusing the image into the decoder, chosen by `ModelConfig.fusion`:
+- `cross_attention`: every decoder block has causal self-attention over the program and
+  cross-attention to the memory (cheapest on a CPU: image tokens go through no decoder MLP);
+- `prefix`: the memory is a prefix of the decoder's input sequence (CAD2Program, LLaVA). The decoder
+  is then exactly a Llama block stack (RMSNorm, rotary positions, SwiGLU, no biases), so exporting it to
+  the Hugging Face Llama layout for vLLM's `prompt_embeds` is a renaming of weights.
+The decoder blocks are Llama blocks in both modes; cross-attention is an extra sub-layer.
+
+Decoding uses an explicit key/value cache passed in and out as a pytree, so the whole generation loop
+can live inside one `lax.while_loop` (see `decode.py`): `prefill_cache` runs the prompt,
+`extend_cache` runs one token. This module knows nothing about tokenization beyond the vocabulary size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+Cache = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    image_size: int = 256  # square input side in pixels; drawings are padded to it, never stretched
+    stem_channels: tuple[int, ...] = ()  # 3x3 stride-2 convs before the patch embedding (a hybrid ViT)
+    patch_size: int = 16  # total stride from input pixels to image tokens, stem included
+    enc_width: int = 192
+    enc_depth: int = 4
+    enc_heads: int = 3
+    enc_mlp_dim: int = 768
+    dec_width: int = 192
+    dec_depth: int = 3
+    dec_heads: int = 3
+    dec_mlp_dim: int = 512
+    fusion: str = "cross_attention"  # or "prefix"
+    max_len: int = 256  # decoder token positions (prompt + program)
+    rope_theta: float = 10_000.0
+    dtype: str = "float32"  # compute dtype; parameters stay float32
+
+    def __post_init__(self):
+        if self.fusion not in ("cross_attention", "prefix"):
+            raise ValueError(f"fusion must be 'cross_attention' or 'prefix', got {self.fusion!r}")
+        stem_stride = 2 ** len(self.stem_channels)
+        if self.patch_size % stem_stride or self.image_size % self.patch_size:
+            raise ValueError(f"patch_size {self.patch_size} must be a multiple of the stem stride {stem_stride} "
+                             f"and divide image_size {self.image_size}")
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def num_image_tokens(self) -> int:
+        return self.num_patches + 1  # + the class token
+
+    @property
+    def compute_dtype(self):
+        return jnp.dtype(self.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared pieces
+# ----------------------------------------------------------------------------------------------
+
+
+def attention(q, k, v, mask):
+    """Scaled dot-product attention. q (B, T, H, Dh), k/v (B, S, H, Dh), mask broadcastable to (B, H, T, S)."""
+    logits = jnp.einsum("bthd,bshd->bhts", q, k) / math.sqrt(q.shape[-1])
+    logits = jnp.where(mask, logits.astype(jnp.float32), jnp.finfo(jnp.float32).min)
+    weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+    return jnp.einsum("bhts,bshd->bthd", weights, v)
+
+
+def rotary(x, positions, theta: float):
+    """Rotary position embedding (Llama's half-split layout). x (B, T, H, Dh), positions (T,) or (B, T)."""
+    half = x.shape[-1] // 2
+    freqs = 1.0 / theta ** (jnp.arange(half, dtype=jnp.float32) / half)
+    angles = positions[..., None].astype(jnp.float32) * freqs  # (T, half) or (B, T, half)
+    if angles.ndim == 2:
+        angles = angles[None]
+    sin, cos = jnp.sin(angles)[:, :, None, :], jnp.cos(angles)[:, :, None, :]  # (B|1, T, 1, half)
+    x1, x2 = x[..., :half].astype(jnp.float32), x[..., half:].astype(jnp.float32)
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x.dtype)
+
+
+def _linear(d_in, d_out, cfg: ModelConfig, rngs, bias=False):
+    return nnx.Linear(d_in, d_out, use_bias=bias, dtype=cfg.compute_dtype, rngs=rngs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Encoder
+# ----------------------------------------------------------------------------------------------
+
+
+class PatchEmbedding(nnx.Module):
+    """Optional conv stem (glyph strokes are learned faster by convolutions), then non-overlapping patches."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.stem = nnx.List([])
+        channels = 1
+        for out_channels in cfg.stem_channels:
+            self.stem.append(nnx.Conv(channels, out_channels, (3, 3), strides=2, padding="SAME",
+                                      dtype=cfg.compute_dtype, rngs=rngs))
+            channels = out_channels
+        patch = cfg.patch_size // 2 ** len(cfg.stem_channels)
+        self.patch = nnx.Conv(channels, cfg.enc_width, (patch, patch), strides=patch, padding="VALID",
+                              dtype=cfg.compute_dtype, rngs=rngs)
+
+    def __call__(self, images):  # (B, S, S, 1) -> (B, N, D)
+        x = images
+        for conv in self.stem:
+            x = jax.nn.gelu(conv(x))
+        x = self.patch(x)  # (B, S/p, S/p, D)
+        return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+class EncoderBlock(nnx.Module):
+    """Pre-norm ViT block: bidirectional self-attention and a GELU MLP."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        d = cfg.enc_width
+        self.heads = cfg.enc_heads
+        self.norm1 = nnx.LayerNorm(d, dtype=cfg.compute_dtype, rngs=rngs)
+        self.qkv = _linear(d, 3 * d, cfg, rngs, bias=True)
+        self.out = _linear(d, d, cfg, rngs, bias=True)
+        self.norm2 = nnx.LayerNorm(d, dtype=cfg.compute_dtype, rngs=rngs)
+        self.mlp_in = _linear(d, cfg.enc_mlp_dim, cfg, rngs, bias=True)
+        self.mlp_out = _linear(cfg.enc_mlp_dim, d, cfg, rngs, bias=True)
+
+    def __call__(self, x):  # (B, N, D)
+        b, n, d = x.shape
+        q, k, v = jnp.split(self.qkv(self.norm1(x)).reshape(b, n, 3 * self.heads, d // self.heads), 3, axis=2)
+        x = x + self.out(attention(q, k, v, True).reshape(b, n, d))
+        return x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.norm2(x))))
+
+
+class ImageEncoder(nnx.Module):
+    """ViT: patches + class token + learned position embeddings -> pre-norm blocks -> LayerNorm."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.embed = PatchEmbedding(cfg, rngs)
+        init = nnx.initializers.normal(0.02)
+        self.cls = nnx.Param(init(rngs.params(), (1, 1, cfg.enc_width)))
+        self.pos = nnx.Param(init(rngs.params(), (1, cfg.num_image_tokens, cfg.enc_width)))
+        self.blocks = nnx.List([EncoderBlock(cfg, rngs) for _ in range(cfg.enc_depth)])
+        self.norm = nnx.LayerNorm(cfg.enc_width, dtype=cfg.compute_dtype, rngs=rngs)
+        self.dtype = cfg.compute_dtype
+
+    def __call__(self, images):  # (B, S, S, 1) -> (B, N + 1, D)
+        x = self.embed(images.astype(self.dtype))
+        cls = jnp.broadcast_to(self.cls[...], (x.shape[0], 1, x.shape[-1])).astype(x.dtype)
+        x = jnp.concatenate([cls, x], axis=1) + self.pos[...].astype(x.dtype)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+class Projector(nnx.Module):
+    """MLP from encoder features to the decoder's width (LLaVA's connector)."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.fc1 = _linear(cfg.enc_width, cfg.dec_width, cfg, rngs, bias=True)
+        self.fc2 = _linear(cfg.dec_width, cfg.dec_width, cfg, rngs, bias=True)
+
+    def __call__(self, x):
+        return self.fc2(jax.nn.gelu(self.fc1(x)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoder (Llama blocks)
+# ----------------------------------------------------------------------------------------------
+
+
+class SelfAttention(nnx.Module):
+    """Causal multi-head self-attention with rotary positions and an optional key/value cache."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        d = cfg.dec_width
+        self.heads, self.head_dim, self.theta = cfg.dec_heads, d // cfg.dec_heads, cfg.rope_theta
+        self.q_proj = _linear(d, d, cfg, rngs)
+        self.k_proj = _linear(d, d, cfg, rngs)
+        self.v_proj = _linear(d, d, cfg, rngs)
+        self.o_proj = _linear(d, d, cfg, rngs)
+
+    def __call__(self, x, positions, cache: Cache | None = None):
+        """x (B, T, D), positions (T,) absolute; with a cache, keys are written at `positions`."""
+        b, t, d = x.shape
+        shape = (b, t, self.heads, self.head_dim)
+        q = rotary(self.q_proj(x).reshape(shape), positions, self.theta)
+        k = rotary(self.k_proj(x).reshape(shape), positions, self.theta)
+        v = self.v_proj(x).reshape(shape)
+        if cache is None:
+            mask = positions[None, :] <= positions[:, None]  # (T, T)
+        else:
+            start = positions[0]
+            k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), (0, start, 0, 0))
+            v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), (0, start, 0, 0))
+            cache = {"k": k, "v": v}
+            mask = jnp.arange(k.shape[1])[None, :] <= positions[:, None]  # (T, S): written keys only
+        out = attention(q, k, v, mask[None, None])
+        return self.o_proj(out.reshape(b, t, d)), cache
+
+
+class CrossAttention(nnx.Module):
+    """Attention from program tokens to the image memory; the memory's keys/values are computed once."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        d = cfg.dec_width
+        self.heads, self.head_dim = cfg.dec_heads, d // cfg.dec_heads
+        self.q_proj = _linear(d, d, cfg, rngs)
+        self.k_proj = _linear(d, d, cfg, rngs)
+        self.v_proj = _linear(d, d, cfg, rngs)
+        self.o_proj = _linear(d, d, cfg, rngs)
+
+    def memory_kv(self, memory):  # (B, N, D) -> k, v (B, N, H, Dh)
+        b, n, _ = memory.shape
+        shape = (b, n, self.heads, self.head_dim)
+        return {"k": self.k_proj(memory).reshape(shape), "v": self.v_proj(memory).reshape(shape)}
+
+    def __call__(self, x, memory_kv):
+        b, t, d = x.shape
+        q = self.q_proj(x).reshape(b, t, self.heads, self.head_dim)
+        return self.o_proj(attention(q, memory_kv["k"], memory_kv["v"], True).reshape(b, t, d))
+
+
+class SwiGLU(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.gate_proj = _linear(cfg.dec_width, cfg.dec_mlp_dim, cfg, rngs)
+        self.up_proj = _linear(cfg.dec_width, cfg.dec_mlp_dim, cfg, rngs)
+        self.down_proj = _linear(cfg.dec_mlp_dim, cfg.dec_width, cfg, rngs)
+
+    def __call__(self, x):
+        return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderBlock(nnx.Module):
+    """A Llama block (RMSNorm, rotary self-attention, SwiGLU), plus cross-attention when fused that way."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        d = cfg.dec_width
+        self.input_layernorm = nnx.RMSNorm(d, epsilon=1e-5, dtype=cfg.compute_dtype, rngs=rngs)
+        self.self_attn = SelfAttention(cfg, rngs)
+        if cfg.fusion == "cross_attention":
+            self.cross_layernorm = nnx.RMSNorm(d, epsilon=1e-5, dtype=cfg.compute_dtype, rngs=rngs)
+            self.cross_attn = CrossAttention(cfg, rngs)
+        else:
+            self.cross_attn = None
+        self.post_attention_layernorm = nnx.RMSNorm(d, epsilon=1e-5, dtype=cfg.compute_dtype, rngs=rngs)
+        self.mlp = SwiGLU(cfg, rngs)
+
+    def __call__(self, x, positions, memory_kv=None, cache: Cache | None = None):
+        attn, cache = self.self_attn(self.input_layernorm(x), positions, cache)
+        x = x + attn
+        if self.cross_attn is not None:
+            x = x + self.cross_attn(self.cross_layernorm(x), memory_kv)
+        return x + self.mlp(self.post_attention_layernorm(x)), cache
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole model
+# ----------------------------------------------------------------------------------------------
+
+
+class DrawingReader(nnx.Module):
+    """Image + prompt tokens -> next-token logits; `(output, aux)` returns in the big_vision manner."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.cfg = cfg
+        self.encoder = ImageEncoder(cfg, rngs)
+        self.projector = Projector(cfg, rngs)
+        self.embed_tokens = nnx.Embed(cfg.vocab_size, cfg.dec_width, dtype=cfg.compute_dtype,
+                                      embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
+        self.layers = nnx.List([DecoderBlock(cfg, rngs) for _ in range(cfg.dec_depth)])
+        self.norm = nnx.RMSNorm(cfg.dec_width, epsilon=1e-5, dtype=cfg.compute_dtype, rngs=rngs)
+        self.lm_head = _linear(cfg.dec_width, cfg.vocab_size, cfg, rngs)
+
+    # -- pieces --------------------------------------------------------------------------------
+
+    def embed_image(self, images):
+        """(B, S, S, 1) in [0, 1], ink = 1 -> memory (B, N, D_dec) in the decoder's width."""
+        return self.projector(self.encoder(images))
+
+    def _run_layers(self, x, positions, memory_kv, caches):
+        new_caches = []
+        for i, layer in enumerate(self.layers):
+            x, cache = layer(x, positions, None if memory_kv is None else memory_kv[i],
+                             None if caches is None else caches[i])
+            new_caches.append(cache)
+        return self.lm_head(self.norm(x)).astype(jnp.float32), new_caches
+
+    def _memory_kv(self, memory):
+        if self.cfg.fusion != "cross_attention":
+            return None
+        return [layer.cross_attn.memory_kv(memory) for layer in self.layers]
+
+    # -- teacher forcing -----------------------------------------------------------------------
+
+    def __call__(self, images, tokens):
+        """Full forward. images (B, S, S, 1), tokens (B, T) -> logits (B, T, V), aux."""
+        memory = self.embed_image(images)
+        return self.decode_full(memory, tokens)
+
+    def decode_full(self, memory, tokens):
+        """Decoder over the whole token sequence, no cache (training, and the uncached reference)."""
+        x = self.embed_tokens(tokens)  # (B, T, D)
+        if self.cfg.fusion == "prefix":
+            n = memory.shape[1]
+            x = jnp.concatenate([memory.astype(x.dtype), x], axis=1)  # (B, N + T, D)
+            logits, _ = self._run_layers(x, jnp.arange(x.shape[1]), None, None)
+            return logits[:, n:], {"memory": memory}
+        logits, _ = self._run_layers(x, jnp.arange(x.shape[1]), self._memory_kv(memory), None)
+        return logits, {"memory": memory}
+
+    # -- cached decoding -----------------------------------------------------------------------
+
+    def init_cache(self, batch: int, length: int | None = None) -> Cache:
+        cfg = self.cfg
+        length = length or (cfg.max_len + (cfg.num_image_tokens if cfg.fusion == "prefix" else 0))
+        shape = (batch, length, cfg.dec_heads, cfg.dec_width // cfg.dec_heads)
+        zeros = jnp.zeros(shape, cfg.compute_dtype)
+        return {"layers": [{"k": zeros, "v": zeros} for _ in range(cfg.dec_depth)],
+                "index": jnp.zeros((), jnp.int32)}
+
+    def prefill_cache(self, memory, prompt, cache: Cache):
+        """Runs the image (prefix mode) and the prompt (B, P) into the cache; returns last logits (B, V)."""
+        x = self.embed_tokens(prompt)
+        if self.cfg.fusion == "prefix":
+            x = jnp.concatenate([memory.astype(x.dtype), x], axis=1)
+        memory_kv = self._memory_kv(memory)
+        positions = jnp.arange(x.shape[1])
+        logits, layers = self._run_layers(x, positions, memory_kv, cache["layers"])
+        cache = {"layers": layers, "index": jnp.asarray(x.shape[1], jnp.int32), "memory_kv": memory_kv}
+        return logits[:, -1], cache
+
+    def extend_cache(self, token, cache: Cache):
+        """One more token (B,) at the cache's index -> logits (B, V), the cache advanced by one."""
+        x = self.embed_tokens(token[:, None])
+        positions = cache["index"][None]
+        logits, layers = self._run_layers(x, positions, cache.get("memory_kv"), cache["layers"])
+        return logits[:, 0], {**cache, "layers": layers, "index": cache["index"] + 1}
+
+
+def count_params(model: nnx.Module) -> int:
+    return sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(model, nnx.Param)))
