@@ -1,0 +1,279 @@
+"""Geometry shared by the DXF, PNG and SVG outputs, all in sheet millimetres (origin bottom-left, y up).
+
+- `fit_sheet`: the smallest sheet that holds a program (when the user gives none);
+- `primitive_polyline`: a primitive as points, what the raster backends draw;
+- `dimension_items`: where a drafter would put each size annotation (extension lines, dimension
+  lines, arrows, `Ø`/`R` leaders and their text), laid out once so PNG and SVG show the same drawing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterable, Sequence
+
+from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet,
+                                 format_number)
+
+Point = tuple[float, float]
+
+# Annotation digits are 2.5% to 4% of the sheet's longer side tall (the contract); 3% sits in the middle.
+TEXT_HEIGHT_FRACTION = 0.03
+# Digit (cap) height / font size for common sans fonts (DejaVu Sans 0.73): converts the drafter's
+# text height into the font size SVG and Pillow expect.
+CAP_HEIGHT_PER_EM = 0.73
+# Average advance of digits and Ø/R per unit of text height (DejaVu Sans digits: 0.636 em / 0.73 em).
+CHAR_WIDTH_PER_HEIGHT = 0.87
+MIN_SHEET_SIDE = 50.0
+SHEET_MARGIN = 0.10
+
+
+def text_height(sheet: Sheet) -> float:
+    """Height of the dimension digits in mm for this sheet."""
+    return TEXT_HEIGHT_FRACTION * sheet.longer_side
+
+
+def text_width(text: str, height: float) -> float:
+    """Estimated width in mm of a one-line label, for layout (a font is not needed to place it)."""
+    return CHAR_WIDTH_PER_HEIGHT * height * len(text)
+
+
+def dimension_text(value: float, prefix: str = "") -> str:
+    """`12.5` -> `R12.5`, `40.0` -> `40`: the value as it is written on the drawing."""
+    return f"{prefix}{format_number(value)}"
+
+
+def size_label(primitive: Primitive) -> str:
+    """A short text with the primitive's values: `40 × 20`, `Ø25`, `R12.5`, `L44.7`, `4 pts closed`."""
+    if isinstance(primitive, Rectangle):
+        return f"{format_number(primitive.width)} × {format_number(primitive.height)}"
+    if isinstance(primitive, Circle):
+        return dimension_text(2 * primitive.radius, "Ø")
+    if isinstance(primitive, Arc):
+        return dimension_text(primitive.radius, "R")
+    if isinstance(primitive, Line):
+        length = math.hypot(primitive.x2 - primitive.x1, primitive.y2 - primitive.y1)
+        return f"L{format_number(round(length, 1))}"
+    return f"{len(primitive.points)} pts{' closed' if primitive.closed else ''}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Extents and sheets
+# ----------------------------------------------------------------------------------------------
+
+
+def arc_sweep(arc: Arc) -> float:
+    """Counter-clockwise sweep from start to end in degrees, in (0, 360]."""
+    sweep = (arc.end_angle - arc.start_angle) % 360.0
+    return sweep if sweep > 0 else 360.0
+
+
+def _arc_extreme_points(arc: Arc) -> list[Point]:
+    """End points plus every axis crossing (0, 90, 180, 270 degrees) the arc passes through."""
+    sweep = arc_sweep(arc)
+    angles = [arc.start_angle, arc.start_angle + sweep]
+    angles += [a for a in (0.0, 90.0, 180.0, 270.0) if (a - arc.start_angle) % 360.0 <= sweep]
+    return [(arc.x + arc.radius * math.cos(math.radians(a)), arc.y + arc.radius * math.sin(math.radians(a)))
+            for a in angles]
+
+
+def primitive_extent_points(primitive: Primitive) -> list[Point]:
+    """Points whose bounding box is the primitive's bounding box."""
+    if isinstance(primitive, Line):
+        return [(primitive.x1, primitive.y1), (primitive.x2, primitive.y2)]
+    if isinstance(primitive, Rectangle):
+        return [(primitive.x, primitive.y), (primitive.x + primitive.width, primitive.y + primitive.height)]
+    if isinstance(primitive, Circle):
+        r = abs(primitive.radius)
+        return [(primitive.x - r, primitive.y - r), (primitive.x + r, primitive.y + r)]
+    if isinstance(primitive, Arc):
+        return _arc_extreme_points(arc=primitive)
+    return list(primitive.points)
+
+
+def fit_sheet(primitives: Iterable[Primitive]) -> Sheet:
+    """The smallest sheet (0.1 mm grid, >= 50 mm a side) holding the primitives plus a 10% margin.
+
+    The origin is fixed (coordinates are absolute), so only the far edges grow: width is the largest
+    x times 1.1, rounded up to 0.1 mm; the same for height.
+    """
+    points = [p for primitive in primitives for p in primitive_extent_points(primitive)]
+    max_x = max((x for x, _ in points), default=0.0)
+    max_y = max((y for _, y in points), default=0.0)
+
+    def side(extent: float) -> float:
+        # The 1e-9 keeps exact products such as 110.00000000000001 from rounding up to 110.1.
+        return max(MIN_SHEET_SIDE, math.ceil(extent * (1 + SHEET_MARGIN) * 10 - 1e-9) / 10)
+
+    return Sheet(side(max_x), side(max_y))
+
+
+def primitive_polyline(primitive: Primitive, max_chord_error: float = 0.02) -> tuple[list[Point], bool]:
+    """The primitive as (points, closed) in mm; circles and arcs sampled within `max_chord_error` mm."""
+    if isinstance(primitive, Line):
+        return [(primitive.x1, primitive.y1), (primitive.x2, primitive.y2)], False
+    if isinstance(primitive, Rectangle):
+        x, y, w, h = primitive.x, primitive.y, primitive.width, primitive.height
+        return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)], True
+    if isinstance(primitive, Polyline):
+        return list(primitive.points), primitive.closed
+    radius = abs(primitive.radius)
+    if isinstance(primitive, Circle):
+        start, sweep, closed = 0.0, 360.0, True
+    else:
+        start, sweep, closed = primitive.start_angle, arc_sweep(primitive), False
+    # Chord error of a step d on radius r is r (1 - cos(d/2)); solve for d.
+    step = 2 * math.acos(max(-1.0, 1 - max_chord_error / radius)) if radius > max_chord_error else math.pi / 4
+    count = max(8, math.ceil(math.radians(sweep) / step))
+    last = count if not closed else count - 1
+    points = [(primitive.x + radius * math.cos(math.radians(start + sweep * i / count)),
+               primitive.y + radius * math.sin(math.radians(start + sweep * i / count)))
+              for i in range(last + 1)]
+    return points, closed
+
+
+# ----------------------------------------------------------------------------------------------
+# Dimension layout
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Stroke:
+    """A thin annotation line (extension, dimension, leader or centre mark)."""
+
+    points: tuple[Point, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Arrow:
+    """A filled arrow head whose tip is at `tip`, pointing along the unit vector `direction`."""
+
+    tip: Point
+    direction: Point
+    length: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Label:
+    """Text centred on `centre`; `rotation` 90 reads bottom to top (vertical dimensions)."""
+
+    centre: Point
+    text: str
+    height: float
+    rotation: float = 0.0
+
+
+DimensionItem = Stroke | Arrow | Label
+
+
+@dataclasses.dataclass(frozen=True)
+class _Style:
+    """Drafting proportions, all relative to the text height (ISO 129-like)."""
+
+    text: float
+
+    @property
+    def gap(self) -> float:          # text to dimension line
+        return 0.4 * self.text
+
+    @property
+    def offset(self) -> float:       # object to dimension line
+        return 2.2 * self.text
+
+    @property
+    def extension_gap(self) -> float:   # object to the start of an extension line
+        return 0.4 * self.text
+
+    @property
+    def overshoot(self) -> float:    # extension line past the dimension line
+        return 0.5 * self.text
+
+    @property
+    def arrow(self) -> float:
+        return 0.8 * self.text
+
+
+def _box_inside(centre: Point, width: float, height: float, sheet: Sheet) -> bool:
+    x, y = centre
+    return (x - width / 2 >= 0 and x + width / 2 <= sheet.width
+            and y - height / 2 >= 0 and y + height / 2 <= sheet.height)
+
+
+def _rectangle_items(rect: Rectangle, sheet: Sheet, style: _Style) -> list[DimensionItem]:
+    items: list[DimensionItem] = []
+    x0, y0, x1, y1 = rect.x, rect.y, rect.x + rect.width, rect.y + rect.height
+    t = style.text
+    # Width: below the rectangle unless that leaves the sheet; the text always sits above its line.
+    below = y0 - style.offset
+    y_dim, side = (below, -1) if below - style.arrow / 2 >= 0 else (y1 + style.offset, 1)
+    for x in (x0, x1):
+        edge = y0 if side < 0 else y1
+        items.append(Stroke(((x, edge + side * style.extension_gap), (x, y_dim + side * style.overshoot))))
+    items += [Stroke(((x0, y_dim), (x1, y_dim))),
+              Arrow((x0, y_dim), (-1.0, 0.0), style.arrow), Arrow((x1, y_dim), (1.0, 0.0), style.arrow),
+              Label(((x0 + x1) / 2, y_dim + style.gap + t / 2), dimension_text(rect.width), t)]
+    # Height: right of the rectangle unless that leaves the sheet; text left of the line, read upwards.
+    right = x1 + style.offset
+    x_dim, side = (right, 1) if right + style.arrow / 2 <= sheet.width else (x0 - style.offset, -1)
+    for y in (y0, y1):
+        edge = x1 if side > 0 else x0
+        items.append(Stroke(((edge + side * style.extension_gap, y), (x_dim + side * style.overshoot, y))))
+    items += [Stroke(((x_dim, y0), (x_dim, y1))),
+              Arrow((x_dim, y0), (0.0, -1.0), style.arrow), Arrow((x_dim, y1), (0.0, 1.0), style.arrow),
+              Label((x_dim - style.gap - t / 2, (y0 + y1) / 2), dimension_text(rect.height), t, 90.0)]
+    return items
+
+
+def _leader_items(centre: Point, radius: float, directions: Sequence[float], text: str, both_ends: bool,
+                  sheet: Sheet, style: _Style) -> list[DimensionItem]:
+    """A radial leader: from the centre (radius) or across (diameter), out past the curve to a
+    horizontal shoulder carrying the text; the first direction whose text fits the sheet wins."""
+    t = style.text
+    width = text_width(text, t)
+    options = []
+    for degrees in directions:
+        ux, uy = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+        tip = (centre[0] + radius * ux, centre[1] + radius * uy)
+        knee = (tip[0] + 1.2 * t * ux, tip[1] + 1.2 * t * uy)
+        for side in ((1.0, -1.0) if ux >= 0 else (-1.0, 1.0)):
+            end = (knee[0] + side * (width + style.gap), knee[1])
+            label_centre = ((knee[0] + end[0]) / 2, knee[1] + style.gap + t / 2)
+            options.append((ux, uy, tip, knee, end, label_centre))
+    fitting = [o for o in options if _box_inside(o[5], width, t, sheet)]
+    ux, uy, tip, knee, end, label_centre = (fitting or options)[0]
+    start = (centre[0] - radius * ux, centre[1] - radius * uy) if both_ends else centre
+    items: list[DimensionItem] = [Stroke((start, tip, knee, end)), Arrow(tip, (ux, uy), style.arrow)]
+    if both_ends:
+        items.append(Arrow(start, (-ux, -uy), style.arrow))
+    items.append(Label(label_centre, text, t))
+    return items
+
+
+def _centre_mark(centre: Point, style: _Style) -> list[DimensionItem]:
+    half = 0.35 * style.text
+    x, y = centre
+    return [Stroke(((x - half, y), (x + half, y))), Stroke(((x, y - half), (x, y + half)))]
+
+
+def dimension_items(primitives: Iterable[Primitive], sheet: Sheet) -> list[DimensionItem]:
+    """Size annotations as a drafter draws them: rectangle width and height as linear dimensions,
+    circle diameters (`Ø`) and arc radii (`R`) as leaders. Lines and polylines carry none (the
+    contract annotates sizes only). Primitives with a non-positive size get no annotation."""
+    style = _Style(text_height(sheet))
+    items: list[DimensionItem] = []
+    for primitive in primitives:
+        if isinstance(primitive, Rectangle) and primitive.width > 0 and primitive.height > 0:
+            items += _rectangle_items(primitive, sheet, style)
+        elif isinstance(primitive, Circle) and primitive.radius > 0:
+            centre = (primitive.x, primitive.y)
+            items += _centre_mark(centre, style)
+            items += _leader_items(centre, primitive.radius, (45.0, 135.0, -45.0, -135.0),
+                                   dimension_text(2 * primitive.radius, "Ø"), True, sheet, style)
+        elif isinstance(primitive, Arc) and primitive.radius > 0:
+            centre = (primitive.x, primitive.y)
+            middle = primitive.start_angle + arc_sweep(primitive) / 2
+            quarter = arc_sweep(primitive) / 4
+            items += _centre_mark(centre, style)
+            items += _leader_items(centre, primitive.radius, (middle, middle - quarter, middle + quarter),
+                                   dimension_text(primitive.radius, "R"), False, sheet, style)
+    return items
