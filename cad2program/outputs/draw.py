@@ -421,7 +421,7 @@ def _best_box(candidates: list[_Box], busy: np.ndarray, taken: list[_Box]) -> _B
 def _plan_overlay(rgb: np.ndarray, primitives: list[Primitive], confidences: list[float | None],
                   to_px: _PixelMap) -> _OverlayPlan:
     long_px = max(rgb.shape[:2])
-    stroke_px = max(2, round(0.004 * long_px))
+    stroke_px = max(3, round(0.004 * long_px))  # OpenCV anti-aliasing leaves 2 px lines faint
     font_px = max(11, round(0.022 * long_px))
     size = (to_px.width_px, to_px.height_px)
     colours = [confidence_colour(c) for c in confidences]
