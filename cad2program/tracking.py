@@ -14,6 +14,7 @@ are skipped. With ``enabled=False`` every method is a no-op and clearml is never
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import json
@@ -158,11 +159,15 @@ class Tracker:
         offline = tracking_mode() == "offline"
         flat_config = flatten_config(config)
         name = task_name or _default_task_name(flat_config, workdir)
+        task = None
         try:
             task = _init_task(project, name, offline)
             task.connect(flat_config, name="config")
         except Exception as error:  # tracking must never stop training
             logger(f"warning: ClearML tracking is off for this run, the task could not start: {error!r}")
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    task.close()
             return cls(logger=logger)
         tracker = cls(task=task, workdir=workdir, offline=offline, logger=logger)
         where = f"offline session in {task.get_offline_mode_folder()}" if offline else "live reporting"
