@@ -299,7 +299,8 @@ def primitive_from_json(obj: Any, where: str = "primitive") -> Primitive:
     type_name = obj.get("type")
     if type_name is None:
         raise ProgramError(f"{where}: missing field 'type'")
-    cls = PRIMITIVE_TYPES.get(type_name)
+    # A list or object as the type is unhashable: it must not reach the dict lookup as a TypeError.
+    cls = PRIMITIVE_TYPES.get(type_name) if isinstance(type_name, str) else None
     if cls is None:
         raise ProgramError(f"{where}: unknown type {type_name!r} (expected one of {', '.join(TYPE_NAMES)})")
     names = field_names(type_name)

@@ -125,6 +125,8 @@ JSON_REFUSALS = [
     ({"type": "polyline", "points": "0,0 1,1"}, r"polyline\.points: expected a list"),
     ({"type": "polyline", "points": [[0, 0], [1, 1]], "closed": "no"}, r"closed: expected true or false"),
     ("circle", r"expected a JSON object"),
+    ({"type": ["circle"], "x": 1, "y": 1, "radius": 1}, r"unknown type \['circle'\]"),
+    ({"type": {}}, r"unknown type \{\}"),
 ]
 
 
