@@ -136,7 +136,7 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
     except MemoryError:
         raise _fail(what, "not enough memory to decode it") from None
     except Exception as err:
-        raise _fail(what, f"cannot decode: {err}") from None
+        raise _fail(what, f"cannot decode (truncated or corrupt file): {err}") from None
 
 
 def check_image(path: str | Path, decode: bool = False,
@@ -160,7 +160,7 @@ def check_image(path: str | Path, decode: bool = False,
         else:
             image.load()
     except Exception as err:
-        raise _fail(what, f"cannot decode: {err}") from None
+        raise _fail(what, f"cannot decode (truncated or corrupt file): {err}") from None
     # The EXIF orientation may swap the sides: report the size the model will see.
     try:
         orientation = image.getexif().get(0x0112, 1)
@@ -302,7 +302,8 @@ def load_labels(folder: str | Path, check_images: bool = True, require_primitive
             try:
                 image_size = check_image(image_path, decode=decode_images, max_pixels=max_pixels)
             except ImageError as err:
-                problems.append(LineProblem(number, f"image {image_key!r}: {err.reason}"))
+                where = f" (looked for {image_path})" if err.reason == "file not found" else ""
+                problems.append(LineProblem(number, f"image {image_key!r}: {err.reason}{where}"))
                 continue
         records.append(Record(image_key, image_path, sheet, primitives, extra, number, image_size))
     return records, problems

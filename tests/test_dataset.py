@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from cad2program.dataset import (ImageError, LineProblem, check_image, load_dataset, load_image, load_labels,
@@ -354,3 +356,25 @@ def test_exif_orientation_is_applied(tmp_path):
     assert grey.shape == (40, 20)  # upright: taller than wide
     assert grey[:15].mean() < 30 and grey[25:].mean() > 225  # the black half is now on top
     assert check_image(path) == (20, 40)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12)
+_fields = st.sampled_from(["type", "x", "y", "x1", "y1", "x2", "y2", "width", "height", "radius",
+                           "start_angle", "end_angle", "points", "closed"])
+_type_names = st.sampled_from(["line", "rectangle", "circle", "arc", "polyline"])
+_primitive_like = st.dictionaries(_fields, _json_values | _type_names, max_size=6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sheet=_json_values | st.fixed_dictionaries({"width": _json_values, "height": _json_values}),
+       primitives=_json_values | st.lists(_primitive_like, max_size=3))
+def test_arbitrary_json_is_reported_never_raised(tmp_path, sheet, primitives):
+    folder = tmp_path / "fuzz"
+    folder.mkdir(exist_ok=True)
+    line = json.dumps({"image": "a.png", "sheet": sheet, "primitives": primitives})
+    (folder / "labels.jsonl").write_text(line + "\n")
+    records, problems = load_labels(folder, check_images=False)
+    assert len(records) + len(problems) == 1

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, format_program, parse_program
+from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, format_program, parse_program
 from cad2program.tokenizer import (BOS, CLOSED, DIGIT0, DOT, EOS, GRAMMAR_DONE, GRAMMAR_START, GRAMMAR_TABLE,
                                    OPEN, PAD, SIZE_END, TENTH0, TOKEN_ID, TYPE_ID, VALUE0, VOCAB_SIZE,
                                    TokenizerError, decode, decode_prompt, decode_spans, encode, encode_primitive,
