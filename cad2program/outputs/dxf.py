@@ -15,7 +15,7 @@ import ezdxf
 from ezdxf.document import Drawing
 
 from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle, Sheet)
-from cad2program.outputs.scene import arc_sweep, text_height
+from cad2program.outputs.scene import leader_angle, text_height
 
 GEOMETRY_LAYER = "GEOMETRY"
 DIMENSIONS_LAYER = "DIMENSIONS"
@@ -42,7 +42,9 @@ def _add_dimension_styles(doc: Drawing, sheet: Sheet) -> None:
     for name, value in common.items():
         linear.set_dxf_attrib(name, value)
     radial = doc.dimstyles.new(RADIAL_STYLE)
-    for name, value in {**common, "dimtmove": 0, "dimtofl": 1, "dimcen": 0.35 * t}.items():
+    # Radial text outside the curve and level (dimtoh), like the PNG/SVG leaders' shoulders.
+    for name, value in {**common, "dimtmove": 0, "dimtofl": 1, "dimtoh": 1, "dimtih": 1,
+                        "dimcen": 0.35 * t}.items():
         radial.set_dxf_attrib(name, value)
 
 
@@ -83,11 +85,13 @@ def _add_dimensions(msp, primitive: Primitive, sheet: Sheet) -> None:
         msp.add_linear_dim(base=(x_dim, y0), p1=(x1, y0), p2=(x1, y1), angle=90,
                            dimstyle=LINEAR_STYLE, dxfattribs=attribs).render()
     elif isinstance(primitive, Circle) and primitive.radius > 0:
-        msp.add_diameter_dim((primitive.x, primitive.y), radius=primitive.radius, angle=45,
+        # ezdxf writes a diameter's text at the end opposite `angle`: turn it to the drawing's side.
+        msp.add_diameter_dim((primitive.x, primitive.y), radius=primitive.radius,
+                             angle=leader_angle(primitive, sheet) + 180,
                              dimstyle=RADIAL_STYLE, dxfattribs=attribs).render()
     elif isinstance(primitive, Arc) and primitive.radius > 0:
-        middle = primitive.start_angle + arc_sweep(primitive) / 2
-        msp.add_radius_dim((primitive.x, primitive.y), radius=primitive.radius, angle=middle,
+        msp.add_radius_dim((primitive.x, primitive.y), radius=primitive.radius,
+                           angle=leader_angle(primitive, sheet),
                            dimstyle=RADIAL_STYLE, dxfattribs=attribs).render()
 
 

@@ -199,6 +199,22 @@ def _box_inside(centre: Point, width: float, height: float, sheet: Sheet) -> boo
             and y - height / 2 >= 0 and y + height / 2 <= sheet.height)
 
 
+def _linear_items(p0: Point, p1: Point, unit: Point, style: _Style, text: str, label_centre: Point,
+                  rotation: float) -> list[DimensionItem]:
+    """Dimension line from p0 to p1 (along `unit`) with its arrows and text. When the text and two
+    arrows do not fit between the extension lines, the arrows go outside pointing in, as drafters do."""
+    length = math.dist(p0, p1)
+    ux, uy = unit
+    if length >= text_width(text, style.text) + 2.5 * style.arrow:
+        return [Stroke((p0, p1)), Arrow(p0, (-ux, -uy), style.arrow), Arrow(p1, (ux, uy), style.arrow),
+                Label(label_centre, text, style.text, rotation)]
+    reach = 2.2 * style.arrow
+    before = (p0[0] - ux * reach, p0[1] - uy * reach)
+    after = (p1[0] + ux * reach, p1[1] + uy * reach)
+    return [Stroke((before, after)), Arrow(p0, (ux, uy), style.arrow), Arrow(p1, (-ux, -uy), style.arrow),
+            Label(label_centre, text, style.text, rotation)]
+
+
 def _rectangle_items(rect: Rectangle, sheet: Sheet, style: _Style) -> list[DimensionItem]:
     items: list[DimensionItem] = []
     x0, y0, x1, y1 = rect.x, rect.y, rect.x + rect.width, rect.y + rect.height
@@ -209,18 +225,16 @@ def _rectangle_items(rect: Rectangle, sheet: Sheet, style: _Style) -> list[Dimen
     for x in (x0, x1):
         edge = y0 if side < 0 else y1
         items.append(Stroke(((x, edge + side * style.extension_gap), (x, y_dim + side * style.overshoot))))
-    items += [Stroke(((x0, y_dim), (x1, y_dim))),
-              Arrow((x0, y_dim), (-1.0, 0.0), style.arrow), Arrow((x1, y_dim), (1.0, 0.0), style.arrow),
-              Label(((x0 + x1) / 2, y_dim + style.gap + t / 2), dimension_text(rect.width), t)]
+    items += _linear_items((x0, y_dim), (x1, y_dim), (1.0, 0.0), style, dimension_text(rect.width),
+                           ((x0 + x1) / 2, y_dim + style.gap + t / 2), 0.0)
     # Height: right of the rectangle unless that leaves the sheet; text left of the line, read upwards.
     right = x1 + style.offset
     x_dim, side = (right, 1) if right + style.arrow / 2 <= sheet.width else (x0 - style.offset, -1)
     for y in (y0, y1):
         edge = x1 if side > 0 else x0
         items.append(Stroke(((edge + side * style.extension_gap, y), (x_dim + side * style.overshoot, y))))
-    items += [Stroke(((x_dim, y0), (x_dim, y1))),
-              Arrow((x_dim, y0), (0.0, -1.0), style.arrow), Arrow((x_dim, y1), (0.0, 1.0), style.arrow),
-              Label((x_dim - style.gap - t / 2, (y0 + y1) / 2), dimension_text(rect.height), t, 90.0)]
+    items += _linear_items((x_dim, y0), (x_dim, y1), (0.0, 1.0), style, dimension_text(rect.height),
+                           (x_dim - style.gap - t / 2, (y0 + y1) / 2), 90.0)
     return items
 
 
@@ -230,7 +244,7 @@ def _leader_items(centre: Point, radius: float, directions: Sequence[float], tex
     horizontal shoulder carrying the text; the first direction whose text fits the sheet wins."""
     t = style.text
     width = text_width(text, t)
-    options = []
+    outward, inward = [], []  # shoulders pointing away from the curve first; back across it only if needed
     for degrees in directions:
         ux, uy = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
         tip = (centre[0] + radius * ux, centre[1] + radius * uy)
@@ -238,7 +252,8 @@ def _leader_items(centre: Point, radius: float, directions: Sequence[float], tex
         for side in ((1.0, -1.0) if ux >= 0 else (-1.0, 1.0)):
             end = (knee[0] + side * (width + style.gap), knee[1])
             label_centre = ((knee[0] + end[0]) / 2, knee[1] + style.gap + t / 2)
-            options.append((ux, uy, tip, knee, end, label_centre))
+            (outward if side * ux >= 0 else inward).append((ux, uy, tip, knee, end, label_centre))
+    options = outward + inward
     fitting = [o for o in options if _box_inside(o[5], width, t, sheet)]
     ux, uy, tip, knee, end, label_centre = (fitting or options)[0]
     start = (centre[0] - radius * ux, centre[1] - radius * uy) if both_ends else centre
@@ -255,6 +270,24 @@ def _centre_mark(centre: Point, style: _Style) -> list[DimensionItem]:
     return [Stroke(((x - half, y), (x + half, y))), Stroke(((x, y - half), (x, y + half)))]
 
 
+def _leader_plan(primitive: Circle | Arc) -> tuple[tuple[float, ...], str, bool]:
+    """Candidate leader directions (degrees, preferred first), the text, and whether it spans a diameter."""
+    if isinstance(primitive, Circle):
+        return (45.0, 135.0, -45.0, -135.0), dimension_text(2 * primitive.radius, "Ø"), True
+    middle = primitive.start_angle + arc_sweep(primitive) / 2
+    quarter = arc_sweep(primitive) / 4
+    return (middle, middle - quarter, middle + quarter), dimension_text(primitive.radius, "R"), False
+
+
+def leader_angle(primitive: Circle | Arc, sheet: Sheet) -> float:
+    """Direction in degrees of the `Ø`/`R` leader drawn for this circle or arc (so a DXF's
+    dimension entities point the same way as the PNG/SVG drawing's)."""
+    for item in dimension_items([primitive], sheet):
+        if isinstance(item, Arrow) and math.dist(item.tip, (primitive.x, primitive.y)) > 0:
+            return math.degrees(math.atan2(item.direction[1], item.direction[0]))
+    return 45.0
+
+
 def dimension_items(primitives: Iterable[Primitive], sheet: Sheet) -> list[DimensionItem]:
     """Size annotations as a drafter draws them: rectangle width and height as linear dimensions,
     circle diameters (`Ø`) and arc radii (`R`) as leaders. Lines and polylines carry none (the
@@ -264,16 +297,9 @@ def dimension_items(primitives: Iterable[Primitive], sheet: Sheet) -> list[Dimen
     for primitive in primitives:
         if isinstance(primitive, Rectangle) and primitive.width > 0 and primitive.height > 0:
             items += _rectangle_items(primitive, sheet, style)
-        elif isinstance(primitive, Circle) and primitive.radius > 0:
+        elif isinstance(primitive, (Circle, Arc)) and primitive.radius > 0:
             centre = (primitive.x, primitive.y)
+            directions, text, diameter = _leader_plan(primitive)
             items += _centre_mark(centre, style)
-            items += _leader_items(centre, primitive.radius, (45.0, 135.0, -45.0, -135.0),
-                                   dimension_text(2 * primitive.radius, "Ø"), True, sheet, style)
-        elif isinstance(primitive, Arc) and primitive.radius > 0:
-            centre = (primitive.x, primitive.y)
-            middle = primitive.start_angle + arc_sweep(primitive) / 2
-            quarter = arc_sweep(primitive) / 4
-            items += _centre_mark(centre, style)
-            items += _leader_items(centre, primitive.radius, (middle, middle - quarter, middle + quarter),
-                                   dimension_text(primitive.radius, "R"), False, sheet, style)
+            items += _leader_items(centre, primitive.radius, directions, text, diameter, sheet, style)
     return items
