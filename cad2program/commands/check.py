@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         print()
     print(f"{path}: {_plural(len(records), 'drawing')} OK, {_plural(len(problems), 'bad line')}")
+    if not records and not problems:
+        print("warning: the file holds no drawing")
     for line in summary_lines(records, check_images=not args.no_images):
         print(line)
     return 1 if problems else 0
