@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cad2program.cad import (dxf_bytes, fit_sheet, overlay, read_dxf_primitives, render_program, run_program,
-                             to_dxf)
+from cad2program.cad import (dxf_bytes, fit_sheet, overlay, read_dxf, read_dxf_primitives, render_program,
+                             run_program, to_dxf)
 from cad2program.outputs.dxf import DIMENSIONS_LAYER, GEOMETRY_LAYER, SHEET_LAYER
 from cad2program.program import Arc, Circle, Line, Polyline, ProgramError, Rectangle, Sheet
 
@@ -102,6 +102,11 @@ def test_dxf_to_streams_and_without_dimensions():
     doc = ezdxf.read(io.StringIO(text.getvalue()))
     assert len(doc.modelspace().query("DIMENSION")) == 0
     assert read_dxf_primitives(io.BytesIO(dxf_bytes(PRIMITIVES, SHEET))) == PRIMITIVES
+
+
+def test_read_dxf_gives_the_sheet_back(dxf_doc):
+    path, _ = dxf_doc
+    assert read_dxf(path) == (PRIMITIVES, SHEET)
 
 
 def test_closed_polyline_shaped_like_a_rectangle_stays_a_polyline():
@@ -304,3 +309,18 @@ def test_render_command_refuses_a_malformed_sheet(program_file, tmp_path, capsys
     with pytest.raises(SystemExit) as exit_info:
         main(["render", str(program_file), "--out", str(tmp_path / "x.png"), "--sheet", "200by150"])
     assert exit_info.value.code == 2 and "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_render_command_redraws_its_own_dxf_identically(program_file, tmp_path, capsys):
+    from cad2program.cli import main
+
+    dxf, direct, from_dxf = tmp_path / "part.dxf", tmp_path / "direct.png", tmp_path / "from_dxf.png"
+    assert main(["render", str(program_file), "--out", str(dxf)]) == 0
+    assert main(["render", str(program_file), "--out", str(direct)]) == 0
+    assert main(["render", str(dxf), "--out", str(from_dxf)]) == 0
+    assert from_dxf.read_bytes() == direct.read_bytes()
+    not_dxf = tmp_path / "not.dxf"
+    not_dxf.write_text("hello")
+    capsys.readouterr()
+    assert main(["render", str(not_dxf), "--out", str(tmp_path / "x.png")]) == 2
+    assert "not.dxf: not a readable DXF file" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """Draw a program back: an annotated PNG or SVG drawing, or a DXF file with real dimensions.
 
 The input is program text (`circle(x=30, y=5, radius=5)`, one call a line), a JSON list of
-primitives, or a JSON label object {"sheet": {...}, "primitives": [...]}. The format comes from
+primitives, a JSON label object {"sheet": {...}, "primitives": [...]}, or a .dxf file (its GEOMETRY
+layer, and its sheet from the SHEET layer: what `render --out x.dxf` writes). The format comes from
 the --out suffix: .png, .svg or .dxf (millimetres; layers GEOMETRY, DIMENSIONS, SHEET).
 The sheet is --sheet, else the label's, else the smallest one holding the primitives with a 10%
 margin (at least 50 mm a side). Exit status 2 when the program does not parse (the message gives
@@ -44,7 +45,7 @@ def _pixel_size(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("program", metavar="PROGRAM_OR_JSON",
-                        help="a program file, a JSON list of primitives or a JSON label object")
+                        help="a program file, a JSON list of primitives, a JSON label object or a .dxf file")
     parser.add_argument("--out", required=True, metavar="FILE",
                         help="output file: .png, .svg or .dxf (the suffix picks the format)")
     parser.add_argument("--sheet", type=parse_sheet, metavar="WxH",
@@ -56,12 +57,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_drawing(path: Path):
-    """(primitives, sheet or None) from a program file, a JSON list or a JSON label object."""
+    """(primitives, sheet or None) from a program file, a JSON list, a JSON label object or a DXF."""
     import json
 
     from cad2program.errors import UserError
     from cad2program.program import ProgramError, Sheet, parse_any, primitives_from_json
 
+    if path.suffix.lower() == ".dxf":
+        from cad2program.outputs import read_dxf
+
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        try:
+            return read_dxf(path)
+        except ProgramError as err:
+            message = str(err)  # unreadable files already name themselves; bad entities do not
+            raise UserError(message if message.startswith(str(path)) else f"{path}: {message}") from None
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

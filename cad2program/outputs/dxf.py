@@ -145,14 +145,16 @@ def _read_document(path_or_stream: PathOrStream) -> Drawing:
     if isinstance(path_or_stream, (str, os.PathLike)):
         try:
             return ezdxf.readfile(path_or_stream)
-        except ezdxf.DXFStructureError as err:
+        except FileNotFoundError:
+            raise
+        except (ezdxf.DXFError, OSError, UnicodeError) as err:  # ezdxf says "not a DXF file" as an OSError
             raise ProgramError(f"{os.fspath(path_or_stream)}: not a readable DXF file: {err}") from None
     data = path_or_stream.read()
     if isinstance(data, bytes):
         data = data.decode("utf-8", errors="replace")
     try:
         return ezdxf.read(io.StringIO(data))
-    except ezdxf.DXFStructureError as err:
+    except ezdxf.DXFError as err:
         raise ProgramError(f"not a readable DXF stream: {err}") from None
 
 
@@ -189,7 +191,26 @@ def read_dxf_primitives(path_or_stream: PathOrStream, layer: str = GEOMETRY_LAYE
     Reads LINE, CIRCLE, ARC and straight LWPOLYLINE entities; any other entity on the layer raises
     ProgramError naming it, since silently dropping geometry would give a wrong program.
     """
+    return _primitives_of(_read_document(path_or_stream), layer)
+
+
+def read_dxf(path_or_stream: PathOrStream, layer: str = GEOMETRY_LAYER) -> tuple[list[Primitive], Sheet | None]:
+    """The primitives (as `read_dxf_primitives`) and the sheet drawn on the SHEET layer, if any."""
     doc = _read_document(path_or_stream)
+    return _primitives_of(doc, layer), _sheet_of(doc)
+
+
+def _sheet_of(doc: Drawing) -> Sheet | None:
+    """The sheet border written by `to_dxf`: a closed LWPOLYLINE on SHEET from (0, 0)."""
+    for entity in doc.modelspace().query(f'LWPOLYLINE[layer=="{SHEET_LAYER}"]'):
+        points = [(_mm(x), _mm(y)) for x, y in entity.get_points("xy")]
+        xs, ys = [x for x, _ in points], [y for _, y in points]
+        if entity.closed and min(xs) == 0 and min(ys) == 0 and max(xs) > 0 and max(ys) > 0:
+            return Sheet(max(xs), max(ys))
+    return None
+
+
+def _primitives_of(doc: Drawing, layer: str) -> list[Primitive]:
     primitives: list[Primitive] = []
     for entity in doc.modelspace().query(f'*[layer=="{layer}"]'):
         kind = entity.dxftype()
@@ -211,5 +232,5 @@ def read_dxf_primitives(path_or_stream: PathOrStream, layer: str = GEOMETRY_LAYE
     return primitives
 
 
-__all__ = ["to_dxf", "dxf_bytes", "build_dxf", "read_dxf_primitives", "GEOMETRY_LAYER", "DIMENSIONS_LAYER",
+__all__ = ["to_dxf", "dxf_bytes", "build_dxf", "read_dxf_primitives", "read_dxf", "GEOMETRY_LAYER", "DIMENSIONS_LAYER",
            "SHEET_LAYER"]
