@@ -1,0 +1,188 @@
+"""Fonts for annotation text: found by file path, checked glyph by glyph, rendered into small masks.
+
+Fonts are looked up by file name under the usual font folders (install.sh installs the Debian
+packages that provide them). A missing font is skipped, never an error: with none of the known
+fonts present, any TrueType/OpenType file found is used, and with none at all, Pillow's built-in font.
+Every font is checked for the glyphs the annotations use; a font that draws `Ø` as its "missing
+glyph" box keeps its place, with `Ø` drawn the way a hand does: an `O` struck through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+FONT_ROOTS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
+
+# File name -> kind: "cad" fonts look like CAD output, "hand" fonts like handwriting.
+KNOWN_FONTS: dict[str, str] = {
+    "DejaVuSans.ttf": "cad", "DejaVuSans-Oblique.ttf": "cad", "DejaVuSansCondensed.ttf": "cad",
+    "DejaVuSansCondensed-Oblique.ttf": "cad", "DejaVuSansMono.ttf": "cad", "DejaVuSerif.ttf": "cad",
+    "DejaVuSerifCondensed.ttf": "cad", "DejaVuSans-Bold.ttf": "cad",
+    "LiberationSans-Regular.ttf": "cad", "LiberationSans-Italic.ttf": "cad", "LiberationSans-Bold.ttf": "cad",
+    "LiberationSerif-Regular.ttf": "cad", "LiberationMono-Regular.ttf": "cad",
+    "FreeSans.ttf": "cad", "FreeSansOblique.ttf": "cad", "FreeSerif.ttf": "cad", "FreeMono.ttf": "cad",
+    "FreeMonoBold.ttf": "cad",
+    "Humor-Sans.ttf": "hand", "ComicNeue-Regular.otf": "hand", "ComicNeue-Light.otf": "hand",
+    "ComicNeue-Italic.otf": "hand", "ComicNeue-Bold.otf": "hand", "dkg.ttf": "hand", "dkgIt.ttf": "hand",
+    "Breip.ttf": "hand", "femkeklaver.ttf": "hand",
+}
+REQUIRED_GLYPHS = "0123456789.R"  # without these a font cannot write an annotation at all
+DIAMETER = "\u00d8"  # Ø
+_PROBE_SIZE = 64
+_NOTDEF_PROBE = "\ue01f"  # a private-use code point: every font draws its "missing glyph" for it
+
+
+@dataclasses.dataclass(frozen=True)
+class FontFace:
+    """One usable font file (path None: Pillow's built-in font)."""
+
+    path: str | None
+    kind: str  # "cad" or "hand"
+    has_diameter: bool  # draws a real Ø (else: O struck through)
+    digit_ratio: float  # height of the digits / font size
+    stroke_ratio: float = 0.08  # stroke width / font size
+
+
+def load_font(path: str | None, size: float) -> ImageFont.FreeTypeFont:
+    """The font at `size` px, cached by (path, size); sizes are kept to 0.5 px steps by callers."""
+    return _load_font(path, float(size))
+
+
+@functools.lru_cache(maxsize=1024)
+def _load_font(path: str | None, size: float):
+    if path is None:
+        return ImageFont.load_default(size=size)
+    return ImageFont.truetype(path, size=size)
+
+
+def _glyph_mask(font, text: str) -> np.ndarray:
+    image = Image.new("L", (_PROBE_SIZE * 3, _PROBE_SIZE * 2), 0)
+    ImageDraw.Draw(image).text((4, 4), text, font=font, fill=255)
+    return np.asarray(image)
+
+
+def _probe(path: str | None, kind: str) -> FontFace | None:
+    """The face when it draws every required glyph, else None (also for unreadable files)."""
+    try:
+        font = _load_font(path, float(_PROBE_SIZE))
+        notdef = _glyph_mask(font, _NOTDEF_PROBE)
+
+        def draws(char: str) -> bool:
+            mask = _glyph_mask(font, char)
+            return bool(mask.any()) and not np.array_equal(mask, notdef)
+
+        if not all(draws(c) for c in REQUIRED_GLYPHS):
+            return None
+        left, top, right, bottom = font.getbbox("0123456789")
+    except (OSError, ValueError):
+        return None
+    if bottom <= top:
+        return None
+    one = _glyph_mask(font, "1") > 127  # the stem of a 1 is one stroke wide
+    rows = one.sum(axis=1)
+    stroke = float(np.median(rows[rows > 0])) if rows.any() else 0.08 * _PROBE_SIZE
+    return FontFace(path, kind, draws(DIAMETER), (bottom - top) / _PROBE_SIZE,
+                    float(np.clip(stroke / _PROBE_SIZE, 0.03, 0.2)))
+
+
+def _font_files() -> dict[str, str]:
+    """File name -> path of every font file under the font roots (first found wins)."""
+    found: dict[str, str] = {}
+    for root in FONT_ROOTS:
+        root_path = Path(os.path.expanduser(root))
+        if not root_path.is_dir():
+            continue
+        for path in sorted(root_path.rglob("*")):
+            if path.suffix.lower() in (".ttf", ".otf") and path.is_file():
+                found.setdefault(path.name, str(path))
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def available_fonts() -> dict[str, tuple[FontFace, ...]]:
+    """Usable faces by kind ("cad", "hand"); neither kind is ever empty."""
+    files = _font_files()
+    faces: dict[str, list[FontFace]] = {"cad": [], "hand": []}
+    for name in sorted(KNOWN_FONTS):
+        if name in files:
+            face = _probe(files[name], KNOWN_FONTS[name])
+            if face is not None:
+                faces[face.kind].append(face)
+    if not faces["cad"]:  # none of the known fonts: any font that draws digits will do
+        for name in sorted(files):
+            if "math" in name.lower() or "symbol" in name.lower():
+                continue
+            face = _probe(files[name], "cad")
+            if face is not None:
+                faces["cad"].append(face)
+            if len(faces["cad"]) >= 4:
+                break
+    if not faces["cad"]:
+        builtin = _probe(None, "cad")
+        faces["cad"].append(builtin or FontFace(None, "cad", False, 0.7))
+    if not faces["hand"]:
+        faces["hand"] = list(faces["cad"])
+    return {kind: tuple(items) for kind, items in faces.items()}
+
+
+def font_size_for(face: FontFace, digit_px: float) -> float:
+    """Font size (0.5 px steps) whose digits are `digit_px` tall."""
+    return max(4.0, round(2.0 * digit_px / face.digit_ratio) / 2.0)
+
+
+def render_text(face: FontFace, size: float, text: str, angle: float = 0.0) -> np.ndarray:
+    """Tight uint8 ink mask of `text`, rotated `angle` degrees counter-clockwise (read-only: cached)."""
+    return _render_text(face, float(size), text, round(float(angle), 1))
+
+
+@functools.lru_cache(maxsize=8192)
+def _render_text(face: FontFace, size: float, text: str, angle: float) -> np.ndarray:
+    font = load_font(face.path, size)
+    struck = text.startswith(DIAMETER) and not face.has_diameter
+    drawn = "O" + text[1:] if struck else text
+    left, top, right, bottom = (int(round(v)) for v in font.getbbox(drawn))
+    pad = max(2, int(size * 0.15))
+    image = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
+    ImageDraw.Draw(image).text((pad - left, pad - top), drawn, font=font, fill=255)
+    mask = np.array(image)
+    if struck:  # the hand-drawn diameter sign: a slash through the O, a little past it
+        o_left, o_top, o_right, o_bottom = font.getbbox("O")
+        x0, x1 = pad - left + o_left, pad - left + o_right
+        y0, y1 = pad - top + o_top, pad - top + o_bottom
+        over = 0.12 * (x1 - x0)
+        weight = max(1, int(round(size * face.stroke_ratio)))
+        cv2.line(mask, (int(x0 - over), int(y1 + over)), (int(x1 + over), int(y0 - over)), 255, weight,
+                 cv2.LINE_AA)
+    mask = rotate_mask(_crop(mask), angle)
+    mask.flags.writeable = False
+    return mask
+
+
+def _crop(mask: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return mask[:1, :1]
+    return mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def rotate_mask(mask: np.ndarray, angle: float) -> np.ndarray:
+    """Rotates counter-clockwise; quarter turns are exact, other angles interpolated."""
+    quarter = angle / 90.0
+    if abs(quarter - round(quarter)) < 1e-9:
+        return np.ascontiguousarray(np.rot90(mask, int(round(quarter)) % 4))
+    h, w = mask.shape
+    rad = np.deg2rad(angle)
+    cos, sin = abs(np.cos(rad)), abs(np.sin(rad))
+    out_w, out_h = int(np.ceil(w * cos + h * sin)) + 2, int(np.ceil(w * sin + h * cos)) + 2
+    matrix = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
+    matrix[0, 2] += out_w / 2.0 - w / 2.0
+    matrix[1, 2] += out_h / 2.0 - h / 2.0
+    return _crop(cv2.warpAffine(mask, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderValue=0))
