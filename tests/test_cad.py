@@ -15,6 +15,7 @@ from PIL import Image
 from cad2program.cad import (dxf_bytes, fit_sheet, overlay, read_dxf, read_dxf_primitives, render_program,
                              run_program, to_dxf)
 from cad2program.outputs.dxf import DIMENSIONS_LAYER, GEOMETRY_LAYER, SHEET_LAYER
+from cad2program.outputs.scene import plan_dimensions
 from cad2program.program import Arc, Circle, Line, Polyline, ProgramError, Rectangle, Sheet
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -154,8 +155,11 @@ def test_png_annotations_add_dimensions_in_their_own_colour():
     annotated = _png(render_program(PRIMITIVES, SHEET, px_long_side=600))
     blue = (annotated[:, :, 2].astype(int) - annotated[:, :, 0] > 60)
     assert blue.sum() > 500 and not (plain[:, :, 2].astype(int) - plain[:, :, 0] > 60).any()
-    row, col = _pixel(SHEET, plain.shape, 60, 30 - 0.066 * SHEET.longer_side)  # the width dimension's line
+    placement = plan_dimensions(PRIMITIVES, SHEET)[0]  # the rectangle's width dimension line
+    row, col = _pixel(SHEET, plain.shape, 60, placement.width_line_y)
     assert blue[row - 3:row + 4, col - 3:col + 4].any()
+    # It moved off the line drawn at y 10 to 20.5 under the rectangle rather than cross it.
+    assert not 8 <= placement.width_line_y <= 22.5
 
 
 def test_svg_drawing_has_one_shape_per_primitive_and_the_sizes():

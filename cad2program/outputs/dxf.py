@@ -15,7 +15,7 @@ import ezdxf
 from ezdxf.document import Drawing
 
 from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle, Sheet)
-from cad2program.outputs.scene import leader_angle, text_height
+from cad2program.outputs.scene import Placement, plan_dimensions, text_height
 
 GEOMETRY_LAYER = "GEOMETRY"
 DIMENSIONS_LAYER = "DIMENSIONS"
@@ -71,28 +71,24 @@ def _add_primitive(msp, primitive: Primitive) -> None:
         entity.set_xdata(APP_ID, [(1000, "polyline")])
 
 
-def _add_dimensions(msp, primitive: Primitive, sheet: Sheet) -> None:
+def _add_dimensions(msp, primitive: Primitive, placement: Placement) -> None:
+    """The primitive's size as a DIMENSION entity, placed where the PNG/SVG drawing puts it."""
     attribs = {"layer": DIMENSIONS_LAYER}
-    offset = 2.2 * text_height(sheet)
-    if isinstance(primitive, Rectangle) and primitive.width > 0 and primitive.height > 0:
+    if isinstance(primitive, Rectangle):
         x0, y0 = primitive.x, primitive.y
         x1, y1 = x0 + primitive.width, y0 + primitive.height
-        # Same placement as the PNG/SVG drawing: width below (above if no room), height right (or left).
-        y_dim = y0 - offset if y0 - offset >= 0 else y1 + offset
-        x_dim = x1 + offset if x1 + offset <= sheet.width else x0 - offset
-        msp.add_linear_dim(base=(x0, y_dim), p1=(x0, y0), p2=(x1, y0), angle=0,
+        msp.add_linear_dim(base=(x0, placement.width_line_y), p1=(x0, y0), p2=(x1, y0), angle=0,
                            dimstyle=LINEAR_STYLE, dxfattribs=attribs).render()
-        msp.add_linear_dim(base=(x_dim, y0), p1=(x1, y0), p2=(x1, y1), angle=90,
+        msp.add_linear_dim(base=(placement.height_line_x, y0), p1=(x1, y0), p2=(x1, y1), angle=90,
                            dimstyle=LINEAR_STYLE, dxfattribs=attribs).render()
-    elif isinstance(primitive, Circle) and primitive.radius > 0:
+    elif isinstance(primitive, Circle):
         # ezdxf writes a diameter's text at the end opposite `angle`: turn it to the drawing's side.
         msp.add_diameter_dim((primitive.x, primitive.y), radius=primitive.radius,
-                             angle=leader_angle(primitive, sheet) + 180,
+                             angle=placement.leader_degrees + 180,
                              dimstyle=RADIAL_STYLE, dxfattribs=attribs).render()
-    elif isinstance(primitive, Arc) and primitive.radius > 0:
+    elif isinstance(primitive, Arc):
         msp.add_radius_dim((primitive.x, primitive.y), radius=primitive.radius,
-                           angle=leader_angle(primitive, sheet),
-                           dimstyle=RADIAL_STYLE, dxfattribs=attribs).render()
+                           angle=placement.leader_degrees, dimstyle=RADIAL_STYLE, dxfattribs=attribs).render()
 
 
 def build_dxf(primitives: Iterable[Primitive], sheet: Sheet, dimensions: bool = True) -> Drawing:
@@ -115,8 +111,9 @@ def build_dxf(primitives: Iterable[Primitive], sheet: Sheet, dimensions: bool = 
     for primitive in primitives:
         _add_primitive(msp, primitive)
     if dimensions:
-        for primitive in primitives:
-            _add_dimensions(msp, primitive, sheet)
+        for primitive, placement in zip(primitives, plan_dimensions(primitives, sheet)):
+            if placement is not None:
+                _add_dimensions(msp, primitive, placement)
     return doc
 
 

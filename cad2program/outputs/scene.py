@@ -12,6 +12,8 @@ import dataclasses
 import math
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet,
                                  format_number)
 
@@ -193,10 +195,87 @@ class _Style:
         return 0.8 * self.text
 
 
+Box = tuple[float, float, float, float]  # x min, y min, x max, y max in mm
+
+
 def _box_inside(centre: Point, width: float, height: float, sheet: Sheet) -> bool:
     x, y = centre
     return (x - width / 2 >= 0 and x + width / 2 <= sheet.width
             and y - height / 2 >= 0 and y + height / 2 <= sheet.height)
+
+
+def _centred_box(centre: Point, width: float, height: float) -> Box:
+    return (centre[0] - width / 2, centre[1] - height / 2, centre[0] + width / 2, centre[1] + height / 2)
+
+
+class _Obstacles:
+    """What a dimension should not cross: the geometry (points every ~0.5 mm along every primitive)
+    and the annotations placed so far (boxes)."""
+
+    def __init__(self, primitives: Sequence[Primitive], spacing: float):
+        chunks = [np.zeros((0, 2))]
+        for primitive in primitives:
+            points, closed = primitive_polyline(primitive, spacing / 10)
+            path = np.array(points + points[:1] if closed else points, dtype=float).reshape(-1, 2)
+            for a, b in zip(path[:-1], path[1:]):
+                steps = max(1, math.ceil(float(np.hypot(*(b - a))) / spacing))
+                chunks.append(a + (b - a) * (np.arange(steps + 1)[:, None] / steps))
+        self.points = np.concatenate(chunks)
+        self.boxes: list[Box] = []
+
+    def cost(self, box: Box) -> float:
+        """Geometry points under the box, plus a heavy price for covering another annotation."""
+        x0, y0, x1, y1 = box
+        p = self.points
+        under = int(((p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)).sum())
+        covered = sum(1 for b in self.boxes if b[0] < x1 and x0 < b[2] and b[1] < y1 and y0 < b[3])
+        return under + 100 * covered
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where one primitive's dimensions go, shared by the drawing and the DXF: a rectangle's
+    dimension lines (y of the width's, x of the height's); a circle's or arc's leader direction."""
+
+    width_line_y: float | None = None
+    height_line_x: float | None = None
+    leader_degrees: float | None = None
+    leader_shoulder: float = 1.0  # the shoulder runs right (+1) or left (-1) of the knee
+
+
+def _best(options: list[tuple[bool, Box, object]], obstacles: _Obstacles) -> tuple[Box, object]:
+    """The option that fits the sheet and crosses the least; ties go to the earlier (preferred) one."""
+    fits, box, value = min(options, key=lambda o: (not o[0], obstacles.cost(o[1])))
+    obstacles.boxes.append(box)
+    return box, value
+
+
+def _place_rectangle(rect: Rectangle, sheet: Sheet, style: _Style, obstacles: _Obstacles) -> Placement:
+    """Dimension lines one offset from the rectangle, below/right first, then the other side, then
+    one step further out. Only the dimension line and its text must stay clear: extension lines
+    crossing other geometry are normal drafting."""
+    x0, y0, x1, y1 = rect.x, rect.y, rect.x + rect.width, rect.y + rect.height
+    t, a = style.text, style.arrow
+    steps = (style.offset, style.offset + 2.2 * t)
+    # Width: its text sits above its line (between line and rectangle when below it).
+    half = max(rect.width / 2 + a, text_width(dimension_text(rect.width), t) / 2)
+    mid = (x0 + x1) / 2
+    options = []
+    for step in steps:
+        for y in (y0 - step, y1 + step):
+            box = (mid - half, y - a / 2, mid + half, y + style.gap + t)
+            options.append((box[1] >= 0 and box[3] <= sheet.height, box, y))
+    _, width_y = _best(options, obstacles)
+    # Height: its text sits left of its line, read upwards.
+    half = max(rect.height / 2 + a, text_width(dimension_text(rect.height), t) / 2)
+    mid = (y0 + y1) / 2
+    options = []
+    for step in steps:
+        for x in (x1 + step, x0 - step):
+            box = (x - style.gap - t, mid - half, x + a / 2, mid + half)
+            options.append((box[0] >= 0 and box[2] <= sheet.width, box, x))
+    _, height_x = _best(options, obstacles)
+    return Placement(width_line_y=width_y, height_line_x=height_x)
 
 
 def _linear_items(p0: Point, p1: Point, unit: Point, style: _Style, text: str, label_centre: Point,
@@ -215,21 +294,19 @@ def _linear_items(p0: Point, p1: Point, unit: Point, style: _Style, text: str, l
             Label(label_centre, text, style.text, rotation)]
 
 
-def _rectangle_items(rect: Rectangle, sheet: Sheet, style: _Style) -> list[DimensionItem]:
+def _rectangle_items(rect: Rectangle, placement: Placement, style: _Style) -> list[DimensionItem]:
     items: list[DimensionItem] = []
     x0, y0, x1, y1 = rect.x, rect.y, rect.x + rect.width, rect.y + rect.height
     t = style.text
-    # Width: below the rectangle unless that leaves the sheet; the text always sits above its line.
-    below = y0 - style.offset
-    y_dim, side = (below, -1) if below - style.arrow / 2 >= 0 else (y1 + style.offset, 1)
+    y_dim = placement.width_line_y
+    side = -1 if y_dim < y0 else 1
     for x in (x0, x1):
         edge = y0 if side < 0 else y1
         items.append(Stroke(((x, edge + side * style.extension_gap), (x, y_dim + side * style.overshoot))))
     items += _linear_items((x0, y_dim), (x1, y_dim), (1.0, 0.0), style, dimension_text(rect.width),
                            ((x0 + x1) / 2, y_dim + style.gap + t / 2), 0.0)
-    # Height: right of the rectangle unless that leaves the sheet; text left of the line, read upwards.
-    right = x1 + style.offset
-    x_dim, side = (right, 1) if right + style.arrow / 2 <= sheet.width else (x0 - style.offset, -1)
+    x_dim = placement.height_line_x
+    side = 1 if x_dim > x1 else -1
     for y in (y0, y1):
         edge = x1 if side > 0 else x0
         items.append(Stroke(((edge + side * style.extension_gap, y), (x_dim + side * style.overshoot, y))))
@@ -238,29 +315,49 @@ def _rectangle_items(rect: Rectangle, sheet: Sheet, style: _Style) -> list[Dimen
     return items
 
 
-def _leader_items(centre: Point, radius: float, directions: Sequence[float], text: str, both_ends: bool,
-                  sheet: Sheet, style: _Style) -> list[DimensionItem]:
-    """A radial leader: from the centre (radius) or across (diameter), out past the curve to a
-    horizontal shoulder carrying the text; the first direction whose text fits the sheet wins."""
+def _leader_geometry(centre: Point, radius: float, degrees: float, side: float, width: float,
+                     style: _Style) -> tuple[Point, Point, Point, Point]:
+    """Tip on the curve, knee past it, shoulder end, and the label's centre above the shoulder."""
     t = style.text
-    width = text_width(text, t)
-    outward, inward = [], []  # shoulders pointing away from the curve first; back across it only if needed
+    ux, uy = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    tip = (centre[0] + radius * ux, centre[1] + radius * uy)
+    knee = (tip[0] + 1.2 * t * ux, tip[1] + 1.2 * t * uy)
+    end = (knee[0] + side * (width + style.gap), knee[1])
+    return tip, knee, end, ((knee[0] + end[0]) / 2, knee[1] + style.gap + t / 2)
+
+
+def _place_leader(primitive: Circle | Arc, sheet: Sheet, style: _Style, obstacles: _Obstacles) -> Placement:
+    """A radial leader out past the curve to a horizontal shoulder carrying the text: the first
+    direction whose text fits the sheet and crosses nothing, shoulders pointing away from the curve
+    first (back across it only when nothing else fits)."""
+    directions, text, _ = _leader_plan(primitive)
+    t, width = style.text, text_width(text, style.text)
+    centre = (primitive.x, primitive.y)
+    outward, inward = [], []
     for degrees in directions:
-        ux, uy = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-        tip = (centre[0] + radius * ux, centre[1] + radius * uy)
-        knee = (tip[0] + 1.2 * t * ux, tip[1] + 1.2 * t * uy)
+        ux = math.cos(math.radians(degrees))
         for side in ((1.0, -1.0) if ux >= 0 else (-1.0, 1.0)):
-            end = (knee[0] + side * (width + style.gap), knee[1])
-            label_centre = ((knee[0] + end[0]) / 2, knee[1] + style.gap + t / 2)
-            (outward if side * ux >= 0 else inward).append((ux, uy, tip, knee, end, label_centre))
-    options = outward + inward
-    fitting = [o for o in options if _box_inside(o[5], width, t, sheet)]
-    ux, uy, tip, knee, end, label_centre = (fitting or options)[0]
-    start = (centre[0] - radius * ux, centre[1] - radius * uy) if both_ends else centre
+            _, knee, end, label = _leader_geometry(centre, primitive.radius, degrees, side, width, style)
+            box = (min(knee[0], end[0]), knee[1] - 0.2 * t, max(knee[0], end[0]), knee[1] + style.gap + t)
+            option = (_box_inside(label, width, t, sheet), box, (degrees, side))
+            (outward if side * ux >= 0 else inward).append(option)
+    _, (degrees, side) = _best(outward + inward, obstacles)
+    return Placement(leader_degrees=degrees, leader_shoulder=side)
+
+
+def _leader_items(primitive: Circle | Arc, placement: Placement, style: _Style) -> list[DimensionItem]:
+    _, text, both_ends = _leader_plan(primitive)
+    degrees = placement.leader_degrees
+    ux, uy = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    side = placement.leader_shoulder
+    centre = (primitive.x, primitive.y)
+    tip, knee, end, label = _leader_geometry(centre, primitive.radius, degrees, side, text_width(text, style.text),
+                                             style)
+    start = (centre[0] - primitive.radius * ux, centre[1] - primitive.radius * uy) if both_ends else centre
     items: list[DimensionItem] = [Stroke((start, tip, knee, end)), Arrow(tip, (ux, uy), style.arrow)]
     if both_ends:
         items.append(Arrow(start, (-ux, -uy), style.arrow))
-    items.append(Label(label_centre, text, t))
+    items.append(Label(label, text, style.text))
     return items
 
 
@@ -279,27 +376,35 @@ def _leader_plan(primitive: Circle | Arc) -> tuple[tuple[float, ...], str, bool]
     return (middle, middle - quarter, middle + quarter), dimension_text(primitive.radius, "R"), False
 
 
-def leader_angle(primitive: Circle | Arc, sheet: Sheet) -> float:
-    """Direction in degrees of the `Ø`/`R` leader drawn for this circle or arc (so a DXF's
-    dimension entities point the same way as the PNG/SVG drawing's)."""
-    for item in dimension_items([primitive], sheet):
-        if isinstance(item, Arrow) and math.dist(item.tip, (primitive.x, primitive.y)) > 0:
-            return math.degrees(math.atan2(item.direction[1], item.direction[0]))
-    return 45.0
+def plan_dimensions(primitives: Sequence[Primitive], sheet: Sheet) -> list[Placement | None]:
+    """Where each primitive's dimensions go (None: it has none), avoiding the sheet's edges, the
+    geometry and the dimensions placed before it, in program order."""
+    style = _Style(text_height(sheet))
+    obstacles = _Obstacles(primitives, spacing=0.5 * style.text)
+    plan: list[Placement | None] = []
+    for primitive in primitives:
+        if isinstance(primitive, Rectangle) and primitive.width > 0 and primitive.height > 0:
+            plan.append(_place_rectangle(primitive, sheet, style, obstacles))
+        elif isinstance(primitive, (Circle, Arc)) and primitive.radius > 0:
+            plan.append(_place_leader(primitive, sheet, style, obstacles))
+        else:
+            plan.append(None)
+    return plan
 
 
 def dimension_items(primitives: Iterable[Primitive], sheet: Sheet) -> list[DimensionItem]:
     """Size annotations as a drafter draws them: rectangle width and height as linear dimensions,
     circle diameters (`Ø`) and arc radii (`R`) as leaders. Lines and polylines carry none (the
     contract annotates sizes only). Primitives with a non-positive size get no annotation."""
+    primitives = list(primitives)
     style = _Style(text_height(sheet))
     items: list[DimensionItem] = []
-    for primitive in primitives:
-        if isinstance(primitive, Rectangle) and primitive.width > 0 and primitive.height > 0:
-            items += _rectangle_items(primitive, sheet, style)
-        elif isinstance(primitive, (Circle, Arc)) and primitive.radius > 0:
-            centre = (primitive.x, primitive.y)
-            directions, text, diameter = _leader_plan(primitive)
-            items += _centre_mark(centre, style)
-            items += _leader_items(centre, primitive.radius, directions, text, diameter, sheet, style)
+    for primitive, placement in zip(primitives, plan_dimensions(primitives, sheet)):
+        if placement is None:
+            continue
+        if isinstance(primitive, Rectangle):
+            items += _rectangle_items(primitive, placement, style)
+        else:
+            items += _centre_mark((primitive.x, primitive.y), style)
+            items += _leader_items(primitive, placement, style)
     return items
