@@ -10,7 +10,9 @@ import xml.etree.ElementTree as ET
 import ezdxf
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 from PIL import Image
+from primitive_strategies import drawings
 
 from cad2program.cad import (dxf_bytes, fit_sheet, overlay, read_dxf, read_dxf_primitives, render_program,
                              run_program, to_dxf)
@@ -328,3 +330,20 @@ def test_render_command_redraws_its_own_dxf_identically(program_file, tmp_path, 
     capsys.readouterr()
     assert main(["render", str(not_dxf), "--out", str(tmp_path / "x.png")]) == 2
     assert "not.dxf: not a readable DXF file" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# Any valid drawing
+# ----------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawings(max_primitives=6))
+def test_any_valid_drawing_round_trips_through_dxf_and_draws(drawing):
+    sheet, primitives = drawing
+    assert read_dxf(io.BytesIO(dxf_bytes(primitives, sheet))) == (primitives, sheet)
+    root = ET.fromstring(render_program(primitives, sheet, fmt="svg"))
+    assert len(list(root.find(f"{SVG}g[@id='geometry']"))) == len(primitives)
+    assert _png(render_program(primitives, sheet, px_long_side=128)).shape[1 if sheet.width >= sheet.height else 0] == 128
+    image = np.full((40, 60), 200, np.uint8)
+    assert _png(overlay(image, primitives, sheet, [0.5] * len(primitives))).shape == (40, 60, 3)
