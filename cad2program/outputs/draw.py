@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cad2program.program import Arc, Circle, Line, Primitive, Rectangle, Sheet
 from cad2program.outputs.scene import (CAP_HEIGHT_PER_EM, Arrow, Label, Stroke, arc_sweep,
-                                       dimension_items, primitive_polyline, size_label, text_height,
+                                       dimension_items, primitive_polyline, size_label,
                                        text_width)
 
 FORMATS = ("png", "svg")

@@ -209,8 +209,8 @@ def _centred_box(centre: Point, width: float, height: float) -> Box:
 
 
 class _Obstacles:
-    """What a dimension should not cross: the geometry (points every ~0.5 mm along every primitive)
-    and the annotations placed so far (boxes)."""
+    """What a dimension should not cross: the geometry (points every `spacing` mm along every
+    primitive) and the annotations placed so far (boxes)."""
 
     def __init__(self, primitives: Sequence[Primitive], spacing: float):
         chunks = [np.zeros((0, 2))]
@@ -245,7 +245,7 @@ class Placement:
 
 def _best(options: list[tuple[bool, Box, object]], obstacles: _Obstacles) -> tuple[Box, object]:
     """The option that fits the sheet and crosses the least; ties go to the earlier (preferred) one."""
-    fits, box, value = min(options, key=lambda o: (not o[0], obstacles.cost(o[1])))
+    _, box, value = min(options, key=lambda o: (not o[0], obstacles.cost(o[1])))
     obstacles.boxes.append(box)
     return box, value
 
