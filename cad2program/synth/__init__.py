@@ -102,7 +102,8 @@ def make_example(seed: int, index: int, config: GeneratorConfig = GeneratorConfi
     problems = config.problems()
     if problems:
         raise ValueError("bad generator config: " + "; ".join(problems))
-    rng = np.random.default_rng([seed, index])
+    # The style is part of the stream: a "clean" and a "photo" dataset with one seed share no layouts.
+    rng = np.random.default_rng([seed, index, (STYLES + ("mixed",)).index(config.style)])
     style = config.style if config.style != "mixed" else STYLES[rng.integers(len(STYLES))]
     if style in ("clean", "sketch"):
         content = style

@@ -31,8 +31,9 @@ KNOWN_FONTS: dict[str, str] = {
     "FreeMonoBold.ttf": "cad",
     "Humor-Sans.ttf": "hand", "ComicNeue-Regular.otf": "hand", "ComicNeue-Light.otf": "hand",
     "ComicNeue-Italic.otf": "hand", "ComicNeue-Bold.otf": "hand", "dkg.ttf": "hand", "dkgIt.ttf": "hand",
-    "Breip.ttf": "hand", "femkeklaver.ttf": "hand",
+    "Breip.ttf": "hand",
 }
+# Not used although installed: Femke Klaver draws hollow outline letters and has no Ø.
 REQUIRED_GLYPHS = "0123456789.R"  # without these a font cannot write an annotation at all
 DIAMETER = "\u00d8"  # Ø
 _PROBE_SIZE = 64
@@ -80,16 +81,18 @@ def _probe(path: str | None, kind: str) -> FontFace | None:
 
         if not all(draws(c) for c in REQUIRED_GLYPHS):
             return None
-        left, top, right, bottom = font.getbbox("0123456789")
+        # Median single-digit height: old-style figures rise and sink, the bbox of all would overstate it.
+        heights = [font.getbbox(d)[3] - font.getbbox(d)[1] for d in "0123456789"]
+        ring = (_glyph_mask(font, "0") > 127).astype(np.uint8)
     except (OSError, ValueError):
         return None
-    if bottom <= top:
+    digit = float(np.median(heights))
+    if digit <= 0:
         return None
-    one = _glyph_mask(font, "1") > 127  # the stem of a 1 is one stroke wide
-    rows = one.sum(axis=1)
-    stroke = float(np.median(rows[rows > 0])) if rows.any() else 0.08 * _PROBE_SIZE
-    return FontFace(path, kind, draws(DIAMETER), (bottom - top) / _PROBE_SIZE,
-                    float(np.clip(stroke / _PROBE_SIZE, 0.03, 0.2)))
+    # Stroke width: twice the largest distance from the outline inside the 0's ring.
+    stroke = 2.0 * float(cv2.distanceTransform(np.pad(ring, 1), cv2.DIST_L2, 3).max())
+    return FontFace(path, kind, draws(DIAMETER), digit / _PROBE_SIZE,
+                    float(np.clip(stroke / _PROBE_SIZE, 0.02, 0.2)))
 
 
 def _font_files() -> dict[str, str]:
@@ -156,10 +159,12 @@ def _render_text(face: FontFace, size: float, text: str, angle: float) -> np.nda
         o_left, o_top, o_right, o_bottom = font.getbbox("O")
         x0, x1 = pad - left + o_left, pad - left + o_right
         y0, y1 = pad - top + o_top, pad - top + o_bottom
-        over = 0.12 * (x1 - x0)
-        weight = max(1, int(round(size * face.stroke_ratio)))
+        over = 0.08 * (x1 - x0)
+        weight = max(1, int(round(size * face.stroke_ratio * 0.6)))
         cv2.line(mask, (int(x0 - over), int(y1 + over)), (int(x1 + over), int(y0 - over)), 255, weight,
                  cv2.LINE_AA)
+    if face.stroke_ratio * size < 1.6:  # hairline fonts at small sizes fade away: embolden them
+        mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
     mask = rotate_mask(_crop(mask), angle)
     mask.flags.writeable = False
     return mask

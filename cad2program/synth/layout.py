@@ -194,7 +194,7 @@ def translate_primitive(primitive: Primitive, dx: float, dy: float) -> Primitive
 def arc_points(cx: float, cy: float, radius: float, start: float, end: float, px_per_mm: float) -> np.ndarray:
     """Points along a counter-clockwise arc (a full circle when start == end + 360)."""
     span = (end - start) % 360.0 or 360.0
-    count = int(np.clip(radius * px_per_mm * math.radians(span) / 2.0, 12, 400))
+    count = int(min(max(radius * px_per_mm * math.radians(span) / 2.0, 12), 400))
     angles = np.deg2rad(start + np.linspace(0.0, span, count + 1))
     return np.stack([cx + radius * np.cos(angles), cy + radius * np.sin(angles)], axis=1)
 
@@ -324,7 +324,7 @@ def leader(pad: Sketchpad, tip: np.ndarray, outward: np.ndarray, text: str, fiel
         centre = (elbow + shoulder) / 2 + np.array([0.0, above * (pen.gap_mm + h / 2)])
     else:  # text at the end of the shoulder
         shoulder = elbow + np.array([heading * pen.text_mm * 0.8, 0.0])
-        centre = shoulder + np.array([heading * (pen.gap_mm + w / 2), 0.0])
+        centre = shoulder + np.array([heading * (2 * pen.gap_mm + w / 2), 0.0])
     pad.anno_line(tip, elbow, shoulder)
     if arrow_at_tip:
         pad.arrow(tip, -outward)
@@ -459,7 +459,7 @@ def _label_segment(pad: Sketchpad, a: np.ndarray, b: np.ndarray, side: np.ndarra
     text = format_number(length)
     mask, w, h = pen.text(text, angle)
     along, across = (h, w) if vertical else (w, h)
-    if along > 0.85 * length:
+    if along > 0.6 * length:  # a label longer than its segment is ambiguous
         return False
     centre = (a + b) / 2 + side * (pen.gap_mm + across / 2)
     box = text_box(centre, w, h, pen.gap_mm * 0.5)
@@ -488,6 +488,12 @@ def line_group(pen: Pen, scale: Scale) -> Group | None:
         normal = np.array([-end[1], end[0]]) / float(np.hypot(*end))
         normal = normal if rng.random() < 0.5 else -normal
         if rng.random() < 0.35:
+            # Dimension on the side the text reads up to: text between a lone line and its dimension
+            # line would close a box that looks like a rectangle.
+            if end[0] == 0 and pen.vertical_text == "rotated":
+                normal = np.array([-1.0, 0.0])
+            elif end[1] == 0:
+                normal = np.array([0.0, 1.0])
             linear_dimension(pad, start, end, normal, format_number(float(np.hypot(*end))), "length")
         else:
             _label_segment(pad, start, end, normal, np.array([start, end]), False)
@@ -543,9 +549,20 @@ def _polyline_points(rng: np.random.Generator, size: float) -> tuple[np.ndarray,
     return points, True
 
 
+def _sharpest_turn(ring: np.ndarray, closed: bool) -> float:
+    """Smallest angle (degrees) between consecutive segments at a shared vertex."""
+    steps = np.diff(ring, axis=0)
+    pairs = list(zip(steps[:-1], steps[1:])) + ([(steps[-1], steps[0])] if closed else [])
+    smallest = 180.0
+    for a, b in pairs:
+        cos = float(-(a @ b) / (np.hypot(*a) * np.hypot(*b)))
+        smallest = min(smallest, math.degrees(math.acos(max(-1.0, min(1.0, cos)))))
+    return smallest
+
+
 def polyline_group(pen: Pen, scale: Scale) -> Group | None:
     rng = pen.rng
-    size = size_value(rng, max(scale.low, 0.08 * scale.sheet_long), scale.high)
+    size = size_value(rng, max(scale.low, 0.08 * scale.sheet_long, 3 * pen.text_mm), max(scale.high, 3 * pen.text_mm))
     made = _polyline_points(rng, size)
     if made is None:
         return None
@@ -555,6 +572,8 @@ def polyline_group(pen: Pen, scale: Scale) -> Group | None:
     if steps.min() < max(2.0, 0.03 * scale.sheet_long):
         return None
     if _segments_cross(points) or (closed and _segments_cross(np.vstack([points[1:], points[:1]]))):
+        return None
+    if _sharpest_turn(ring, closed) < 30.0:  # needle-thin spikes read as one thick line
         return None
     pad = Sketchpad(pen)
     if rng.random() < 0.5:  # a few segment lengths, on axis-aligned segments
@@ -599,23 +618,33 @@ def grid_values(rng: np.random.Generator, low: float, high: float, count: int) -
 CANDIDATES = 24  # positions tried for each built group
 
 
+def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise overlap of boxes a (..., 4) and b (..., 4), broadcast."""
+    return ((a[..., 0] < b[..., 2]) & (b[..., 0] < a[..., 2])
+            & (a[..., 1] < b[..., 3]) & (b[..., 1] < a[..., 3]))
+
+
 def _free_offset(rng: np.random.Generator, group: Group, sheet: Sheet, border: float,
-                 taken: list[Box]) -> tuple[float, float] | None:
+                 taken: np.ndarray) -> tuple[float, float] | None:
     """A whole/half mm offset that puts the group on the sheet clear of everything taken."""
-    x0, y0, x1, y1 = group.bounds()
+    bounds = group.bounds()
+    x0, y0, x1, y1 = bounds
     dxs = grid_values(rng, border - x0, sheet.width - border - x1, CANDIDATES)
     dys = grid_values(rng, border - y0, sheet.height - border - y1, CANDIDATES)
     n = min(len(dxs), len(dys))
     if n == 0:
         return None
     offsets = np.stack([dxs[:n], dys[:n], dxs[:n], dys[:n]], axis=1)
-    if not taken:
+    if not len(taken):
         return float(offsets[0, 0]), float(offsets[0, 1])
+    # Coarse test with the group's bounds first; the group's own boxes only where the bounds collide.
+    coarse = _overlaps((bounds + offsets)[:, None, :], taken[None, :, :])  # (n, t)
+    clear = np.flatnonzero(~coarse.any(axis=1))
+    if clear.size:
+        return float(offsets[clear[0], 0]), float(offsets[clear[0], 1])
+    near = taken[coarse.any(axis=0)]  # (m, 4)
     boxes = np.asarray(group.boxes)[None, :, None, :] + offsets[:, None, None, :]  # (n, k, 1, 4)
-    others = np.asarray(taken)[None, None, :, :]  # (1, 1, t, 4)
-    hit = ((boxes[..., 0] < others[..., 2]) & (others[..., 0] < boxes[..., 2])
-           & (boxes[..., 1] < others[..., 3]) & (others[..., 1] < boxes[..., 3])).any(axis=(1, 2))
-    free = np.flatnonzero(~hit)
+    free = np.flatnonzero(~_overlaps(boxes, near[None, None, :, :]).any(axis=(1, 2)))
     if not free.size:
         return None
     return float(offsets[free[0], 0]), float(offsets[free[0], 1])
@@ -629,7 +658,7 @@ def layout(pen: Pen, sheet: Sheet, count: int, types: Sequence[str], minimum: in
     high = short_side * float(np.clip(1.3 / math.sqrt(count), 0.16, 0.75))
     low = min(max(0.07 * long_side, 1.2 * pen.text_mm), high)
     groups: list[Group] = []
-    taken: list[Box] = []
+    taken = np.zeros((0, 4))
     attempts, limit, hard_limit = 0, 3 * count + 10, 30 * count + 100
     shrink = 1.0  # each failed placement makes the next primitives smaller, so a full sheet still fills
     while len(groups) < count and attempts < (limit if len(groups) >= minimum else hard_limit):
@@ -644,7 +673,7 @@ def layout(pen: Pen, sheet: Sheet, count: int, types: Sequence[str], minimum: in
             continue
         moved = group.translate(*offset)
         groups.append(moved)
-        taken.extend(moved.boxes)
+        taken = np.vstack([taken, np.asarray(moved.boxes)])
     groups.sort(key=lambda g: reading_order(g.primitive))
     return groups
 

@@ -57,7 +57,7 @@ def sample_look(rng: np.random.Generator, style: str, content: str, sheet: Sheet
                     False, 0.0, 0.0)
     pencil = rng.random() < 0.5
     if pencil:
-        geom_rgb = np.full(3, rng.uniform(40, 100)) + rng.uniform(-5, 5, 3)
+        geom_rgb = np.full(3, rng.uniform(25, 80)) + rng.uniform(-5, 5, 3)
     else:
         geom_rgb = _dark_colour(rng, 0.45)
     anno_rgb = geom_rgb if rng.random() < 0.7 else _dark_colour(rng, 0.5)
@@ -159,7 +159,8 @@ def hand_strokes(rng: np.random.Generator, stroke: Stroke, look: Look, px_per_mm
         if length < 1e-9:
             continue
         direction = (b - a) / length
-        reach = min(look.overshoot_mm, 0.15 * length) if stroke.layer == "geom" else look.overshoot_mm * 0.3
+        # Outlines overshoot their corners; annotation lines barely (they must not run into the text).
+        reach = min(look.overshoot_mm, 0.15 * length) if stroke.layer == "geom" else look.overshoot_mm * 0.12
         a2 = a - direction * reach * rng.uniform(-0.2, 1.0)
         b2 = b + direction * reach * rng.uniform(-0.2, 1.0)
         segment = _resample(np.array([a2, b2]), step)
@@ -196,7 +197,7 @@ def compose(rng: np.random.Generator, canvas: Canvas, look: Look, paper: np.ndar
         alpha = canvas.layers[name].astype(np.float32)
         alpha *= np.float32(1.0 / 255.0)
         if look.pencil:  # graphite leaves grainy, uneven strokes
-            alpha *= rng.uniform(0.6, 1.0, alpha.shape).astype(np.float32)
+            alpha *= rng.uniform(0.7, 1.0, alpha.shape).astype(np.float32)
         alphas.append(alpha)
     planes = []
     for k in range(3):
