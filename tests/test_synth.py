@@ -14,7 +14,7 @@ import pytest
 
 from cad2program.program import (Arc, Circle, Line, Polyline, Rectangle, format_number, primitives_from_json,
                                  program_problems)
-from cad2program.synth import STYLES, GeneratorConfig, image_size, make_example, write_dataset
+from cad2program.synth import STYLES, GeneratorConfig, image_size, make_example, make_labels, write_dataset
 from cad2program.synth import fonts
 
 SMALL = 160  # px: enough for every check here, fast to render
@@ -40,6 +40,13 @@ def test_images_span_the_sheet_at_the_requested_size(style):
         assert (w, h) == image_size(example.sheet, 200)
         assert abs(w / h - example.sheet.width / example.sheet.height) <= 1.0 / min(w, h) * (w / h) + 1e-9
         assert example.style == style
+
+
+def test_labels_without_rendering_equal_the_examples():
+    config = GeneratorConfig(long_side_px=SMALL)
+    for index in range(10):
+        example = make_example(6, index, config)
+        assert make_labels(6, index, config) == (example.sheet, example.primitives, example.style)
 
 
 def test_mixed_draws_every_style():

@@ -97,7 +97,25 @@ def sample_sheet(rng: np.random.Generator, config: GeneratorConfig) -> Sheet:
 
 def make_example(seed: int, index: int, config: GeneratorConfig = GeneratorConfig()) -> Example:
     """Drawing number `index` of the stream `seed`: same (seed, index, config), same bytes."""
-    from cad2program.synth import fonts, layout, render
+    from cad2program.synth import render
+
+    rng, style, content, sheet, size, groups = _plan(seed, index, config)
+    look = render.sample_look(rng, style, content, sheet, config.long_side_px)
+    image, encoded = render.render(rng, sheet, size, groups, look)
+    annotations = [(i, field, text) for i, g in enumerate(groups) for field, text in g.annotations]
+    return Example(image, sheet, [g.primitive for g in groups], style, annotations, encoded)
+
+
+def make_labels(seed: int, index: int, config: GeneratorConfig = GeneratorConfig()
+                ) -> tuple[Sheet, list[Primitive], str]:
+    """(sheet, primitives, style) of `make_example(seed, index, config)` without rendering the image."""
+    _, style, _, sheet, _, groups = _plan(seed, index, config)
+    return sheet, [g.primitive for g in groups], style
+
+
+def _plan(seed: int, index: int, config: GeneratorConfig):
+    """Everything but the rendering: the random stream, style, sheet, image size and placed groups."""
+    from cad2program.synth import fonts, layout
 
     problems = config.problems()
     if problems:
@@ -115,10 +133,7 @@ def make_example(seed: int, index: int, config: GeneratorConfig = GeneratorConfi
     pen = _sample_pen(rng, content, sheet, px_per_mm, config, fonts, layout)
     count = int(rng.integers(config.min_primitives, config.max_primitives + 1))
     groups = layout.layout(pen, sheet, count, config.types, config.min_primitives)
-    look = render.sample_look(rng, style, content, sheet, config.long_side_px)
-    image, encoded = render.render(rng, sheet, size, groups, look)
-    annotations = [(i, field, text) for i, g in enumerate(groups) for field, text in g.annotations]
-    return Example(image, sheet, [g.primitive for g in groups], style, annotations, encoded)
+    return rng, style, content, sheet, size, groups
 
 
 def _sample_pen(rng, content, sheet, px_per_mm, config, fonts, layout):
@@ -156,5 +171,5 @@ def write_dataset(out_dir, count: int, seed: int, config: GeneratorConfig = Gene
     return _write(out_dir, count, seed, config, workers, progress)
 
 
-__all__ = ["STYLES", "GeneratorConfig", "Example", "make_example", "write_dataset", "image_size",
+__all__ = ["STYLES", "GeneratorConfig", "Example", "make_example", "make_labels", "write_dataset", "image_size",
            "sample_sheet"]

@@ -569,7 +569,7 @@ def polyline_group(pen: Pen, scale: Scale) -> Group | None:
     points, closed = made
     ring = np.vstack([points, points[:1]]) if closed else points
     steps = np.hypot(*np.diff(ring, axis=0).T)
-    if steps.min() < max(2.0, 0.03 * scale.sheet_long):
+    if steps.min() < max(2.0, 0.03 * scale.sheet_long, 0.8 * pen.text_mm):
         return None
     if _segments_cross(points) or (closed and _segments_cross(np.vstack([points[1:], points[:1]]))):
         return None

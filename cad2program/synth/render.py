@@ -64,7 +64,7 @@ def sample_look(rng: np.random.Generator, style: str, content: str, sheet: Sheet
     paper = np.array([rng.uniform(240, 255), rng.uniform(238, 253), rng.uniform(228, 250)])
     geom_px = unit * rng.uniform(1.2, 3.0)
     long_mm = sheet.longer_side
-    return Look(style, True, geom_px, geom_px * rng.uniform(0.5, 0.9), geom_rgb, anno_rgb, paper, pencil,
+    return Look(style, True, geom_px, geom_px * rng.uniform(0.45, 0.75), geom_rgb, anno_rgb, paper, pencil,
                 long_mm * rng.uniform(0.0006, 0.002), long_mm * rng.uniform(0.002, 0.006))
 
 
