@@ -9,13 +9,14 @@ from cad2program import __version__
 from cad2program.errors import UserError
 from cad2program.program import ProgramError
 from cad2program.tokenizer import TokenizerError
-from cad2program.commands import check, generate, render
+from cad2program.commands import check, generate, render, train
 
 # name -> module; each module has a docstring (the command's help), add_arguments and run.
 COMMANDS = {
     "generate": generate,
     "check": check,
     "render": render,
+    "train": train,
 }
 
 

@@ -1,0 +1,69 @@
+"""Train a model (on drawings generated on the fly, or on a dataset folder), resuming where it stopped.
+
+Examples:
+  cad2program train --workdir runs/cpu --config cpu              # synthetic drawings, 2-core machine
+  cad2program train --workdir runs/ft --data my_drawings --init-from runs/cpu --steps 2000 --lr 2e-4
+Run the same command again to resume from the workdir's latest checkpoint. The trained model is
+exported to WORKDIR/model.msgpack (latest) and WORKDIR/best_model.msgpack (best evaluation).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", type=Path, required=True, help="folder for checkpoints, logs and exported models")
+    parser.add_argument("--config", default="cpu", help="named config: tiny, cpu or gpu (default: cpu)")
+    parser.add_argument("--data", type=Path, help="dataset folder to train on (default: drawings generated on the fly)")
+    parser.add_argument("--steps", type=int, help="total training steps (default: the config's)")
+    parser.add_argument("--init-from", type=Path, help="model file or workdir whose parameters start the run (fine-tuning)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default: the config's; fine-tuning: a tenth of it)")
+    parser.add_argument("--batch-size", type=int, help="global batch size (default: the config's)")
+    parser.add_argument("--style", choices=["clean", "sketch", "scan", "photo", "mixed"],
+                        help="style of generated drawings (default: mixed)")
+    parser.add_argument("--eval-every", type=int, help="steps between evaluations")
+    parser.add_argument("--no-curriculum", action="store_true", help="full drawing distribution from the first step")
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() first (multi-host; the cluster's environment says where)")
+    tracking = parser.add_argument_group("experiment tracking (ClearML)")
+    tracking.add_argument("--no-clearml", action="store_true", help="do not track the run with ClearML")
+    tracking.add_argument("--project", default="CADPrimitives", help="ClearML project (default: CADPrimitives)")
+    tracking.add_argument("--task-name", help="ClearML task name (default: from the config and the time)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import jax
+
+    from cad2program.configs import get_config
+    from cad2program.errors import UserError
+    from cad2program.train import train_and_evaluate
+
+    if args.distributed:
+        jax.distributed.initialize()
+    try:
+        config = get_config(args.config)
+    except KeyError as err:
+        raise UserError(str(err.args[0])) from None
+    changes = {"steps": args.steps, "batch_size": args.batch_size, "style": args.style, "eval_every": args.eval_every}
+    if args.lr is not None:
+        changes["learning_rate"] = args.lr
+    elif args.init_from is not None:
+        changes["learning_rate"] = config.learning_rate / 10  # fine-tuning: small steps from a trained model
+    if args.no_curriculum or args.init_from is not None or args.data is not None:
+        changes["curriculum"] = None
+    config = config.replace(**{k: v for k, v in changes.items() if v is not None or k == "curriculum"})
+    if args.data is not None and not args.data.is_dir():
+        raise UserError(f"{args.data}: not a folder (expected a dataset folder with labels.jsonl)")
+
+    from cad2program.tracking import Tracker
+    tracker = Tracker.start(config, args.workdir, project=args.project, task_name=args.task_name,
+                            enabled=not args.no_clearml)
+    try:
+        summary = train_and_evaluate(config, args.workdir, data_dir=args.data, init_from=args.init_from,
+                                     tracker=tracker)
+    finally:
+        tracker.finish()
+    print(f"done: step {summary['step']}, {summary['examples_seen']} drawings seen; model {summary['model']}")
+    return 0

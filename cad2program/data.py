@@ -1,0 +1,143 @@
+"""The input pipeline: drawings (generated on the fly or read from a dataset folder) -> model batches.
+
+Built on Grain: a `MapDataset` of example *indices*, so the position in the stream is one integer
+that a checkpoint stores and a resumed run slices from, and decoding/rendering runs in worker
+processes while the accelerator (or the other core) trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from cad2program import tokenizer
+from cad2program.program import Primitive, Sheet
+
+
+def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Any drawing image -> (size, size, 1) float32 in [0, 1] with ink = 1.
+
+    The longer side is resized to `size` and the rest padded with blank paper at the right/bottom, so
+    the sheet's aspect ratio is kept (stretching would distort circles into ellipses).
+    """
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY if image.shape[2] == 3 else cv2.COLOR_RGBA2GRAY)
+    h, w = image.shape
+    scale = size / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    if (new_w, new_h) != (w, h):
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    out = np.zeros((size, size, 1), np.float32)
+    out[:new_h, :new_w, 0] = 1.0 - image.astype(np.float32) / 255.0
+    return out
+
+
+def encode_target(sheet: Sheet, primitives: Sequence[Primitive], max_tokens: int) -> np.ndarray | None:
+    """Prompt + program + <eos>, padded to max_tokens; None when the program does not fit."""
+    tokens = tokenizer.encode(sheet, primitives)
+    if len(tokens) > max_tokens:
+        return None
+    out = np.full(max_tokens, tokenizer.PAD, np.int32)
+    out[:len(tokens)] = tokens
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Curriculum:
+    """Generator settings that change with training progress: easy drawings first.
+
+    `stages` are (fraction of the run, max primitives, text height range); the last stage is the
+    contract's full distribution. Depends only on the example index, so resuming is exact.
+    """
+
+    stages: tuple[tuple[float, int, tuple[float, float]], ...] = (
+        (0.15, 3, (0.04, 0.05)),
+        (0.4, 6, (0.03, 0.045)),
+        (1.0, 12, (0.025, 0.04)),
+    )
+
+    def settings(self, fraction: float) -> tuple[int, tuple[float, float]]:
+        for until, max_primitives, text_height in self.stages:
+            if fraction < until:
+                return max_primitives, text_height
+        return self.stages[-1][1], self.stages[-1][2]
+
+
+class SyntheticExamples:
+    """Picklable index -> (image, tokens) function for Grain workers, rendering at the model's size."""
+
+    def __init__(self, seed: int, image_size: int, max_tokens: int, style: str = "mixed",
+                 curriculum: Curriculum | None = None, total_examples: int = 1):
+        self.seed, self.image_size, self.max_tokens, self.style = seed, image_size, max_tokens, style
+        self.curriculum, self.total_examples = curriculum, max(1, total_examples)
+
+    def generator_config(self, index: int):
+        from cad2program.synth import GeneratorConfig
+        config = GeneratorConfig(style=self.style, long_side_px=self.image_size)
+        if self.curriculum is not None:
+            max_primitives, text_height = self.curriculum.settings(index / self.total_examples)
+            config = dataclasses.replace(config, max_primitives=max_primitives, text_height=text_height)
+        return config
+
+    def __call__(self, index: int) -> dict:
+        from cad2program.synth import make_example
+        for attempt in range(100):  # a program too long for max_tokens is replaced by the next draw
+            example = make_example(self.seed + attempt * 7919, int(index), self.generator_config(index))
+            tokens = encode_target(example.sheet, example.primitives, self.max_tokens)
+            if tokens is not None:
+                return {"image": prepare_image(example.image, self.image_size), "tokens": tokens}
+        raise RuntimeError(f"example {index}: no program fits in {self.max_tokens} tokens")
+
+
+class FolderExamples:
+    """Picklable index -> (image, tokens) over the good records of a dataset folder."""
+
+    def __init__(self, records: list, image_size: int, max_tokens: int):
+        self.records = [r for r in records
+                        if len(tokenizer.encode(r.sheet, r.primitives)) <= max_tokens]
+        self.image_size, self.max_tokens = image_size, max_tokens
+
+    def __len__(self):
+        return len(self.records)
+
+    def __call__(self, index: int) -> dict:
+        from cad2program.dataset import load_image
+        record = self.records[int(index) % len(self.records)]
+        return {"image": prepare_image(load_image(record.image_path), self.image_size),
+                "tokens": encode_target(record.sheet, record.primitives, self.max_tokens)}
+
+
+def batches(examples, batch_size: int, start_example: int = 0, stop_example: int | None = None,
+            shuffle_seed: int | None = None, workers: int = 0):
+    """An iterator of numpy batches {"image": (B, S, S, 1), "tokens": (B, T)} from example `start_example`.
+
+    `examples` maps an index to an example; folder datasets (finite) are shuffled per epoch and repeated.
+    """
+    import grain
+
+    finite = hasattr(examples, "__len__")
+    if finite:
+        dataset = grain.MapDataset.range(len(examples))
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(seed=shuffle_seed)
+        dataset = dataset.repeat(None if stop_example is None else -(-stop_example // len(examples)))
+    else:
+        dataset = grain.MapDataset.range(stop_example if stop_example is not None else 2 ** 40)
+    dataset = dataset[start_example:stop_example].map(examples).batch(batch_size, drop_remainder=True)
+    iterable = dataset.to_iter_dataset()
+    if workers > 0:
+        from absl import flags
+        if not flags.FLAGS.is_parsed():  # Grain's workers read absl flags; we have no absl main()
+            flags.FLAGS.mark_as_parsed()
+        iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=2))
+    return iter(iterable)
+
+
+def example_arrays(examples, indices: Sequence[int]) -> dict:
+    """A fixed batch (for evaluation), built in this process."""
+    items = [examples(i) for i in indices]
+    return {key: np.stack([item[key] for item in items]) for key in items[0]}

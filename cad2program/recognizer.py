@@ -1,0 +1,177 @@
+"""From images to programs with a trained model: loading, batching, decoding, confidences.
+
+`Recognizer` is what `predict`, `eval`, the server and the ClearML-Serving module use. A model is one
+file (`*.msgpack`: the training config as JSON and the parameters), exported by `cad2program train`;
+the default one ships inside the package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import jax
+import numpy as np
+from flax import nnx, serialization
+
+from cad2program import tokenizer
+from cad2program.configs import TrainConfig, config_from_dict, config_to_dict
+from cad2program.data import prepare_image
+from cad2program.decode import DecodeOptions, default_grammar, generate
+from cad2program.errors import UserError
+from cad2program.model import DrawingReader
+from cad2program.program import Primitive, Sheet, format_program, program_problems
+
+DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model.msgpack"
+# Without a sheet size, the longer side of the image is taken as this many mm (an A4 sheet's long side).
+DEFAULT_LONGER_SIDE_MM = 297
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # batches are padded up to one of these: few compilations
+
+
+@dataclasses.dataclass
+class Recognition:
+    """One drawing's result."""
+
+    sheet: Sheet
+    primitives: list[Primitive]
+    confidences: list[float]  # per primitive: the probability the model gave its tokens
+    valid: bool  # the output parsed into a program valid on this sheet
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def program(self) -> str:
+        return format_program(self.primitives)
+
+    def to_json(self) -> dict:
+        return {"sheet": self.sheet.to_json(), "program": self.program,
+                "primitives": [{**p.to_json(), "confidence": round(c, 4)}
+                               for p, c in zip(self.primitives, self.confidences)]}
+
+
+def infer_sheet(image: np.ndarray, longer_side_mm: float = DEFAULT_LONGER_SIDE_MM) -> Sheet:
+    """A sheet with the image's aspect ratio (kept within the contract's 2:1) and a given longer side."""
+    h, w = image.shape[:2]
+    ratio = min(max(w / h, 0.5), 2.0)
+    if ratio >= 1:
+        return Sheet(longer_side_mm, round(longer_side_mm / ratio))
+    return Sheet(round(longer_side_mm * ratio), longer_side_mm)
+
+
+def programs_from_tokens(tokens: np.ndarray, logprobs: np.ndarray, sheets: Sequence[Sheet]) -> list[Recognition]:
+    """Decoded token rows -> recognitions. A row cut off by the length limit keeps its complete primitives."""
+    out = []
+    for row, row_logprobs, sheet in zip(tokens, logprobs, sheets):
+        ended = tokenizer.EOS in row
+        end = int(np.argmax(row == tokenizer.EOS)) if ended else len(row)
+        try:
+            spans = tokenizer.decode_spans(row[:end])
+            problems = [] if ended else ["the output reached the length limit"]
+        except tokenizer.TokenizerError as err:  # only when decoding was not constrained
+            spans, problems = [], [str(err)]
+            if not ended:  # keep the complete primitives before the cut
+                for cut in range(end, 0, -1):
+                    try:
+                        spans = tokenizer.decode_spans(row[:cut])
+                        break
+                    except tokenizer.TokenizerError:
+                        continue
+        primitives = [p for p, _, _ in spans]
+        confidences = [float(math.exp(row_logprobs[a:b].sum())) for _, a, b in spans]
+        problems += program_problems(primitives, sheet)
+        out.append(Recognition(sheet, primitives, confidences, valid=not problems, problems=problems))
+    return out
+
+
+def export_model(path: Path, config: TrainConfig, params, extra: dict | None = None) -> Path:
+    """Writes a self-contained model file: the config (JSON) and the parameters (msgpack)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pure = jax.tree_util.tree_map(np.asarray, nnx.to_pure_dict(params))
+    payload = {"format": "cad2program-model-1", "config": json.dumps(config_to_dict(config)),
+               "extra": json.dumps(extra or {}), "params": pure}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(serialization.msgpack_serialize(payload))
+    tmp.replace(path)
+    return path
+
+
+def build_model(config: TrainConfig, seed: int = 0) -> DrawingReader:
+    return DrawingReader(config.model, nnx.Rngs(seed))
+
+
+def load_model(path: Path) -> tuple[TrainConfig, DrawingReader, dict]:
+    """Reads an exported model file (or a training workdir, taking its best or latest export)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best_model.msgpack", "model.msgpack"):
+            if (path / name).exists():
+                path = path / name
+                break
+        else:
+            raise UserError(f"{path}: no best_model.msgpack or model.msgpack in this folder "
+                            f"(is it a training workdir after its first evaluation?)")
+    if not path.exists():
+        raise UserError(f"{path}: model file not found")
+    try:
+        payload = serialization.msgpack_restore(path.read_bytes())
+        if payload.get("format") != "cad2program-model-1":
+            raise ValueError("not a cad2program model file")
+        config = config_from_dict(json.loads(payload["config"]))
+    except Exception as err:  # msgpack raises a variety of errors on a foreign file
+        raise UserError(f"{path}: cannot read this model file ({err})") from None
+    abstract = nnx.eval_shape(lambda: build_model(config))
+    graphdef, state = nnx.split(abstract)
+    nnx.replace_by_pure_dict(state, payload["params"])
+    return config, nnx.merge(graphdef, state), json.loads(payload.get("extra", "{}"))
+
+
+class Recognizer:
+    """A loaded model plus decoding options; `recognize` takes any number of images."""
+
+    def __init__(self, config: TrainConfig, model: DrawingReader, options: DecodeOptions | None = None,
+                 max_batch: int = 32, info: dict | None = None):
+        self.config, self.options, self.max_batch = config, options or DecodeOptions(), max_batch
+        self.options = dataclasses.replace(self.options, max_new_tokens=min(
+            self.options.max_new_tokens, config.model.max_len - tokenizer.PROMPT_LENGTH))
+        self.split = nnx.split(model)
+        self.grammar = default_grammar()
+        self.info = info or {}
+
+    @classmethod
+    def load(cls, path: Path | str | None = None, options: DecodeOptions | None = None, **kw) -> "Recognizer":
+        if path is None:
+            if not DEFAULT_MODEL.exists():
+                raise UserError(f"the default model is missing from the package ({DEFAULT_MODEL}); "
+                                f"reinstall, or pass --model")
+            path = DEFAULT_MODEL
+        config, model, extra = load_model(Path(path))
+        return cls(config, model, options, info=extra, **kw)
+
+    @property
+    def image_size(self) -> int:
+        return self.config.model.image_size
+
+    def recognize(self, images: Sequence[np.ndarray], sheets: Sequence[Sheet | None] | None = None,
+                  rng=None) -> list[Recognition]:
+        sheets = list(sheets) if sheets is not None else [None] * len(images)
+        sheets = [s if s is not None else infer_sheet(img) for img, s in zip(images, sheets)]
+        out: list[Recognition] = []
+        for start in range(0, len(images), self.max_batch):
+            chunk = [prepare_image(img, self.image_size) for img in images[start:start + self.max_batch]]
+            out += self.recognize_prepared(np.stack(chunk), sheets[start:start + len(chunk)], rng)
+        return out
+
+    def recognize_prepared(self, batch_images: np.ndarray, sheets: Sequence[Sheet], rng=None) -> list[Recognition]:
+        """Images already through `prepare_image` (B, S, S, 1); pads the batch to a bucket size."""
+        n = len(batch_images)
+        size = next((b for b in BATCH_BUCKETS if b >= n), n)
+        prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
+        if size > n:
+            batch_images = np.concatenate([batch_images, np.zeros((size - n,) + batch_images.shape[1:],
+                                                                  batch_images.dtype)])
+            prompts = np.concatenate([prompts, np.repeat(prompts[:1], size - n, axis=0)])
+        tokens, logprobs = generate(self.split, batch_images, prompts, self.grammar, self.options, rng)
+        return programs_from_tokens(tokens[:n], logprobs[:n], sheets)

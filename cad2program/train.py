@@ -1,0 +1,375 @@
+"""Training: teacher-forced cross-entropy, AdamW, data parallelism, exact resumption, evaluation.
+
+`train_and_evaluate(config, workdir, ...)` is the whole job; the CLI is a thin layer over it.
+- Data: drawings generated on the fly (no folder needed) or a dataset folder (fine-tuning, with a
+  validation split); the stream position is a single example index stored in every checkpoint.
+- Scale: one `jax.sharding.Mesh` over every device (and every host after `jax.distributed`):
+  the batch is split along the `data` axis, parameters and optimizer state are replicated.
+- Checkpoints (Orbax): parameters, optimizer state, step, data position and RNG; a run started
+  again in the same workdir resumes exactly where the last checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from cad2program import tokenizer
+from cad2program.configs import TrainConfig, config_to_dict
+from cad2program.data import FolderExamples, SyntheticExamples, batches, example_arrays
+from cad2program.errors import UserError
+from cad2program.recognizer import build_model, export_model, load_model, programs_from_tokens
+from cad2program.decode import DecodeOptions, default_grammar, generate
+
+EVAL_SEED_OFFSET = 1_000_003  # on-the-fly evaluation drawings come from a stream training never sees
+LENGTH_BUCKET = 32  # batches are cut to the longest sequence, rounded up to this: few compilations
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizer and steps
+# ----------------------------------------------------------------------------------------------
+
+
+def make_schedule(config: TrainConfig) -> optax.Schedule:
+    return optax.warmup_cosine_decay_schedule(
+        0.0, config.learning_rate, min(config.warmup_steps, max(config.steps - 1, 1)), max(config.steps, 2),
+        end_value=config.learning_rate * config.end_learning_rate_fraction)
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    # No weight decay on norms, biases and other vectors (the usual AdamW practice).
+    decay_mask = lambda params: jax.tree_util.tree_map(lambda x: x.ndim >= 2, params)
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm),
+                       optax.adamw(make_schedule(config), weight_decay=config.weight_decay, mask=decay_mask))
+
+
+def loss_fn(params, graphdef, batch):
+    """Mean cross-entropy over program tokens (the prompt and padding are not targets)."""
+    model = nnx.merge(graphdef, params)
+    tokens = batch["tokens"]
+    logits, _ = model(batch["image"], tokens[:, :-1])  # (B, T-1, V)
+    targets = tokens[:, 1:]
+    is_program = jnp.arange(targets.shape[1]) >= tokenizer.PROMPT_LENGTH - 1  # first target: after <bos>
+    mask = (targets != tokenizer.PAD) & is_program[None, :]
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    count = jnp.maximum(mask.sum(), 1)
+    loss = (ce * mask).sum() / count
+    accuracy = ((logits.argmax(-1) == targets) & mask).sum() / count
+    return loss, {"token_accuracy": accuracy}
+
+
+def make_train_step(graphdef, optimizer: optax.GradientTransformation, mesh: Mesh | None = None):
+    """A jit-compiled `(params, opt_state, batch) -> (params, opt_state, metrics)`.
+
+    With a mesh, the batch comes sharded along `data` and parameters replicated; XLA inserts the
+    gradient all-reduce. Without one, the same function runs on the default device.
+    """
+
+    def train_step(params, opt_state, batch):
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, graphdef, batch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
+
+    if mesh is None:
+        return jax.jit(train_step, donate_argnums=(0, 1))
+    replicated = NamedSharding(mesh, P())
+    return jax.jit(train_step, donate_argnums=(0, 1), out_shardings=(replicated, replicated, replicated))
+
+
+def make_eval_step(graphdef):
+    @jax.jit
+    def eval_step(params, batch):
+        loss, aux = loss_fn(params, graphdef, batch)
+        return {"loss": loss, **aux}
+    return eval_step
+
+
+# ----------------------------------------------------------------------------------------------
+# Devices
+# ----------------------------------------------------------------------------------------------
+
+
+def make_mesh() -> Mesh:
+    return Mesh(np.array(jax.devices()), ("data",))
+
+
+def shard_batch(batch: dict, mesh: Mesh) -> dict:
+    """Host-local numpy batch -> global arrays split along the mesh's `data` axis (multi-host ready)."""
+    sharding = NamedSharding(mesh, P("data"))
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def replicate(tree, mesh: Mesh):
+    return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def trim_batch(batch: dict) -> dict:
+    """Cuts the token axis to the longest sequence (rounded up to LENGTH_BUCKET)."""
+    lengths = (batch["tokens"] != tokenizer.PAD).sum(axis=1)
+    keep = min(batch["tokens"].shape[1], int(-(-(lengths.max() + 1) // LENGTH_BUCKET) * LENGTH_BUCKET))
+    return {**batch, "tokens": batch["tokens"][:, :keep]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------
+
+
+class Checkpoints:
+    """Orbax checkpoints of {params, opt_state} plus JSON metadata (step, data position, RNG, config)."""
+
+    def __init__(self, directory: Path, keep: int = 2):
+        import orbax.checkpoint as ocp
+        self._ocp = ocp
+        self.manager = ocp.CheckpointManager(
+            directory.absolute(), options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, params, opt_state, meta: dict):
+        ocp = self._ocp
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave({"params": params, "opt_state": opt_state}),
+            meta=ocp.args.JsonSave(meta)))
+
+    def restore(self, step: int, params, opt_state):
+        ocp = self._ocp
+        target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, {"params": params, "opt_state": opt_state})
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+        return restored["state"]["params"], restored["state"]["opt_state"], restored["meta"]
+
+    def wait(self):
+        self.manager.wait_until_finished()
+
+    def close(self):
+        self.manager.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class EvalSet:
+    """A fixed held-out batch: prepared images, sheets, true primitives and styles."""
+
+    images: np.ndarray
+    sheets: list
+    primitives: list
+    styles: list
+
+
+def synthetic_eval_set(config: TrainConfig, count: int) -> EvalSet:
+    from cad2program.synth import GeneratorConfig, make_example
+    from cad2program.data import prepare_image
+    generator = GeneratorConfig(style=config.style, long_side_px=config.model.image_size)
+    images, sheets, primitives, styles = [], [], [], []
+    index = 0
+    while len(images) < count:
+        example = make_example(config.seed + EVAL_SEED_OFFSET, index, generator)
+        index += 1
+        if len(tokenizer.encode(example.sheet, example.primitives)) > config.max_tokens:
+            continue
+        images.append(prepare_image(example.image, config.model.image_size))
+        sheets.append(example.sheet)
+        primitives.append(example.primitives)
+        styles.append(example.style)
+    return EvalSet(np.stack(images), sheets, primitives, styles)
+
+
+def folder_eval_set(records, image_size: int) -> EvalSet:
+    from cad2program.dataset import load_image
+    from cad2program.data import prepare_image
+    return EvalSet(np.stack([prepare_image(load_image(r.image_path), image_size) for r in records]),
+                   [r.sheet for r in records], [r.primitives for r in records],
+                   [r.extra.get("style") for r in records])
+
+
+def evaluate(split_model, eval_set: EvalSet, batch_size: int = 32,
+             options: DecodeOptions = DecodeOptions()) -> tuple[dict, list]:
+    """Greedy-decodes the eval set and scores it as the contract says; returns (report, recognitions)."""
+    from cad2program.scoring import score
+    grammar = default_grammar()
+    recognitions = []
+    for start in range(0, len(eval_set.images), batch_size):
+        images = eval_set.images[start:start + batch_size]
+        sheets = eval_set.sheets[start:start + batch_size]
+        prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
+        tokens, logprobs = generate(split_model, images, prompts, grammar, options)
+        recognitions += programs_from_tokens(tokens, logprobs, sheets)
+    items = [(r.primitives if r.valid else None, truth, sheet, style)
+             for r, truth, sheet, style in zip(recognitions, eval_set.primitives, eval_set.sheets, eval_set.styles)]
+    return score(items), recognitions
+
+
+def eval_scalars(report: dict) -> dict[str, float]:
+    # A ratio with nothing to count (no matched sizes yet) is reported as null by scoring: skip it.
+    scalars = {k: float(report[k]) for k in ("f1", "precision", "recall", "size_exactness", "drawing_accuracy",
+                                             "valid_rate") if report.get(k) is not None}
+    for type_name, metrics in report.get("per_type", {}).items():
+        if metrics.get("true", 0) or metrics.get("predicted", 0):
+            scalars[f"f1_{type_name}"] = float(metrics["f1"])
+    return scalars
+
+
+# ----------------------------------------------------------------------------------------------
+# The job
+# ----------------------------------------------------------------------------------------------
+
+
+def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
+    """(examples for training, held-out EvalSet)."""
+    if data_dir is None:
+        examples = SyntheticExamples(config.seed, config.model.image_size, config.max_tokens, config.style,
+                                     config.curriculum, total_examples=config.steps * config.batch_size)
+        return examples, synthetic_eval_set(config, config.eval_examples)
+    from cad2program.dataset import load_dataset
+    records = load_dataset(Path(data_dir), logger=log)
+    if len(records) < 2:
+        raise UserError(f"{data_dir}: need at least 2 good drawings to train and validate, found {len(records)}")
+    order = np.random.default_rng(config.seed).permutation(len(records))
+    n_val = max(1, int(round(len(records) * config.validation_fraction)))
+    val = [records[i] for i in order[:n_val]]
+    train = [records[i] for i in order[n_val:]]
+    log(f"data: {len(train)} drawings for training, {len(val)} held out for validation ({data_dir})")
+    examples = FolderExamples(train, config.model.image_size, config.max_tokens)
+    if len(examples) == 0:
+        raise UserError(f"{data_dir}: no drawing's program fits in {config.max_tokens} tokens")
+    return examples, folder_eval_set(val, config.model.image_size)
+
+
+def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None = None,
+                       init_from: Path | None = None, tracker=None, log: Callable = print,
+                       progress: bool = True) -> dict:
+    """Trains `config.steps` steps in `workdir` (resuming from its latest checkpoint); returns a summary.
+
+    `init_from`: an exported model (or workdir) whose parameters start the run (fine-tuning); its model
+    config replaces `config.model`.
+    """
+    from tqdm import tqdm
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if init_from is not None:
+        init_config, init_model, _ = load_model(Path(init_from))
+        config = config.replace(model=init_config.model)
+        model = init_model
+        log(f"init: parameters from {init_from}")
+    else:
+        model = build_model(config, config.seed)
+    (workdir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
+    graphdef, params = nnx.split(model)
+    optimizer = make_optimizer(config)
+    opt_state = optimizer.init(params)
+    schedule = make_schedule(config)
+
+    mesh = make_mesh()
+    if config.batch_size % (mesh.size) != 0:
+        raise UserError(f"batch size {config.batch_size} does not split over {mesh.size} devices")
+    checkpoints = Checkpoints(workdir / "checkpoints")
+    step, examples_seen, best = 0, 0, None
+    rng = jax.random.key(config.seed)
+    if checkpoints.latest_step() is not None:
+        params, opt_state, meta = checkpoints.restore(checkpoints.latest_step(), params, opt_state)
+        step, examples_seen, best = meta["step"], meta["examples_seen"], meta.get("best")
+        rng = jax.random.wrap_key_data(jnp.asarray(meta["rng"], jnp.uint32))
+        log(f"resume: step {step}, {examples_seen} drawings seen, from {workdir / 'checkpoints'}")
+    params, opt_state = replicate(params, mesh), replicate(opt_state, mesh)
+
+    examples, eval_set = _data_source(config, data_dir, log)
+    # Each host reads its own slice of every global batch.
+    local_batch = config.batch_size // jax.process_count()
+    stream = batches(examples, local_batch, start_example=examples_seen // jax.process_count(),
+                     shuffle_seed=config.seed if data_dir is not None else None, workers=config.data_workers)
+    train_step = make_train_step(graphdef, optimizer, mesh)
+
+    def save(final: bool = False):
+        meta = {"step": step, "examples_seen": examples_seen, "best": best,
+                "rng": np.asarray(jax.random.key_data(rng)).tolist(), "config": config_to_dict(config)}
+        checkpoints.save(step, params, opt_state, meta)
+        export_model(workdir / "model.msgpack", config, params, {"step": step, "examples_seen": examples_seen})
+        if tracker is not None and final:
+            tracker.register_model(workdir / "model.msgpack", "final", metadata={"step": step})
+
+    def run_eval():
+        nonlocal best
+        report, recognitions = evaluate((graphdef, params), eval_set)
+        scalars = eval_scalars(report)
+        log(f"eval @ step {step} ({examples_seen} drawings seen): " +
+            ", ".join(f"{k} {v:.3f}" for k, v in scalars.items() if "_" not in k or k == "size_exactness"))
+        with open(workdir / "eval_log.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, "examples_seen": examples_seen, **scalars}) + "\n")
+        score = scalars.get("f1", 0.0) + scalars.get("size_exactness", 0.0)
+        if best is None or score > best["score"]:
+            best = {"score": score, "step": step, **scalars}
+            export_model(workdir / "best_model.msgpack", config, params, {"step": step, **scalars})
+            if tracker is not None:
+                tracker.register_model(workdir / "best_model.msgpack", "best", best=True,
+                                       metadata={"step": step, **scalars})
+        if tracker is not None:
+            tracker.report_scalars(step, scalars, title="eval")
+            _report_samples(tracker, eval_set, recognitions, step)
+        return scalars
+
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="train")
+    window_start, window_examples = time.perf_counter(), 0
+    last_eval = None
+    try:
+        while step < config.steps:
+            batch = trim_batch(next(stream))
+            params, opt_state, metrics = train_step(params, opt_state, shard_batch(batch, mesh))
+            step += 1
+            examples_seen += config.batch_size
+            window_examples += config.batch_size
+            rng = jax.random.fold_in(rng, step)
+            if step % config.log_every == 0 or step == config.steps:
+                metrics = {k: float(v) for k, v in metrics.items()}
+                elapsed = time.perf_counter() - window_start
+                metrics["samples_per_s"] = window_examples / max(elapsed, 1e-9)
+                metrics["lr"] = float(schedule(step))
+                window_start, window_examples = time.perf_counter(), 0
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['token_accuracy']:.3f}",
+                                lr=f"{metrics['lr']:.1e}", sps=f"{metrics['samples_per_s']:.1f}")
+                with open(workdir / "train_log.jsonl", "a") as f:
+                    f.write(json.dumps({"step": step, "examples_seen": examples_seen, **metrics}) + "\n")
+                if tracker is not None:
+                    tracker.report_scalars(step, metrics, title="train")
+            bar.update(1)
+            if step % config.eval_every == 0 or step == config.steps:
+                last_eval = run_eval()
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save(final=step == config.steps)
+    finally:
+        bar.close()
+        if step > 0 and checkpoints.latest_step() != step:
+            save()  # an interrupted run keeps its progress
+        checkpoints.wait()
+        checkpoints.close()
+    return {"step": step, "examples_seen": examples_seen, "eval": last_eval, "best": best,
+            "model": str(workdir / "model.msgpack")}
+
+
+def _report_samples(tracker, eval_set: EvalSet, recognitions, step: int, count: int = 3):
+    """A few held-out drawings with the predicted program drawn over them."""
+    try:
+        from cad2program.outputs import overlay_array
+    except ImportError:
+        return
+    for i in range(min(count, len(recognitions))):
+        image = (255 * (1.0 - eval_set.images[i][..., 0])).astype(np.uint8)
+        r = recognitions[i]
+        tracker.report_image("samples", f"eval_{i}", step, overlay_array(image, r.primitives, r.sheet, r.confidences))
