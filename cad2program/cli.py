@@ -9,7 +9,7 @@ from cad2program import __version__
 from cad2program.errors import UserError
 from cad2program.program import ProgramError
 from cad2program.tokenizer import TokenizerError
-from cad2program.commands import check, generate, render, train
+from cad2program.commands import check, evaluate, generate, predict, render, train
 
 # name -> module; each module has a docstring (the command's help), add_arguments and run.
 COMMANDS = {
@@ -17,6 +17,8 @@ COMMANDS = {
     "check": check,
     "render": render,
     "train": train,
+    "predict": predict,
+    "eval": evaluate,
 }
 
 

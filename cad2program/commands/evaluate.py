@@ -1,0 +1,151 @@
+"""Score a model on labelled dataset folders, as the contract's section 5 says.
+
+Reads every drawing of each --data folder (labels.jsonl + images) with the sheet size its label
+gives, matches the recognised primitives with the true ones, and prints F1, precision and recall
+(overall and per type), size exactness, drawing accuracy and valid rate, per style where labels
+carry one, and the time a drawing took. Label lines that cannot be used are listed and skipped; an
+image that cannot be read is scored as an empty, invalid prediction (and the exit status is 1).
+
+The prediction file (--out) scores the same with 'scoring.score_files' as here: this command scores
+those very lines. With several folders, a summary table gives one row per folder and one for all,
+--out is a folder (one NAME.jsonl per dataset) and the --report JSON holds every report.
+
+examples:
+  cad2program eval --data testsets/clean --model runs/cpu --report clean.json
+  cad2program eval --data testsets/clean testsets/sketch testsets/scan testsets/photo --model runs/cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from cad2program.commands.predict import add_model_arguments, positive_int
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                        help="labelled dataset folders (labels.jsonl + images)")
+    add_model_arguments(parser)
+    parser.add_argument("--out", metavar="PRED.jsonl",
+                        help="write the predictions here (a folder when there are several --data folders)")
+    parser.add_argument("--report", metavar="REPORT.json", help="write the full report as JSON")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="only the first N drawings of each folder")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None = None
+                    ) -> tuple[dict, list[dict], list, str]:
+    """Reads and scores one folder -> (report, prediction lines, scoring items, a line on the time taken).
+
+    The report is `scoring.score`'s plus data, unreadable_images (scored as empty and invalid) and timing.
+    """
+    from cad2program.commands.predict import Job, Timing, prediction_line, recognize_jobs
+    from cad2program.dataset import load_dataset
+    from cad2program.scoring import prediction_primitives, score
+
+    records = load_dataset(folder, logger=_log, check_images=True)
+    if limit is not None:
+        records = records[:limit]
+    jobs = [Job(r.image_key, r.image_path, r.sheet, r.image_key) for r in records]
+    timing = Timing()
+    started = time.perf_counter()
+    lines, items, failed = [], [], 0
+    outcomes = recognize_jobs(recognizer, jobs, batch_size, timing, desc=f"eval {folder.name or folder}")
+    for record, outcome in zip(records, outcomes):
+        predicted = None  # an image that cannot be read is an empty, invalid prediction
+        if outcome.error is not None:
+            failed += 1
+            _log(f"error: {record.image_path}: {outcome.error} (scored as an empty, invalid prediction)")
+        else:
+            line = prediction_line(record.image_key, outcome.recognition)
+            lines.append(line)
+            # Scored from the written line, exactly as score_files scores the prediction file.
+            predicted, _ = prediction_primitives(line, record.sheet)
+        items.append((predicted, record.primitives, record.sheet, record.extra.get("style")))
+    report = score(items)
+    report["data"] = str(folder)
+    report["unreadable_images"] = failed
+    report["timing"] = {**timing.to_json(), "wall_seconds": round(time.perf_counter() - started, 3)}
+    return report, lines, items, timing.summary()
+
+
+def summary_table(reports: dict[str, dict], combined: dict) -> str:
+    """One row per dataset and one for all of them."""
+    from cad2program.scoring import _fixed, _percent
+
+    width = max(12, *(len(name) + 2 for name in reports))
+    lines = [f"{'dataset':<{width}}{'drawings':>9}{'F1':>8}{'precision':>11}{'recall':>8}{'size exact':>12}"
+             f"{'drawing acc':>13}{'valid':>8}{'ms/drawing':>12}"]
+    for name, row in list(reports.items()) + [("all", combined)]:
+        ms = row.get("timing", {}).get("ms_per_drawing")
+        lines.append(f"{name:<{width}}{row['drawings']:>9}{_fixed(row['f1']):>8}{_fixed(row['precision']):>11}"
+                     f"{_fixed(row['recall']):>8}{_percent(row['size_exactness']):>12}"
+                     f"{_percent(row['drawing_accuracy']):>13}{_percent(row['valid_rate']):>8}"
+                     f"{'-' if ms is None else f'{ms:.0f}':>12}")
+    return "\n".join(lines)
+
+
+def _dataset_names(folders: list[Path]) -> list[str]:
+    """Short unique names: the folder's name, or its whole path when two share a name."""
+    names = [folder.resolve().name for folder in folders]
+    return [name if names.count(name) == 1 else str(folder) for name, folder in zip(names, folders)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from cad2program.commands.predict import load_recognizer
+    from cad2program.dataset import labels_path, write_labels
+    from cad2program.errors import UserError
+    from cad2program.scoring import format_report_table, score
+
+    folders = [Path(d) for d in args.data]
+    for folder in folders:
+        labels_path(folder)  # a missing folder stops the run before the model loads
+    several = len(folders) > 1
+    names = _dataset_names(folders)
+    if len(set(names)) != len(names):
+        raise UserError("--data names the same folder twice")
+    for option in (args.out, args.report):
+        if option and not Path(option).parent.is_dir():
+            raise UserError(f"{option}: the folder {Path(option).parent} does not exist")
+    if several and args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out}: several --data folders need a folder here, and this is a file")
+
+    recognizer = load_recognizer(args)
+    decoding = {"method": recognizer.options.method, "beam_width": recognizer.options.beam_width,
+                "max_new_tokens": recognizer.options.max_new_tokens, "batch_size": args.batch_size}
+    reports, all_items, failed = {}, [], 0
+    for name, folder in zip(names, folders):
+        report, lines, items, time_text = evaluate_folder(recognizer, folder, args.batch_size, args.limit)
+        report["model"], report["decoding"] = args.model or "(the package's default model)", decoding
+        reports[name], failed = report, failed + report["unreadable_images"]
+        all_items += items
+        if args.out:
+            path = Path(args.out) / f"{name.replace('/', '_')}.jsonl" if several else Path(args.out)
+            write_labels(path, lines)
+            _log(f"wrote {len(lines)} predictions to {path}")
+        if not several:
+            print(format_report_table(report))
+        print(f"{name}: {time_text}")
+
+    if several:
+        combined = score(all_items)
+        print()
+        print(format_report_table(combined))
+        print()
+        print(summary_table(reports, combined))
+        payload = {"model": args.model or "(the package's default model)", "decoding": decoding,
+                   "combined": combined, "datasets": reports}
+    else:
+        payload = reports[names[0]]
+    if args.report:
+        Path(args.report).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        _log(f"wrote the report to {args.report}")
+    return 1 if failed else 0
+
