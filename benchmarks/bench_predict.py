@@ -1,0 +1,74 @@
+"""Latency of `predict` for one drawing, warm: a `cpu`-config model, batch 1, greedy; prints one JSON object.
+
+    python3 benchmarks/bench_predict.py [--config cpu] [--repeats 10] [--image testsets/clean/images/000000.png]
+
+The model is randomly initialised (the figure is about compute, not accuracy) and built in this
+process; the first call compiles, and the timed calls are the ones after it, in-process, as `predict`
+on a folder or a server sees them. A random model writes until the length limit, so the number of
+generated tokens is reported beside the time: a trained model that stops earlier is faster.
+Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+DEFAULT_IMAGE = Path(__file__).resolve().parent.parent / "testsets" / "clean" / "images" / "000000.png"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="cpu", help="named model config (default cpu)")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    args = parser.parse_args()
+
+    from cad2program import tokenizer
+    from cad2program.configs import get_config
+    from cad2program.dataset import load_image
+    from cad2program.decode import generate
+    from cad2program.data import prepare_image
+    from cad2program.recognizer import Recognizer, build_model, infer_sheet
+
+    config = get_config(args.config)
+    recognizer = Recognizer(config, build_model(config), max_batch=1)
+    image = load_image(args.image) if args.image.exists() else np.full((362, 512), 255, np.uint8)
+    sheet = infer_sheet(image)
+
+    start = time.perf_counter()
+    recognizer.recognize([image], [sheet])
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        recognizer.recognize([image], [sheet])
+        times.append(time.perf_counter() - start)
+
+    tokens, _ = generate(recognizer.split, prepare_image(image, recognizer.image_size)[None],
+                         np.array([tokenizer.encode_prompt(sheet)], np.int32), recognizer.grammar, recognizer.options)
+    generated = int(np.sum(tokens[0] != tokenizer.PAD))
+    print(json.dumps({
+        "config": args.config, "image_size": config.model.image_size, "batch": 1, "decoding": "greedy",
+        "image": str(args.image) if args.image.exists() else "blank 512 x 362",
+        "first_call_s": round(first, 2),
+        "warm_ms_per_drawing_median": round(1000 * statistics.median(times), 1),
+        "warm_ms_per_drawing_min": round(1000 * min(times), 1),
+        "repeats": args.repeats, "generated_tokens": generated,
+        "max_new_tokens": recognizer.options.max_new_tokens,
+        "warm_ms_per_token": round(1000 * statistics.median(times) / max(generated, 1), 2),
+        "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(), "jax": jax.__version__,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
