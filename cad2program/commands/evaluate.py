@@ -46,7 +46,7 @@ def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None
 
     The report is `scoring.score`'s plus data, unreadable_images (scored as empty and invalid) and timing.
     """
-    from cad2program.commands.predict import Job, Timing, prediction_line, recognize_jobs
+    from cad2program.commands.predict import Job, Timing, prediction_line, recognize_jobs, warm_up
     from cad2program.dataset import load_dataset
     from cad2program.scoring import prediction_primitives, score
 
@@ -55,6 +55,7 @@ def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None
         records = records[:limit]
     jobs = [Job(r.image_key, r.image_path, r.sheet, r.image_key) for r in records]
     timing = Timing()
+    warm_up(recognizer, [len(jobs)], batch_size, timing)
     started = time.perf_counter()
     lines, items, failed = [], [], 0
     outcomes = recognize_jobs(recognizer, jobs, batch_size, timing, desc=f"eval {folder.name or folder}")
@@ -136,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
 
     if several:
         combined = score(all_items)
+        drawings = sum(r["timing"]["drawings"] for r in reports.values())
+        seconds = sum(r["timing"]["load_seconds"] + r["timing"]["recognize_seconds"] for r in reports.values())
+        combined["timing"] = {"drawings": drawings, "ms_per_drawing": round(1000 * seconds / drawings, 1)
+                              if drawings else None}
         print()
         print(format_report_table(combined))
         print()

@@ -151,40 +151,54 @@ def collect_jobs(paths: Iterable[str], sheet) -> tuple[list[Job], list[str], boo
 
 @dataclasses.dataclass
 class Timing:
-    """Where the time went: loading images, and recognising them (the first batch includes compilation)."""
+    """Where the time went: compiling the model for the batch sizes used, loading images, recognising them."""
 
     drawings: int = 0
     batches: int = 0
+    batch_size: int = 0
+    compile_seconds: float = 0.0
     load_seconds: float = 0.0
     recognize_seconds: float = 0.0
-    first_batch_seconds: float = 0.0
-    first_batch_drawings: int = 0
 
     def to_json(self) -> dict:
-        after_first = self.drawings - self.first_batch_drawings
+        per_drawing = (lambda seconds: round(1000 * seconds / self.drawings, 1) if self.drawings else None)
         return {"drawings": self.drawings, "batches": self.batches,
-                "load_seconds": round(self.load_seconds, 3),
+                "compile_seconds": round(self.compile_seconds, 3), "load_seconds": round(self.load_seconds, 3),
                 "recognize_seconds": round(self.recognize_seconds, 3),
-                "first_batch_seconds": round(self.first_batch_seconds, 3),
-                "ms_per_drawing": round(1000 * (self.load_seconds + self.recognize_seconds) / self.drawings, 1)
-                if self.drawings else None,
-                # After the first batch the model is compiled: this is the steady-state speed.
-                "recognize_ms_per_drawing_warm": round(
-                    1000 * (self.recognize_seconds - self.first_batch_seconds) / after_first, 1)
-                if after_first else None}
+                # Compiled beforehand, so these are steady-state figures.
+                "ms_per_drawing": per_drawing(self.load_seconds + self.recognize_seconds),
+                "recognize_ms_per_drawing": per_drawing(self.recognize_seconds)}
 
     def summary(self) -> str:
-        info = self.to_json()
         if not self.drawings:
             return "no drawing was recognised"
-        text = (f"{self.drawings} drawing{'s' if self.drawings != 1 else ''} in "
-                f"{self.load_seconds + self.recognize_seconds:.1f} s: {info['ms_per_drawing']:.0f} ms a drawing "
-                f"(images {1000 * self.load_seconds / self.drawings:.0f} ms, recognition "
-                f"{1000 * self.recognize_seconds / self.drawings:.0f} ms; the first batch took "
-                f"{self.first_batch_seconds:.1f} s with compilation")
-        if info["recognize_ms_per_drawing_warm"] is not None:
-            text += f", recognition after it {info['recognize_ms_per_drawing_warm']:.0f} ms a drawing"
-        return text + ")"
+        info = self.to_json()
+        return (f"{_plural(self.drawings, 'drawing')} in {self.load_seconds + self.recognize_seconds:.1f} s: "
+                f"{info['ms_per_drawing']:.0f} ms a drawing (images {1000 * self.load_seconds / self.drawings:.0f} ms, "
+                f"recognition {info['recognize_ms_per_drawing']:.0f} ms), batches of up to {self.batch_size}, "
+                f"after {self.compile_seconds:.1f} s compiling")
+
+
+def warm_up(recognizer, counts: Iterable[int], batch_size: int, timing: Timing | None = None) -> None:
+    """Compiles the model for every batch shape that reading `counts` drawings in `batch_size` chunks uses,
+    so that the timed run measures recognition alone (the compilation would happen in it anyway)."""
+    import numpy as np
+
+    from cad2program.program import Sheet
+    from cad2program.recognizer import BATCH_BUCKETS
+
+    done = getattr(recognizer, "_warm_buckets", set())
+    sizes = {min(batch_size, n) for n in counts if n} | {n % batch_size for n in counts if n % batch_size}
+    start = time.perf_counter()
+    for size in sorted(sizes):
+        bucket = next((b for b in BATCH_BUCKETS if b >= size), size)
+        if bucket not in done:
+            blank = np.full((64, 64), 255, np.uint8)
+            recognizer.recognize([blank] * size, [Sheet(100, 100)] * size)
+            done.add(bucket)
+    recognizer._warm_buckets = done
+    if timing is not None:
+        timing.compile_seconds += time.perf_counter() - start
 
 
 def _load(job: Job) -> Outcome:
@@ -202,6 +216,7 @@ def recognize_jobs(recognizer, jobs: list[Job], batch_size: int, timing: Timing 
     from tqdm import tqdm
 
     timing = timing if timing is not None else Timing()
+    timing.batch_size = batch_size
     chunks = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
     bar = tqdm(total=len(jobs), unit="drawing", desc=desc, disable=None if progress else True, file=sys.stderr)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -219,8 +234,6 @@ def recognize_jobs(recognizer, jobs: list[Job], batch_size: int, timing: Timing 
                 seconds = time.perf_counter() - start
                 for outcome, recognition in zip(readable, results):
                     outcome.recognition = recognition
-                if timing.batches == 0:
-                    timing.first_batch_seconds, timing.first_batch_drawings = seconds, len(readable)
                 timing.recognize_seconds += seconds
                 timing.batches += 1
                 timing.drawings += len(readable)
