@@ -50,16 +50,17 @@ def test_eval_limit_and_skipped_lines_and_unreadable_images(capsys, tmp_path, ti
     shutil.copytree(drawings_folder, folder)
     labels = (folder / "labels.jsonl").read_text().splitlines()
     first_image = folder / json.loads(labels[0])["image"]
-    first_image.write_bytes(first_image.read_bytes()[:100])  # passes nothing: truncated
+    first_image.write_bytes(first_image.read_bytes()[:100])  # truncated
     bad_line = '{"image": 3, "sheet": {"width": 100, "height": 100}, "primitives": []}'
     (folder / "labels.jsonl").write_text("\n".join(labels + [bad_line]) + "\n")
     report_path = tmp_path / "r.json"
     code, _, err = evaluate(capsys, "--data", folder, "--model", tiny_model, "--report", report_path,
                             "--batch-size", 1, "--limit", 2)
-    assert code == 0  # the truncated image is caught by the label check and skipped like a bad line
-    assert "labels.jsonl:1: image" in err and "labels.jsonl:5: 'image' must be a path" in err
+    assert code == 1
+    assert "labels.jsonl:5: 'image' must be a path" in err  # a bad label line is listed and skipped
+    assert f"error: {first_image}: cannot decode" in err  # a bad image is scored as an empty prediction
     report = json.loads(report_path.read_text())
-    assert report["drawings"] == 2  # --limit counts usable drawings
+    assert report["drawings"] == 2 and report["unreadable_images"] == 1 and report["valid"] == 0
 
 
 def test_eval_image_that_fails_to_decode_is_scored_empty_and_exit_1(capsys, tmp_path, tiny_model, drawings_folder):

@@ -3,8 +3,9 @@
 Reads every drawing of each --data folder (labels.jsonl + images) with the sheet size its label
 gives, matches the recognised primitives with the true ones, and prints F1, precision and recall
 (overall and per type), size exactness, drawing accuracy and valid rate, per style where labels
-carry one, and the time a drawing took. Label lines that cannot be used are listed and skipped; an
-image that cannot be read is scored as an empty, invalid prediction (and the exit status is 1).
+carry one, and the time a drawing took. Label lines that cannot be used are listed and skipped; a
+good line whose image is missing or cannot be read is scored as an empty, invalid prediction, as
+scoring a prediction file does (an 'error:' line says which, and the exit status is 1).
 
 The prediction file (--out) scores the same with 'scoring.score_files' as here: this command scores
 those very lines. With several folders, a summary table gives one row per folder and one for all,
@@ -50,7 +51,9 @@ def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None
     from cad2program.dataset import load_dataset
     from cad2program.scoring import prediction_primitives, score
 
-    records = load_dataset(folder, logger=_log, check_images=True)
+    # Images are checked as they are read, not up front: one that fails is scored as empty and invalid,
+    # exactly as score_files scores a drawing without a prediction, so the two always agree.
+    records = load_dataset(folder, logger=_log, check_images=False)
     if limit is not None:
         records = records[:limit]
     jobs = [Job(r.image_key, r.image_path, r.sheet, r.image_key) for r in records]
