@@ -74,12 +74,21 @@ class ModelConfig:
 # ----------------------------------------------------------------------------------------------
 
 
+def heads_first(x):
+    """(B, T, H, Dh) -> (B, H, T, Dh): the layout batched matmuls read without copying."""
+    return x.transpose(0, 2, 1, 3)
+
+
 def attention(q, k, v, mask):
-    """Scaled dot-product attention. q (B, T, H, Dh), k/v (B, S, H, Dh), mask broadcastable to (B, H, T, S)."""
-    logits = jnp.einsum("bthd,bshd->bhts", q, k) / math.sqrt(q.shape[-1])
+    """Scaled dot-product attention. q (B, T, H, Dh), k/v (B, H, S, Dh) heads-first, mask -> (B, H, T, S).
+
+    Keys and values are kept heads-first (caches and image memory too), so that a decoding step does
+    not transpose the whole cache to multiply one query with it.
+    """
+    logits = jnp.einsum("bhtd,bhsd->bhts", heads_first(q), k) / math.sqrt(q.shape[-1])
     logits = jnp.where(mask, logits.astype(jnp.float32), jnp.finfo(jnp.float32).min)
     weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-    return jnp.einsum("bhts,bshd->bthd", weights, v)
+    return jnp.einsum("bhts,bhsd->bthd", weights, v)  # (B, T, H, Dh)
 
 
 def rotary(x, positions, theta: float):
@@ -142,7 +151,7 @@ class EncoderBlock(nnx.Module):
     def __call__(self, x):  # (B, N, D)
         b, n, d = x.shape
         q, k, v = jnp.split(self.qkv(self.norm1(x)).reshape(b, n, 3 * self.heads, d // self.heads), 3, axis=2)
-        x = x + self.out(attention(q, k, v, True).reshape(b, n, d))
+        x = x + self.out(attention(q, heads_first(k), heads_first(v), True).reshape(b, n, d))
         return x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.norm2(x))))
 
 
@@ -199,16 +208,16 @@ class SelfAttention(nnx.Module):
         b, t, d = x.shape
         shape = (b, t, self.heads, self.head_dim)
         q = rotary(self.q_proj(x).reshape(shape), positions, self.theta)
-        k = rotary(self.k_proj(x).reshape(shape), positions, self.theta)
-        v = self.v_proj(x).reshape(shape)
+        k = heads_first(rotary(self.k_proj(x).reshape(shape), positions, self.theta))  # (B, H, T, Dh)
+        v = heads_first(self.v_proj(x).reshape(shape))
         if cache is None:
             mask = positions[None, :] <= positions[:, None]  # (T, T)
         else:
             start = positions[0]
-            k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), (0, start, 0, 0))
-            v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), (0, start, 0, 0))
+            k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), (0, 0, start, 0))
+            v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), (0, 0, start, 0))
             cache = {"k": k, "v": v}
-            mask = jnp.arange(k.shape[1])[None, :] <= positions[:, None]  # (T, S): written keys only
+            mask = jnp.arange(k.shape[2])[None, :] <= positions[:, None]  # (T, S): written keys only
         out = attention(q, k, v, mask[None, None])
         return self.o_proj(out.reshape(b, t, d)), cache
 
@@ -224,10 +233,11 @@ class CrossAttention(nnx.Module):
         self.v_proj = _linear(d, d, cfg, rngs)
         self.o_proj = _linear(d, d, cfg, rngs)
 
-    def memory_kv(self, memory):  # (B, N, D) -> k, v (B, N, H, Dh)
+    def memory_kv(self, memory):  # (B, N, D) -> k, v (B, H, N, Dh)
         b, n, _ = memory.shape
         shape = (b, n, self.heads, self.head_dim)
-        return {"k": self.k_proj(memory).reshape(shape), "v": self.v_proj(memory).reshape(shape)}
+        return {"k": heads_first(self.k_proj(memory).reshape(shape)),
+                "v": heads_first(self.v_proj(memory).reshape(shape))}
 
     def __call__(self, x, memory_kv):
         b, t, d = x.shape
@@ -328,7 +338,7 @@ class DrawingReader(nnx.Module):
     def init_cache(self, batch: int, length: int | None = None) -> Cache:
         cfg = self.cfg
         length = length or (cfg.max_len + (cfg.num_image_tokens if cfg.fusion == "prefix" else 0))
-        shape = (batch, length, cfg.dec_heads, cfg.dec_width // cfg.dec_heads)
+        shape = (batch, cfg.dec_heads, length, cfg.dec_width // cfg.dec_heads)  # heads-first
         zeros = jnp.zeros(shape, cfg.compute_dtype)
         return {"layers": [{"k": zeros, "v": zeros} for _ in range(cfg.dec_depth)],
                 "index": jnp.zeros((), jnp.int32)}

@@ -1,0 +1,126 @@
+"""Side-by-side speed figures for one machine, measured in one run (ratios survive a noisy machine).
+
+- the FLOP/s this machine reaches on a large float32 matmul (the reference for `train_flops_fraction`);
+- training throughput and the share of that peak the jit-compiled train step reaches (its FLOPs come
+  from XLA's cost analysis of the compiled step);
+- decoding: the compiled KV-cache loop at batch 1 and 32, against a loop that re-runs the decoder
+  on the whole prefix for every token (no cache), on exactly the same tokens.
+For decoding, the end token is masked so that every drawing decodes the same number of tokens
+(a random model would otherwise stop at an arbitrary point): the figures are per fixed-length program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from cad2program import tokenizer
+from cad2program.configs import TrainConfig
+from cad2program.decode import DecodeOptions, Grammar, default_grammar, generate, generate_uncached
+from cad2program.program import Sheet
+from cad2program.recognizer import build_model
+from cad2program.train import make_optimizer, make_train_step
+
+
+def _best_time(fn, repeats: int) -> float:
+    fn()  # warm-up / compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul_flops_per_s(size: int = 2048, repeats: int = 5) -> float:
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), jnp.float32)
+    matmul = jax.jit(lambda x, y: x @ y)
+    seconds = _best_time(lambda: matmul(a, a).block_until_ready(), repeats)
+    return 2 * size ** 3 / seconds
+
+
+def _compiled_flops(compiled) -> float:
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0]
+    return float(analysis.get("flops", 0.0))
+
+
+def train_throughput(config: TrainConfig, steps: int, program_tokens: int = 64) -> dict:
+    """Samples/s and achieved FLOP/s of the real train step on a batch of realistic length."""
+    model = build_model(config)
+    graphdef, params = nnx.split(model)
+    optimizer = make_optimizer(config)
+    opt_state = optimizer.init(params)
+    rng = np.random.default_rng(0)
+    size, batch = config.model.image_size, config.batch_size
+    tokens = rng.integers(tokenizer.VALUE0, tokenizer.VALUE0 + 200, (batch, program_tokens)).astype(np.int32)
+    tokens[:, :tokenizer.PROMPT_LENGTH] = tokenizer.encode_prompt(Sheet(200, 150))
+    data = {"image": jnp.asarray(rng.random((batch, size, size, 1), np.float32)), "tokens": jnp.asarray(tokens)}
+    step_fn = make_train_step(graphdef, optimizer)
+    compiled = step_fn.lower(params, opt_state, data).compile()
+    flops = _compiled_flops(compiled)
+    params, opt_state, metrics = compiled(params, opt_state, data)  # warm-up
+    jax.block_until_ready(metrics)
+    start = time.perf_counter()
+    for _ in range(steps):
+        params, opt_state, metrics = compiled(params, opt_state, data)
+    jax.block_until_ready(metrics)
+    seconds = (time.perf_counter() - start) / steps
+    return {"samples_per_s": batch / seconds, "flops_per_s": flops / seconds, "step_flops": flops}
+
+
+def fixed_length_grammar() -> Grammar:
+    """The program grammar with the end token forbidden: every sequence runs to max_new_tokens."""
+    grammar = default_grammar()
+    table = grammar.table.copy()
+    table[:, grammar.eos] = -1
+    return dataclasses.replace(grammar, table=table)
+
+
+def decode_figures(config: TrainConfig, new_tokens: int, repeats: int, naive_batch: int = 32) -> dict:
+    model = build_model(config)
+    split = nnx.split(model)
+    grammar = fixed_length_grammar()
+    options = DecodeOptions(max_new_tokens=new_tokens)
+    size = config.model.image_size
+    rng = np.random.default_rng(1)
+
+    def inputs(batch):
+        images = rng.random((batch, size, size, 1), np.float32)
+        prompts = np.array([tokenizer.encode_prompt(Sheet(200, 150))] * batch, np.int32)
+        return images, prompts
+
+    images1, prompts1 = inputs(1)
+    images32, prompts32 = inputs(32)
+    cached_b1 = _best_time(lambda: generate(split, images1, prompts1, grammar, options), repeats)
+    cached_b32 = _best_time(lambda: generate(split, images32, prompts32, grammar, options), repeats)
+    images_n, prompts_n = images32[:naive_batch], prompts32[:naive_batch]
+    naive = _best_time(lambda: generate_uncached(split, images_n, prompts_n, grammar, new_tokens), 1)
+    # The two loops must produce the same tokens for the comparison to mean anything.
+    same = bool(np.array_equal(generate(split, images_n, prompts_n, grammar, options)[0],
+                               generate_uncached(split, images_n, prompts_n, grammar, new_tokens)))
+    return {"decode_ms_per_drawing_b1": 1000 * cached_b1,
+            "decode_drawings_per_s_b32": 32 / cached_b32,
+            "naive_drawings_per_s_b32": naive_batch / naive,
+            "decode_speedup": (32 / cached_b32) / (naive_batch / naive),
+            "decode_tokens_per_drawing": new_tokens,
+            "cached_equals_naive": same}
+
+
+def run_bench(config: TrainConfig, quick: bool = False) -> dict:
+    peak = matmul_flops_per_s(repeats=3 if quick else 5)
+    train = train_throughput(config, steps=2 if quick else 6)
+    decode = decode_figures(config, new_tokens=32 if quick else 64, repeats=1 if quick else 3)
+    return {"config": config.name, "backend": jax.default_backend(), "devices": jax.device_count(),
+            "matmul_gflops": peak / 1e9,
+            "train_samples_per_s": train["samples_per_s"],
+            "train_gflops": train["flops_per_s"] / 1e9,
+            "train_flops_fraction": train["flops_per_s"] / peak,
+            "train_batch_size": config.batch_size,
+            **decode}

@@ -1,0 +1,36 @@
+"""Measure training and decoding speed on this machine; prints one JSON object.
+
+Figures: train_samples_per_s, train_flops_fraction (train step FLOP/s over this machine's large-matmul
+FLOP/s, measured in the same run), decode_ms_per_drawing_b1, decode_drawings_per_s_b32,
+naive_drawings_per_s_b32 (no KV cache: the decoder re-runs on the whole prefix per token) and
+decode_speedup (their ratio). The model is randomly initialised: speed does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="cpu", help="named config to measure: tiny, cpu or gpu (default: cpu)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter programs (under a minute)")
+    parser.add_argument("--out", help="also write the JSON to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cad2program.bench import run_bench
+    from cad2program.configs import get_config
+    from cad2program.errors import UserError
+
+    try:
+        config = get_config(args.config)
+    except KeyError as err:
+        raise UserError(str(err.args[0])) from None
+    figures = run_bench(config, quick=args.quick)
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return 0
