@@ -1,0 +1,92 @@
+"""Serve the model over HTTP: JSON, multipart and OpenAI-compatible endpoints, with dynamic batching.
+
+Endpoints (interactive docs at /docs):
+  POST /serve/cad_model       {"data": "<base64 PNG/JPEG>", "sheet": {"width": 200, "height": 150}}
+  POST /v1/recognize          multipart: file=@drawing.png [sheet_width=200 sheet_height=150]
+  POST /v1/chat/completions   OpenAI-compatible; the image as a data URL, "sheet: 200x150" in a text part
+  GET  /healthz /readyz /metrics
+
+Concurrent requests are grouped into one model call of up to --max-batch drawings, waiting at most
+--max-wait-ms for a batch to fill. /readyz answers 503 until every batch size has been compiled.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_COMPILE_CACHE = Path.home() / ".cache" / "cad2program" / "xla"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; "
+                                                            "0.0.0.0 to accept other machines)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    parser.add_argument("--model", metavar="M", help="model file (*.msgpack) or training workdir "
+                                                     "(default: the model shipped in the package)")
+    parser.add_argument("--max-batch", type=int, default=32, metavar="N",
+                        help="most drawings decoded in one model call (default: %(default)s)")
+    parser.add_argument("--max-wait-ms", type=float, default=10.0, metavar="T",
+                        help="longest a request waits for its batch to fill (default: %(default)s)")
+    parser.add_argument("--no-batching", action="store_true", help="decode every request on its own")
+    parser.add_argument("--max-body-mb", type=float, default=20.0,
+                        help="largest request body accepted, in MB (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                        help="per-request limit on decoding + queue + model, in seconds (default: %(default)s)")
+    parser.add_argument("--decode-workers", type=int, default=4,
+                        help="threads decoding images in parallel (default: %(default)s)")
+    parser.add_argument("--compile-cache", default=str(DEFAULT_COMPILE_CACHE), metavar="DIR",
+                        help="folder keeping compiled XLA programs between runs, so restarts warm up in "
+                             "seconds; 'none' to disable (default: %(default)s)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def _check(args: argparse.Namespace) -> None:
+    from cad2program.errors import UserError
+
+    problems = []
+    if not 1 <= args.max_batch <= 64:
+        problems.append(f"--max-batch must be within 1..64, got {args.max_batch}")
+    if args.max_wait_ms < 0:
+        problems.append(f"--max-wait-ms must be >= 0, got {args.max_wait_ms:g}")
+    if args.max_body_mb <= 0 or args.timeout <= 0 or args.decode_workers < 1:
+        problems.append("--max-body-mb and --timeout must be > 0, --decode-workers >= 1")
+    if not 0 <= args.port <= 65535:
+        problems.append(f"--port must be within 0..65535, got {args.port}")
+    if problems:
+        raise UserError("; ".join(problems))
+
+
+def enable_compile_cache(folder: str | None) -> None:
+    """Keeps XLA's compiled programs on disk: a restarted server (or benchmark) skips most of warm-up."""
+    if not folder or folder.lower() == "none":
+        return
+    import jax
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    import logging
+
+    import uvicorn
+
+    from cad2program.recognizer import Recognizer
+    from cad2program.server.app import ServerSettings, create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    enable_compile_cache(args.compile_cache)
+    recognizer = Recognizer.load(args.model, max_batch=args.max_batch)
+    name = Path(args.model).stem if args.model else "cad2program"
+    settings = ServerSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, batching=not args.no_batching,
+                              max_body_bytes=int(args.max_body_mb * 1024 * 1024), request_timeout_s=args.timeout,
+                              decode_workers=args.decode_workers, model_name=name)
+    app = create_app(recognizer, settings)
+    print(f"cad2program serve: http://{args.host}:{args.port} (docs at /docs; ready when /readyz says so)",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0

@@ -1,0 +1,1 @@
+"""`cad2program serve`: the HTTP recognition server (FastAPI + uvicorn) with dynamic batching."""

@@ -1,0 +1,431 @@
+"""The HTTP recognition server: FastAPI app, dynamic batching, limits, metrics and error handling.
+
+Request path: the body is read under a size limit (refused early from Content-Length, and again while
+streaming); parsing, base64 and image decoding, and resizing to the model's input run in a thread pool
+(never on the event loop); the prepared image joins the batch queue; the single model thread decodes a
+whole batch at once. Every client mistake is a 4xx JSON error in OpenAI's format
+`{"error": {"message", "type", "param", "code"}}`; a 500 means a bug and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cad2program.data import prepare_image
+from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
+from cad2program.program import Sheet
+from cad2program.recognizer import BATCH_BUCKETS, Recognizer, infer_sheet
+from cad2program.server import openai_api
+from cad2program.server.batcher import DynamicBatcher, QueueFullError
+from cad2program.server.metrics import Metrics
+from cad2program.server.errors import ClientError, status_of
+from cad2program.serving.contract import (RequestError, build_response, decode_image_data, parse_request,
+                                          parse_sheet)
+
+log = logging.getLogger("cad2program.server")
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+ENDPOINTS = ("/serve/cad_model", "/v1/recognize", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz",
+             "/metrics", "/docs", "/openapi.json", "/")
+
+
+@dataclasses.dataclass
+class ServerSettings:
+    max_batch: int = 32
+    max_wait_ms: float = 10.0
+    batching: bool = True
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    request_timeout_s: float = 60.0  # decoding + queue + model, per request
+    decode_workers: int = 4
+    max_queue: int = 1024
+    model_name: str = "cad2program"
+
+    @property
+    def effective_max_batch(self) -> int:
+        return self.max_batch if self.batching else 1
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def error_body(message: str, status: int, param: str | None = None) -> dict:
+    """OpenAI's error format, used by every endpoint so one client-side handler reads them all."""
+    kind = {413: "invalid_request_error", 429: "rate_limit_error", 503: "server_busy", 504: "timeout"}.get(
+        status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": status}}
+
+
+def error_response(message: str, status: int, param: str | None = None) -> JSONResponse:
+    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    return JSONResponse(error_body(message, status, param), status_code=status, headers=headers)
+
+
+# ----------------------------------------------------------------------------------------------
+# The model side: preparing images, running batches, warming up
+# ----------------------------------------------------------------------------------------------
+
+
+class Engine:
+    """A Recognizer behind a DynamicBatcher, plus the thread pool that decodes images."""
+
+    def __init__(self, recognizer: Recognizer, settings: ServerSettings, metrics: Metrics):
+        self.recognizer, self.settings, self.metrics = recognizer, settings, metrics
+        self.decode_pool = concurrent.futures.ThreadPoolExecutor(settings.decode_workers,
+                                                                 thread_name_prefix="decode")
+        self.batcher = DynamicBatcher(self.run_batch, max_batch=settings.effective_max_batch,
+                                      max_wait_s=settings.max_wait_ms / 1000 if settings.batching else 0.0,
+                                      max_queue=settings.max_queue, on_batch=metrics.observe_batch,
+                                      on_queue_depth=metrics.queue_depth.set)
+        self.ready = False
+        self.warmup_error: str | None = None
+
+    def prepare(self, image: np.ndarray, sheet: Sheet | None) -> tuple[np.ndarray, Sheet]:
+        """Decode-pool side: the model's input array and the sheet (inferred from the image if not given)."""
+        return prepare_image(image, self.recognizer.image_size), sheet or infer_sheet(image)
+
+    def run_batch(self, items: list[tuple[np.ndarray, Sheet]]) -> list:
+        """Model-thread side: one compiled call for the whole batch."""
+        return self.recognizer.recognize_prepared(np.stack([a for a, _ in items]), [s for _, s in items])
+
+    def warm_up_sizes(self) -> list[int]:
+        """Every padded batch size a batch can reach: each compiles once, here rather than on a request."""
+        top = self.settings.effective_max_batch
+        return [b for b in BATCH_BUCKETS if b < top] + [next((b for b in BATCH_BUCKETS if b >= top), top)]
+
+    def warm_up(self) -> None:
+        size = self.recognizer.image_size
+        for n in self.warm_up_sizes():
+            started = time.monotonic()
+            blank = np.zeros((n, size, size, 1), np.float32)
+            self.recognizer.recognize_prepared(blank, [Sheet(297, 210)] * n)
+            log.info("warm-up: batch size %d ready in %.1f s", n, time.monotonic() - started)
+
+    async def start(self) -> None:
+        self.batcher.start()
+        try:
+            await self.batcher.run_in_model_thread(self.warm_up)
+        except Exception as err:  # the server stays up and says why it is not ready
+            log.exception("warm-up failed")
+            self.warmup_error = f"warm-up failed: {err}"
+            return
+        self.ready = True
+        self.metrics.ready.set(1)
+        log.info("ready: model %s, max batch %d, max wait %g ms", self.settings.model_name,
+                 self.settings.effective_max_batch, self.settings.max_wait_ms)
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        self.decode_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def recognize(self, parse: Callable[[], tuple[np.ndarray, Sheet | None]]):
+        """Runs `parse` (decoding) in the pool, then queues the result; the timeout covers both.
+
+        Raises ClientError: 503 while warming up or when the queue is full, 504 after the timeout."""
+        deadline = time.monotonic() + self.settings.request_timeout_s
+        loop = asyncio.get_running_loop()
+
+        def decode_and_prepare():
+            return self.prepare(*parse())
+
+        try:
+            item = await asyncio.wait_for(loop.run_in_executor(self.decode_pool, decode_and_prepare),
+                                          self.settings.request_timeout_s)
+            if not self.ready:  # after decoding, so bad input is refused as such even during warm-up
+                raise ClientError(self.warmup_error or "the model is still warming up; retry in a few seconds",
+                                  status=503)
+            return await self.batcher.submit(item, timeout_s=max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise ClientError(f"the request took longer than {self.settings.request_timeout_s:g} s "
+                               f"(decoding, queue and model); retry, or start the server with a longer "
+                               f"--timeout", status=504) from None
+        except QueueFullError as err:
+            raise ClientError(f"the server is busy ({err}); retry shortly", status=503) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Middleware: metrics and the body size limit (pure ASGI, so it sees every response, 413s included)
+# ----------------------------------------------------------------------------------------------
+
+
+class ObserveAndLimit:
+    def __init__(self, app, metrics: Metrics, max_body_bytes: int):
+        self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        endpoint = path if path in ENDPOINTS else ("/static" if path.startswith("/static/") else "other")
+        started, status = time.monotonic(), [500]
+
+        async def observed_send(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            refusal = self._refuse_early(scope)
+            if refusal is not None:
+                await refusal(scope, receive, observed_send)
+            else:
+                await self.app(scope, self._limited(receive), observed_send)
+        finally:
+            self.metrics.requests.labels(endpoint, str(status[0])).inc()
+            self.metrics.latency.labels(endpoint).observe(time.monotonic() - started)
+
+    def _refuse_early(self, scope) -> Response | None:
+        """A 413 from the declared Content-Length, before reading a byte of the body."""
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is None:
+            return None
+        try:
+            length = int(declared)
+        except ValueError:
+            return error_response(f"Content-Length {declared[:20].decode('latin-1')!r} is not a number", 400)
+        if length > self.max_body_bytes:
+            return error_response(f"the request body ({length:,} bytes) is over the limit of "
+                                  f"{self.max_body_bytes:,} bytes", 413)
+        return None
+
+    def _limited(self, receive):
+        """`receive` that raises BodyTooLarge once more than the limit has streamed in (chunked uploads)."""
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(f"the request body is over the limit of {self.max_body_bytes:,} bytes")
+            return message
+        return limited_receive
+
+
+# ----------------------------------------------------------------------------------------------
+# The app
+# ----------------------------------------------------------------------------------------------
+
+_IMAGE_REQUEST_SCHEMA = {
+    "type": "object", "required": ["data"],
+    "properties": {
+        "data": {"type": "string", "description": "the drawing, a base64-encoded PNG or JPEG"},
+        "sheet": {"type": "object", "required": ["width", "height"], "description": "sheet size in mm, 1..500",
+                  "properties": {"width": {"type": "number"}, "height": {"type": "number"}}},
+    },
+}
+_UPLOAD_SCHEMA = {
+    "type": "object", "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "the drawing, PNG or JPEG"},
+        "sheet_width": {"type": "number", "description": "sheet width in mm (with sheet_height)"},
+        "sheet_height": {"type": "number", "description": "sheet height in mm (with sheet_width)"},
+    },
+}
+_CHAT_SCHEMA = {
+    "type": "object", "required": ["messages"],
+    "example": {"model": "cad2program", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "sheet: 200x150"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo..."}}]}]},
+}
+
+
+def _body_doc(content_type: str, schema: dict) -> dict:
+    return {"requestBody": {"required": True, "content": {content_type: {"schema": schema}}}}
+
+
+def _require_content_type(request: Request, expected: str) -> None:
+    actual = request.headers.get("content-type", "")
+    if actual.split(";")[0].strip().lower() != expected:
+        raise ClientError(f"expected Content-Type: {expected}, got {actual or 'none'!r}", status=415)
+
+
+async def _json_body(request: Request) -> bytes:
+    _require_content_type(request, "application/json")
+    body = await request.body()
+    if not body.strip():
+        raise ClientError("the request body is empty (expected a JSON object)")
+    return body
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ClientError(f"the request body is not valid JSON ({err})") from None
+
+
+def _form_number(value: Any, field: str) -> float:
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise ClientError(f"{field}: expected a number of mm, got {str(value)[:40]!r}", param=field) from None
+
+
+def _form_sheet(width: Any, height: Any) -> Sheet | None:
+    """The upload's optional sheet_width and sheet_height form fields (both or neither)."""
+    if width is None and height is None:
+        return None
+    if width is None or height is None:
+        missing = "sheet_height" if height is None else "sheet_width"
+        raise ClientError(f"{missing}: missing (give both sheet_width and sheet_height in mm, or neither)",
+                          param=missing)
+    return parse_sheet({"width": _form_number(width, "sheet_width"),
+                        "height": _form_number(height, "sheet_height")})
+
+
+def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    @app.exception_handler(RequestError)
+    async def request_error(_request: Request, err: RequestError):
+        return error_response(str(err), status_of(err), getattr(err, "param", None))
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_request: Request, err: BodyTooLarge):
+        return error_response(str(err), 413)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException):
+        messages = {404: f"no such endpoint: {request.method} {request.url.path} (see /docs)",
+                    405: f"{request.method} is not allowed on {request.url.path}"}
+        return error_response(messages.get(err.status_code, str(err.detail)), err.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, err: RequestValidationError):
+        where = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in err.errors())
+        return error_response(where or "invalid request", 400)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, err: Exception):  # a bug: say so, keep serving
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=err)
+        metrics.internal_errors.inc()
+        return error_response(f"internal server error ({type(err).__name__}); this is a bug, please report it",
+                              500)
+
+
+def _add_web_page(app: FastAPI) -> None:
+    """The web page, when the package has one: cad2program/web/index.html at /, its files at /static."""
+    index = WEB_DIR / "index.html"
+    if index.is_file():
+        from fastapi.staticfiles import StaticFiles
+
+        static = WEB_DIR / "static" if (WEB_DIR / "static").is_dir() else WEB_DIR
+        app.mount("/static", StaticFiles(directory=static), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def page():
+            return FileResponse(index)
+    else:
+        @app.get("/", include_in_schema=False)
+        async def root():
+            return {"name": "cad2program", "docs": "/docs", "endpoints": list(ENDPOINTS[:4])}
+
+
+def create_app(recognizer: Recognizer, settings: ServerSettings | None = None) -> FastAPI:
+    """The server for one loaded model; warm-up starts with the app and /readyz says when it is done."""
+    settings = settings or ServerSettings()
+    metrics = Metrics()
+    engine = Engine(recognizer, settings, metrics)
+    started = int(time.time())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        warm_up = asyncio.create_task(engine.start())
+        yield
+        warm_up.cancel()
+        await engine.stop()
+
+    app = FastAPI(title="cad2program", lifespan=lifespan,
+                  description="Reads images of technical drawings into programs of geometric primitives. "
+                              "Errors use OpenAI's format: {\"error\": {\"message\", \"type\", \"param\", "
+                              "\"code\"}}.")
+    app.state.engine, app.state.metrics, app.state.settings = engine, metrics, settings
+    app.add_middleware(ObserveAndLimit, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    _add_error_handlers(app, metrics)
+
+    @app.post("/serve/cad_model", summary="Recognize a base64 image (JSON)",
+              openapi_extra=_body_doc("application/json", _IMAGE_REQUEST_SCHEMA))
+    async def serve_cad_model(request: Request):
+        """`{"data": base64 PNG/JPEG, "sheet": {"width", "height"}}` -> `{"primitives", "program", "sheet"}`."""
+        body = await _json_body(request)
+        recognition = await engine.recognize(
+            lambda: parse_request(_loads(body), max_pixels=settings.max_pixels,
+                                  max_bytes=settings.max_body_bytes))
+        return build_response(recognition)
+
+    @app.post("/v1/recognize", summary="Recognize an uploaded image (multipart)",
+              openapi_extra=_body_doc("multipart/form-data", _UPLOAD_SCHEMA))
+    async def recognize_upload(request: Request):
+        """Multipart upload: `file`, optional `sheet_width` and `sheet_height` (mm)."""
+        _require_content_type(request, "multipart/form-data")
+        async with request.form(max_files=1, max_fields=10) as form:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise ClientError("file: missing (upload the drawing as the multipart field 'file')",
+                                  param="file")
+            data = await upload.read()
+            width, height = form.get("sheet_width"), form.get("sheet_height")
+
+        def parse():
+            sheet = _form_sheet(width, height)
+            if not data:
+                raise ClientError("file: the uploaded file is empty", param="file")
+            try:
+                return load_image(data, max_pixels=settings.max_pixels), sheet
+            except ImageError as err:
+                raise ClientError(f"file: not a usable image: {err.reason}", param="file") from None
+        return build_response(await engine.recognize(parse))
+
+    @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completion",
+              openapi_extra=_body_doc("application/json", _CHAT_SCHEMA))
+    async def chat_completions(request: Request):
+        """The drawing as an `image_url` data URL in the last user message; `sheet: WxH` in a text part."""
+        body = await _json_body(request)
+
+        def parse():
+            url, sheet, _model = openai_api.parse_chat_request(_loads(body))
+            try:
+                return decode_image_data(url, settings.max_pixels, settings.max_body_bytes), sheet
+            except RequestError as err:  # the contract names its field 'data'; here it is the image URL
+                message = str(err).replace("'data'", "the image_url's data", 1)
+                raise ClientError(message, status_of(err), param="messages") from None
+        recognition = await engine.recognize(parse)
+        return openai_api.chat_completion(recognition, settings.model_name,
+                                          recognizer.config.model.num_image_tokens)
+
+    @app.get("/v1/models", summary="The served model (OpenAI-compatible)")
+    async def models():
+        return openai_api.model_list(settings.model_name, started)
+
+    @app.get("/healthz", summary="Liveness: the process answers")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: 200 once the model is loaded and warmed up, else 503")
+    async def readyz():
+        if engine.ready:
+            return {"status": "ready", "model": settings.model_name, "max_batch": settings.effective_max_batch}
+        return JSONResponse({"status": engine.warmup_error or "warming up"}, status_code=503)
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prometheus_metrics():
+        content, content_type = metrics.render()
+        return Response(content, media_type=content_type)
+
+    _add_web_page(app)
+    return app
