@@ -482,6 +482,26 @@ def test_batcher_bounds_batches_and_keeps_order():
     assert max(sizes) == 3 and sum(sizes) == 7
 
 
+def test_batcher_does_not_pad_a_batch_more_than_it_holds_back():
+    from cad2program.server.batcher import DynamicBatcher
+
+    sizes = []
+
+    def run(items):
+        sizes.append(len(items))
+        return items
+
+    async def main():
+        batcher = DynamicBatcher(run, max_batch=32, max_wait_s=0.05, sizes=(1, 2, 4, 8, 16, 32))
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit(i, timeout_s=5) for i in range(17)))
+        await batcher.stop()
+        return results
+    assert asyncio.run(main()) == list(range(17))
+    assert sizes == [16, 1]  # not 17 padded to 32
+    assert [DynamicBatcher(run, sizes=(1, 2, 4, 8)).batch_size_for(n) for n in (3, 5, 6, 7, 8)] == [3, 4, 6, 7, 8]
+
+
 def test_batcher_skips_requests_that_gave_up():
     from cad2program.server.batcher import DynamicBatcher
 

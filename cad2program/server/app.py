@@ -90,7 +90,7 @@ class Engine:
         self.batcher = DynamicBatcher(self.run_batch, max_batch=settings.effective_max_batch,
                                       max_wait_s=settings.max_wait_ms / 1000 if settings.batching else 0.0,
                                       max_queue=settings.max_queue, on_batch=metrics.observe_batch,
-                                      on_queue_depth=metrics.queue_depth.set)
+                                      on_queue_depth=metrics.queue_depth.set, sizes=BATCH_BUCKETS)
         self.ready = False
         self.warmup_error: str | None = None
 

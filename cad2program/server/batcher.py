@@ -37,10 +37,11 @@ class DynamicBatcher:
     def __init__(self, run_batch: Callable[[Sequence[Any]], Sequence[Any]], max_batch: int = 32,
                  max_wait_s: float = 0.01, max_queue: int = 1024,
                  on_batch: Callable[[int, float], None] | None = None,
-                 on_queue_depth: Callable[[int], None] | None = None):
+                 on_queue_depth: Callable[[int], None] | None = None, sizes: Sequence[int] = ()):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.run_batch, self.max_batch, self.max_wait_s, self.max_queue = run_batch, max_batch, max_wait_s, max_queue
+        self.sizes = tuple(sorted(sizes))  # the sizes the model pads batches to (empty: no padding)
         self.on_batch = on_batch or (lambda size, seconds: None)
         self.on_queue_depth = on_queue_depth or (lambda depth: None)
         self._pending: collections.deque[_Pending] = collections.deque()
@@ -117,8 +118,22 @@ class DynamicBatcher:
             pending = self._pending.popleft()
             if not pending.future.done():  # skip requests whose client gave up
                 batch.append(pending)
+        keep = self.batch_size_for(len(batch))
+        self._pending.extendleft(reversed(batch[keep:]))  # first in line for the next batch
         self.on_queue_depth(len(self._pending))
-        return batch
+        return batch[:keep]
+
+    def batch_size_for(self, available: int) -> int:
+        """How many of `available` requests to run now, given that a batch is padded up to a size in `sizes`.
+
+        When padding would cost more rows than it saves (17 waiting, padded to 32), the batch is cut
+        down to the size below (16) and the rest go first in the next batch: the model's time per
+        padded row is the same as per real one."""
+        if not self.sizes or available in self.sizes:
+            return available
+        below = max((s for s in self.sizes if s < available), default=available)
+        above = min((s for s in self.sizes if s > available), default=available)
+        return below if above - available > available - below else available
 
     async def _run(self, batch: list[_Pending]) -> None:
         started = time.monotonic()
