@@ -150,21 +150,26 @@ def _render_text(face: FontFace, size: float, text: str, angle: float) -> np.nda
     font = load_font(face.path, size)
     struck = text.startswith(DIAMETER) and not face.has_diameter
     drawn = "O" + text[1:] if struck else text
-    left, top, right, bottom = (int(round(v)) for v in font.getbbox(drawn))
-    pad = max(2, int(size * 0.15))
-    image = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
-    ImageDraw.Draw(image).text((pad - left, pad - top), drawn, font=font, fill=255)
-    mask = np.array(image)
-    if struck:  # the hand-drawn diameter sign: a slash through the O, a little past it
-        o_left, o_top, o_right, o_bottom = font.getbbox("O")
-        x0, x1 = pad - left + o_left, pad - left + o_right
-        y0, y1 = pad - top + o_top, pad - top + o_bottom
-        over = 0.08 * (x1 - x0)
-        weight = max(1, int(round(size * face.stroke_ratio * 0.6)))
-        cv2.line(mask, (int(x0 - over), int(y1 + over)), (int(x1 + over), int(y0 - over)), 255, weight,
-                 cv2.LINE_AA)
-    if face.stroke_ratio * size < 1.6:  # hairline fonts at small sizes fade away: embolden them
-        mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
+    # One FreeType layout pass: getmask2 gives the ink box and its offset from the text origin (a
+    # getbbox + ImageDraw.text pair lays the text out twice, and that is most of the cost per miss).
+    core, (left, top) = font.getmask2(drawn, "L")
+    mask = np.asarray(Image.Image()._new(core))  # Pillow's wrapper of its own core image: no copy
+    hairline = face.stroke_ratio * size < 1.6
+    if struck or hairline:  # room around the ink for the slash and the dilation
+        pad = max(2, int(size * 0.15))
+        padded = np.zeros((mask.shape[0] + 2 * pad, mask.shape[1] + 2 * pad), np.uint8)  # np.pad is slow
+        padded[pad:-pad, pad:-pad] = mask
+        mask = padded
+        if struck:  # the hand-drawn diameter sign: a slash through the O, a little past it
+            o_left, o_top, o_right, o_bottom = font.getbbox("O")
+            x0, x1 = pad - left + o_left, pad - left + o_right
+            y0, y1 = pad - top + o_top, pad - top + o_bottom
+            over = 0.08 * (x1 - x0)
+            weight = max(1, int(round(size * face.stroke_ratio * 0.6)))
+            cv2.line(mask, (int(x0 - over), int(y1 + over)), (int(x1 + over), int(y0 - over)), 255, weight,
+                     cv2.LINE_AA)
+        if hairline:  # hairline fonts at small sizes fade away: embolden them
+            mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
     mask = rotate_mask(_crop(mask), angle)
     mask.flags.writeable = False
     return mask

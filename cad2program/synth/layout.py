@@ -18,7 +18,9 @@ import numpy as np
 from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_number
 from cad2program.synth import fonts
 
-Box = np.ndarray  # (4,) x0, y0, x1, y1 in mm
+# x0, y0, x1, y1 in mm. Plain float tuples while a group is built (tiny numpy arrays cost more to
+# make than to use); a built group holds all its boxes as one (k, 4) array for the collision tests.
+Box = tuple[float, float, float, float]
 
 
 @dataclasses.dataclass
@@ -46,22 +48,22 @@ class Group:
     strokes: list[Stroke]
     fills: list[np.ndarray]  # filled polygons (arrowheads, dots) in mm
     labels: list[Label]
-    boxes: list[Box]
+    boxes: np.ndarray  # (k, 4)
     annotations: list[tuple[str, str]]  # (field, text written on the drawing)
 
     def translate(self, dx: float, dy: float) -> "Group":
         shift = np.array([dx, dy])
         return Group(
             primitive=translate_primitive(self.primitive, dx, dy),
-            strokes=[dataclasses.replace(s, points=s.points + shift) for s in self.strokes],
+            strokes=[Stroke(s.points + shift, s.layer, s.closed, s.curved) for s in self.strokes],
             fills=[f + shift for f in self.fills],
-            labels=[dataclasses.replace(label, centre=label.centre + shift) for label in self.labels],
-            boxes=[b + np.array([dx, dy, dx, dy]) for b in self.boxes],
+            labels=[Label(label.centre + shift, label.mask, label.text) for label in self.labels],
+            boxes=self.boxes + np.array([dx, dy, dx, dy]),
             annotations=list(self.annotations))
 
-    def bounds(self) -> Box:
-        boxes = np.array(self.boxes)
-        return np.array([boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()])
+    def bounds(self) -> np.ndarray:
+        """(4,) box around all the group's boxes."""
+        return np.concatenate([self.boxes[:, :2].min(axis=0), self.boxes[:, 2:].max(axis=0)])
 
 
 @dataclasses.dataclass
@@ -121,20 +123,20 @@ def size_value(rng: np.random.Generator, low: float, high: float, half_share: fl
 
 
 def points_box(points: np.ndarray, pad: float = 0.0) -> Box:
-    return np.array([points[:, 0].min() - pad, points[:, 1].min() - pad,
-                     points[:, 0].max() + pad, points[:, 1].max() + pad])
+    (x0, y0), (x1, y1) = points.min(axis=0).tolist(), points.max(axis=0).tolist()
+    return (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
 
 
 def segment_boxes(p: np.ndarray, q: np.ndarray, pad: float) -> list[Box]:
     """Boxes covering a segment tightly: a slanted segment gets several small boxes, not one big one."""
-    (px, py), (qx, qy) = p, q
+    (px, py), (qx, qy) = p.tolist(), q.tolist()  # Python floats: same arithmetic, far less overhead
     length = math.hypot(qx - px, qy - py)
     pieces = 1 if px == qx or py == qy else max(1, min(8, int(length / max(4 * pad, 1e-6))))
     boxes = []
     for k in range(pieces):
         ax, ay = px + (qx - px) * k / pieces, py + (qy - py) * k / pieces
         bx, by = px + (qx - px) * (k + 1) / pieces, py + (qy - py) * (k + 1) / pieces
-        boxes.append(np.array([min(ax, bx) - pad, min(ay, by) - pad, max(ax, bx) + pad, max(ay, by) + pad]))
+        boxes.append((min(ax, bx) - pad, min(ay, by) - pad, max(ax, bx) + pad, max(ay, by) + pad))
     return boxes
 
 
@@ -153,8 +155,8 @@ def curve_boxes(points: np.ndarray, pad: float, pieces: int = 8) -> list[Box]:
 
 
 def text_box(centre: np.ndarray, width: float, height: float, pad: float = 0.0) -> Box:
-    return np.array([centre[0] - width / 2 - pad, centre[1] - height / 2 - pad,
-                     centre[0] + width / 2 + pad, centre[1] + height / 2 + pad])
+    cx, cy = float(centre[0]), float(centre[1])
+    return (cx - width / 2 - pad, cy - height / 2 - pad, cx + width / 2 + pad, cy + height / 2 + pad)
 
 
 def boxes_overlap(a: Sequence[Box], b: Sequence[Box]) -> bool:
@@ -244,7 +246,7 @@ class Sketchpad:
         return box
 
     def group(self, primitive: Primitive, geom: list[Stroke], geom_boxes: list[Box]) -> Group:
-        return Group(primitive, geom + self.strokes, self.fills, self.labels, geom_boxes + self.boxes,
+        return Group(primitive, geom + self.strokes, self.fills, self.labels, np.array(geom_boxes + self.boxes),
                      self.annotations)
 
 
@@ -395,7 +397,8 @@ def circle_group(pen: Pen, scale: Scale) -> Group | None:
         if rng.random() < 0.4 and radius > 1.5 * pen.text_mm:
             centre_mark(pad, origin, pen.text_mm * 0.5)
     geom = [Stroke(outline, closed=True, curved=True)]
-    boxes = [np.array([-radius, -radius, radius, radius]) + np.array([-1, -1, 1, 1]) * pen.margin_mm]
+    reach = radius + pen.margin_mm
+    boxes = [(-reach, -reach, reach, reach)]
     return pad.group(Circle(0, 0, radius), geom, boxes)
 
 
@@ -643,7 +646,7 @@ def _free_offset(rng: np.random.Generator, group: Group, sheet: Sheet, border: f
     if clear.size:
         return float(offsets[clear[0], 0]), float(offsets[clear[0], 1])
     near = taken[coarse.any(axis=0)]  # (m, 4)
-    boxes = np.asarray(group.boxes)[None, :, None, :] + offsets[:, None, None, :]  # (n, k, 1, 4)
+    boxes = group.boxes[None, :, None, :] + offsets[:, None, None, :]  # (n, k, 1, 4)
     free = np.flatnonzero(~_overlaps(boxes, near[None, None, :, :]).any(axis=(1, 2)))
     if not free.size:
         return None
@@ -673,7 +676,7 @@ def layout(pen: Pen, sheet: Sheet, count: int, types: Sequence[str], minimum: in
             continue
         moved = group.translate(*offset)
         groups.append(moved)
-        taken = np.vstack([taken, np.asarray(moved.boxes)])
+        taken = np.vstack([taken, moved.boxes])
     groups.sort(key=lambda g: reading_order(g.primitive))
     return groups
 

@@ -190,25 +190,50 @@ def draw_layout(rng: np.random.Generator, canvas: Canvas, groups: list[Group], l
             canvas.paste("anno", label.mask, label.centre)
 
 
-def compose(rng: np.random.Generator, canvas: Canvas, look: Look, paper: np.ndarray | None = None) -> np.ndarray:
-    """Lays the ink layers on the paper: float32 RGB image in 0..255 (channel planes, merged at the end)."""
+def _inked_colours(rng: np.random.Generator, canvas: Canvas, look: Look, paper: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of the pixels with ink and their float32 RGB there, given the paper's (n, 3) colours
+    at those pixels. Ink covers a few percent of a drawing: blending only those pixels gives the same
+    values as blending every pixel (coverage 0 leaves the paper unchanged), at a fraction of the cost."""
+    geom, anno = canvas.layers["geom"], canvas.layers["anno"]
+    inked = np.flatnonzero(geom | anno)
     alphas = []
-    for name in ("geom", "anno"):
-        alpha = canvas.layers[name].astype(np.float32)
+    for layer in (geom, anno):
+        alpha = layer.ravel()[inked].astype(np.float32)
         alpha *= np.float32(1.0 / 255.0)
-        if look.pencil:  # graphite leaves grainy, uneven strokes
-            alpha *= rng.uniform(0.7, 1.0, alpha.shape).astype(np.float32)
+        if look.pencil:  # graphite leaves grainy, uneven strokes (drawn for every pixel: same random stream)
+            alpha *= rng.uniform(0.7, 1.0, layer.shape).astype(np.float32).ravel()[inked]
         alphas.append(alpha)
-    planes = []
+    colours = np.array(paper[inked], dtype=np.float32)
     for k in range(3):
-        if paper is None:
-            plane = np.full((canvas.height, canvas.width), np.float32(look.paper_rgb[k]), np.float32)
-        else:
-            plane = np.ascontiguousarray(paper[..., k], dtype=np.float32)
+        plane = colours[:, k]
         for alpha, colour in zip(alphas, (look.geom_rgb, look.anno_rgb)):
             plane += (np.float32(colour[k]) - plane) * alpha  # float32 scalars: no upcast to float64
-        planes.append(plane)
-    return cv2.merge(planes)
+    return inked, colours
+
+
+def compose(rng: np.random.Generator, canvas: Canvas, look: Look, paper: np.ndarray | None = None) -> np.ndarray:
+    """Lays the ink layers on the paper: float32 RGB image in 0..255."""
+    if paper is None:
+        image = np.empty((canvas.height, canvas.width, 3), np.float32)
+        image[:] = look.paper_rgb.astype(np.float32)
+    else:
+        image = np.array(paper, dtype=np.float32)  # a copy: the paper may be a read-only broadcast
+    flat = image.reshape(-1, 3)
+    inked, colours = _inked_colours(rng, canvas, look, flat)
+    flat[inked] = colours
+    return image
+
+
+def compose_uint8(rng: np.random.Generator, canvas: Canvas, look: Look) -> np.ndarray:
+    """`np.clip(compose(...) + 0.5, 0, 255).astype(np.uint8)` on plain paper, rounding only the inked pixels."""
+    paper = look.paper_rgb.astype(np.float32)[None, :]
+    image = np.empty((canvas.height, canvas.width, 3), np.uint8)
+    image[:] = np.clip(paper + 0.5, 0, 255).astype(np.uint8)[0]
+    flat = image.reshape(-1, 3)
+    inked, colours = _inked_colours(rng, canvas, look, np.broadcast_to(paper, (canvas.height * canvas.width, 3)))
+    flat[inked] = np.clip(colours + 0.5, 0, 255).astype(np.uint8)
+    return image
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,8 +356,10 @@ def render(rng: np.random.Generator, sheet: Sheet, size: tuple[int, int], groups
         paper = np.broadcast_to(look.paper_rgb.astype(np.float32), (canvas.height, canvas.width, 3))
         grain = _noise(rng, paper.shape, rng.uniform(0.0, 3.0), False)
         image = compose(rng, canvas, look, paper + grain)
-    else:
+    elif look.style == "scan":
         image = compose(rng, canvas, look)
+    else:  # clean on plain paper: straight to the uint8 image
+        return compose_uint8(rng, canvas, look), None
     if look.style == "scan":
         return scan(rng, image, look, look.hand)
     return np.clip(image + 0.5, 0, 255).astype(np.uint8), None
