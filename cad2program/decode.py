@@ -45,6 +45,11 @@ class Grammar:
     start_state: int
     eos: int
     pad: int
+    # Optional bounds: axes[state] says which limit (0 or 1; -1 none) applies to the value tokens
+    # (ids value_first..value_last, contiguous, in increasing value) allowed in that state.
+    axes: np.ndarray | None = None
+    value_first: int = 0
+    value_last: int = -1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -55,6 +60,17 @@ class Grammar:
 def constrain(logits, states, table):
     """Masks tokens the automaton refuses in each sequence's state. logits (N, V), states (N,)."""
     return jnp.where(table[states] >= 0, logits, NEG_INF)
+
+
+def bound_values(logits, states, grammar: "Grammar", limits):
+    """Masks value tokens above each sequence's limit for the state's axis. limits (N, 2) token ids."""
+    if limits is None or grammar.axes is None:
+        return logits
+    axis = jnp.asarray(grammar.axes)[states]  # (N,)
+    limit = jnp.where(axis == 0, limits[:, 0], jnp.where(axis == 1, limits[:, 1], grammar.value_last))
+    ids = jnp.arange(logits.shape[-1])[None, :]
+    too_big = (ids > limit[:, None]) & (ids >= grammar.value_first) & (ids <= grammar.value_last)
+    return jnp.where(too_big, NEG_INF, logits)
 
 
 def penalize_repeats(logits, seen, penalty: float):
@@ -83,6 +99,20 @@ def advance(states, tokens, table, done, pad):
     return jnp.where(done, states, table[states, tokens]), tokens
 
 
+def prefill(model, memory, prompts, max_new_tokens: int):
+    """A cache sized for the prompt plus `max_new_tokens`, filled with the prompt; returns (logits, cache)."""
+    length = max_new_tokens + prompts.shape[1] + (memory.shape[1] if model.cfg.fusion == "prefix" else 0)
+    return model.prefill_cache(memory, prompts, model.init_cache(prompts.shape[0], length))
+
+
+def next_token_logits(logits, states, seen, options: "DecodeOptions", grammar: "Grammar", limits):
+    """The raw logits after the repetition penalty and, when constrained, the grammar and sheet masks."""
+    logits = penalize_repeats(logits, seen, options.repetition_penalty)
+    if options.constrained:
+        logits = bound_values(constrain(logits, states, jnp.asarray(grammar.table)), states, grammar, limits)
+    return logits
+
+
 def _tile(x, k: int):
     """(B, ...) -> (B * K, ...), each row repeated k times consecutively."""
     return jnp.repeat(x, k, axis=0)
@@ -100,13 +130,11 @@ def _select_beams(x, parents, batch: int, width: int):
 # ----------------------------------------------------------------------------------------------
 
 
-def _greedy_or_sample(model, memory, prompts, rng, options: DecodeOptions, grammar: Grammar):
+def _greedy_or_sample(model, memory, prompts, rng, options: DecodeOptions, grammar: Grammar, limits):
     batch = prompts.shape[0]
     table = jnp.asarray(grammar.table)
     length = options.max_new_tokens
-    cache = model.init_cache(batch, model.cfg.max_len + prompts.shape[1]
-                             + (memory.shape[1] if model.cfg.fusion == "prefix" else 0))
-    logits, cache = model.prefill_cache(memory, prompts, cache)
+    logits, cache = prefill(model, memory, prompts, length)
 
     def cond(carry):
         step, _, _, _, _, done, _, _, _ = carry
@@ -114,9 +142,7 @@ def _greedy_or_sample(model, memory, prompts, rng, options: DecodeOptions, gramm
 
     def body(carry):
         step, tokens, logprobs, logits, cache, done, states, seen, rng = carry
-        logits = penalize_repeats(logits, seen, options.repetition_penalty)
-        if options.constrained:
-            logits = constrain(logits, states, table)
+        logits = next_token_logits(logits, states, seen, options, grammar, limits)
         log_probs = jax.nn.log_softmax(logits, axis=-1)
         if options.method == "sample":
             rng, key = jax.random.split(rng)
@@ -144,14 +170,13 @@ def _greedy_or_sample(model, memory, prompts, rng, options: DecodeOptions, gramm
 # ----------------------------------------------------------------------------------------------
 
 
-def _beam_search(model, memory, prompts, options: DecodeOptions, grammar: Grammar):
+def _beam_search(model, memory, prompts, options: DecodeOptions, grammar: Grammar, limits):
     batch, width, length = prompts.shape[0], options.beam_width, options.max_new_tokens
     table = jnp.asarray(grammar.table)
-    cache = model.init_cache(batch, model.cfg.max_len + prompts.shape[1]
-                             + (memory.shape[1] if model.cfg.fusion == "prefix" else 0))
-    logits, cache = model.prefill_cache(memory, prompts, cache)
+    logits, cache = prefill(model, memory, prompts, length)
     # Every beam starts from the same prefilled state; only beam 0 is alive at the first step.
     logits = _tile(logits, width)
+    limits = None if limits is None else _tile(limits, width)
     cache = jax.tree_util.tree_map(lambda x: _tile(x, width) if x.ndim > 0 else x, cache)
     scores = jnp.tile(jnp.asarray([0.0] + [NEG_INF] * (width - 1)), (batch, 1))  # (B, K)
     vocab = logits.shape[-1]
@@ -163,9 +188,7 @@ def _beam_search(model, memory, prompts, options: DecodeOptions, grammar: Gramma
 
     def body(carry):
         step, tokens, logprobs, logits, cache, scores, done, states, seen = carry
-        logits = penalize_repeats(logits, seen, options.repetition_penalty)
-        if options.constrained:
-            logits = constrain(logits, states, table)
+        logits = next_token_logits(logits, states, seen, options, grammar, limits)
         log_probs = jax.nn.log_softmax(logits, axis=-1)
         # A finished beam can only be continued by padding, at no cost: it keeps its score.
         log_probs = jnp.where(done[:, None], pad_only, log_probs)
@@ -201,27 +224,32 @@ def _beam_search(model, memory, prompts, options: DecodeOptions, grammar: Gramma
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "options", "token_ids"))
-def _generate(graphdef, params, images, prompts, rng, table, options: DecodeOptions, token_ids):
+def _generate(graphdef, params, images, prompts, rng, table, axes, limits, options: DecodeOptions, token_ids):
     model = nnx.merge(graphdef, params)
-    start_state, eos, pad = token_ids
-    grammar = Grammar(table=table, start_state=start_state, eos=eos, pad=pad)
+    start_state, eos, pad, value_first, value_last = token_ids
+    grammar = Grammar(table=table, start_state=start_state, eos=eos, pad=pad, axes=axes,
+                      value_first=value_first, value_last=value_last)
     memory = model.embed_image(images)
     if options.method == "beam":
-        return _beam_search(model, memory, prompts, options, grammar)
-    return _greedy_or_sample(model, memory, prompts, rng, options, grammar)
+        return _beam_search(model, memory, prompts, options, grammar, limits)
+    return _greedy_or_sample(model, memory, prompts, rng, options, grammar, limits)
 
 
 def generate(model_or_split, images, prompts, grammar: Grammar, options: DecodeOptions = DecodeOptions(),
-             rng=None) -> tuple[np.ndarray, np.ndarray]:
+             rng=None, limits=None) -> tuple[np.ndarray, np.ndarray]:
     """Programs for a batch. images (B, S, S, 1), prompts (B, P) -> tokens, token log-probs (B, L).
 
     `model_or_split` is a DrawingReader or its `nnx.split(model)` pair (cheaper to pass repeatedly).
+    `limits` (B, 2): the largest value token id allowed on each axis (keeps coordinates on the sheet).
     """
     graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
     rng = jax.random.key(0) if rng is None else rng
-    tokens, logprobs = _generate(graphdef, params, jnp.asarray(images), jnp.asarray(prompts, jnp.int32), rng,
-                                 jnp.asarray(grammar.table), options,
-                                 (grammar.start_state, grammar.eos, grammar.pad))
+    use_limits = limits is not None and grammar.axes is not None
+    tokens, logprobs = _generate(
+        graphdef, params, jnp.asarray(images), jnp.asarray(prompts, jnp.int32), rng, jnp.asarray(grammar.table),
+        jnp.asarray(grammar.axes) if use_limits else None,
+        jnp.asarray(limits, jnp.int32) if use_limits else None, options,
+        (grammar.start_state, grammar.eos, grammar.pad, grammar.value_first, grammar.value_last))
     return np.asarray(tokens), np.asarray(logprobs)
 
 
@@ -238,7 +266,7 @@ def _embed(graphdef, params, images):
 
 
 def generate_uncached(model_or_split, images, prompts, grammar: Grammar, max_new_tokens: int = 200,
-                      bucket: int = 16) -> np.ndarray:
+                      bucket: int = 16, limits=None) -> np.ndarray:
     """Greedy decoding without a cache: re-runs the decoder on the whole prefix for every token.
 
     The reference that cached decoding must equal token for token, and the baseline of `bench`. The
@@ -258,6 +286,8 @@ def generate_uncached(model_or_split, images, prompts, grammar: Grammar, max_new
         width = min(-(-(position + 1) // bucket) * bucket, tokens.shape[1])
         logits = np.asarray(_full_logits_at(graphdef, params, memory, jnp.asarray(tokens[:, :width]), position))
         logits = np.where(grammar.table[states] >= 0, logits, NEG_INF)
+        logits = np.asarray(bound_values(jnp.asarray(logits), jnp.asarray(states), grammar,
+                                         None if limits is None else jnp.asarray(limits)))
         token = np.where(done, grammar.pad, logits.argmax(-1))
         states = np.where(done, states, grammar.table[states, token])
         tokens[:, prompt_len + step] = token
@@ -276,4 +306,5 @@ def default_grammar() -> Grammar:
 @functools.lru_cache(maxsize=1)
 def _default_grammar(tokenizer: Any) -> Grammar:
     table, start = tokenizer.grammar_table()
-    return Grammar(table=table, start_state=start, eos=tokenizer.EOS, pad=tokenizer.PAD)
+    return Grammar(table=table, start_state=start, eos=tokenizer.EOS, pad=tokenizer.PAD, axes=tokenizer.GRAMMAR_AXES,
+                   value_first=tokenizer.VALUE0, value_last=tokenizer.VALUE0 + tokenizer.MAX_VALUE)

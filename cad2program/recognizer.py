@@ -169,9 +169,11 @@ class Recognizer:
         n = len(batch_images)
         size = next((b for b in BATCH_BUCKETS if b >= n), n)
         prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
+        limits = np.array([tokenizer.value_limits(s) for s in sheets], np.int32)
         if size > n:
             batch_images = np.concatenate([batch_images, np.zeros((size - n,) + batch_images.shape[1:],
                                                                   batch_images.dtype)])
             prompts = np.concatenate([prompts, np.repeat(prompts[:1], size - n, axis=0)])
-        tokens, logprobs = generate(self.split, batch_images, prompts, self.grammar, self.options, rng)
+            limits = np.concatenate([limits, np.repeat(limits[:1], size - n, axis=0)])
+        tokens, logprobs = generate(self.split, batch_images, prompts, self.grammar, self.options, rng, limits)
         return programs_from_tokens(tokens[:n], logprobs[:n], sheets)

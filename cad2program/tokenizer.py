@@ -135,6 +135,11 @@ def encode_prompt(sheet: Sheet) -> list[int]:
     return [SHEET, VALUE0 + sides[0], VALUE0 + sides[1], BOS]
 
 
+def value_limits(sheet: Sheet) -> tuple[int, int]:
+    """The largest value token ids a coordinate may take on this sheet, for x and for y."""
+    return (VALUE0 + min(int(sheet.width), MAX_VALUE), VALUE0 + min(int(sheet.height), MAX_VALUE))
+
+
 def encode_program(primitives: Sequence[Primitive]) -> list[int]:
     """The program's tokens, ending with `<eos>` (without the prompt)."""
     tokens: list[int] = []
@@ -281,21 +286,24 @@ class _Grammar:
     def __init__(self):
         self.rows: list[np.ndarray] = []
         self.merges: list[tuple[int, int]] = []
+        self.axes: list[int] = []  # per state: the sheet axis its value tokens measure (0 x, 1 y, -1 none)
 
     def new(self) -> int:
         self.rows.append(np.full(VOCAB_SIZE, -1, np.int32))
+        self.axes.append(-1)
         return len(self.rows) - 1
 
     def allow(self, state: int, tokens, target: int):
         self.rows[state][np.asarray(list(tokens), dtype=np.int64)] = target
 
-    def coordinate(self, then: int, max_whole: int = MAX_VALUE) -> int:
-        """States that read one coordinate and continue at `then`; returns the entry state."""
+    def coordinate(self, then: int, max_whole: int = MAX_VALUE, axis: int = -1) -> int:
+        """States that read one coordinate (on sheet `axis`) and continue at `then`; returns the entry."""
         after_whole = self.new()
         self.allow(after_whole, range(TENTH0 + 1, TENTH0 + 10), then)
         self.merges.append((after_whole, then))
         entry = self.new()
         self.allow(entry, range(VALUE0, VALUE0 + max_whole + 1), after_whole)
+        self.axes[entry] = axis
         return entry
 
     def size(self, then: int, even_tenth: bool = False) -> int:
@@ -324,19 +332,21 @@ class _Grammar:
     def field(self, type_name: str, name: str, then: int) -> int:
         if name in SIZE_FIELDS:
             return self.size(then, even_tenth=type_name == "circle")
-        return self.coordinate(then, max_whole=359 if name in ANGLE_FIELDS else MAX_VALUE)
+        if name in ANGLE_FIELDS:
+            return self.coordinate(then, max_whole=359)
+        return self.coordinate(then, axis=0 if name.startswith("x") else 1)
 
     def polyline_points(self, start: int, min_points: int) -> int:
         """Reads at least `min_points` points; after that, another point, a new primitive or the end."""
         enough = self.new()  # min_points read: another point, or whatever `start` accepts
         self.merges.append((enough, start))
-        self.merges.append((enough, self.coordinate(self.coordinate(enough))))
+        self.merges.append((enough, self.coordinate(self.coordinate(enough, axis=1), axis=0)))
         state = enough
         for _ in range(min_points):
-            state = self.coordinate(self.coordinate(state))
+            state = self.coordinate(self.coordinate(state, axis=1), axis=0)
         return state
 
-    def build(self) -> tuple[np.ndarray, int, int]:
+    def build(self) -> tuple[np.ndarray, np.ndarray, int, int]:
         done = self.new()  # after <eos>: only padding
         self.allow(done, [PAD], done)
         start = self.new()  # between primitives
@@ -351,7 +361,7 @@ class _Grammar:
                 for field in reversed(field_names(type_name)):  # chained back to front
                     entry = self.field(type_name, field, entry)
             self.allow(start, [TYPE_ID[type_name]], entry)
-        table = np.stack(self.rows)
+        table, axes = np.stack(self.rows), np.asarray(self.axes, np.int32)
         changed = True
         while changed:  # a state also accepts what its merged successors accept
             changed = False
@@ -360,10 +370,15 @@ class _Grammar:
                 if fill.any():
                     table[state][fill] = table[other][fill]
                     changed = True
-        return table, start, done
+                if axes[state] < 0 <= axes[other]:  # its value tokens are the successor's
+                    axes[state] = axes[other]
+                    changed = True
+        return table, axes, start, done
 
 
-GRAMMAR_TABLE, GRAMMAR_START, GRAMMAR_DONE = _Grammar().build()
+# GRAMMAR_AXES[state]: the sheet axis (0 = x, 1 = y) that the value tokens allowed in `state` measure,
+# or -1; the decoder uses it to keep coordinates on the sheet.
+GRAMMAR_TABLE, GRAMMAR_AXES, GRAMMAR_START, GRAMMAR_DONE = _Grammar().build()
 
 
 def grammar_table() -> tuple[np.ndarray, int]:

@@ -209,7 +209,8 @@ def evaluate(split_model, eval_set: EvalSet, batch_size: int = 32,
         images = eval_set.images[start:start + batch_size]
         sheets = eval_set.sheets[start:start + batch_size]
         prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
-        tokens, logprobs = generate(split_model, images, prompts, grammar, options)
+        limits = np.array([tokenizer.value_limits(s) for s in sheets], np.int32)
+        tokens, logprobs = generate(split_model, images, prompts, grammar, options, limits=limits)
         recognitions += programs_from_tokens(tokens, logprobs, sheets)
     items = [(r.primitives if r.valid else None, truth, sheet, style)
              for r, truth, sheet, style in zip(recognitions, eval_set.primitives, eval_set.sheets, eval_set.styles)]
@@ -254,8 +255,12 @@ def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
 
 def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None = None,
                        init_from: Path | None = None, tracker=None, log: Callable = print,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, stop_at_step: int | None = None,
+                       time_budget_s: float | None = None) -> dict:
     """Trains `config.steps` steps in `workdir` (resuming from its latest checkpoint); returns a summary.
+
+    `stop_at_step` / `time_budget_s` end this run early (with a checkpoint) without changing the
+    schedule, so that a long run can be done in pieces that resume exactly.
 
     `init_from`: an exported model (or workdir) whose parameters start the run (fine-tuning); its model
     config replaces `config.model`.
@@ -328,8 +333,13 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
     bar = tqdm(total=config.steps, initial=step, disable=not progress, dynamic_ncols=True, desc="train")
     window_start, window_examples = time.perf_counter(), 0
     last_eval = None
+    run_start = time.perf_counter()
+    end_step = min(config.steps, stop_at_step or config.steps)
     try:
-        while step < config.steps:
+        while step < end_step:
+            if time_budget_s is not None and time.perf_counter() - run_start > time_budget_s:
+                log(f"time budget of {time_budget_s:.0f} s used: stopping at step {step}")
+                break
             batch = trim_batch(next(stream))
             params, opt_state, metrics = train_step(params, opt_state, shard_batch(batch, mesh))
             step += 1
@@ -364,12 +374,16 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
 
 
 def _report_samples(tracker, eval_set: EvalSet, recognitions, step: int, count: int = 3):
-    """A few held-out drawings with the predicted program drawn over them."""
-    try:
-        from cad2program.outputs import overlay_array
-    except ImportError:
-        return
+    """A few held-out drawings with the predicted program drawn over them (ClearML debug samples)."""
+    import cv2
+    from cad2program.cad import overlay
+
     for i in range(min(count, len(recognitions))):
-        image = (255 * (1.0 - eval_set.images[i][..., 0])).astype(np.uint8)
         r = recognitions[i]
-        tracker.report_image("samples", f"eval_{i}", step, overlay_array(image, r.primitives, r.sheet, r.confidences))
+        # The model's input is the sheet padded to a square: crop back to the sheet before drawing.
+        size = eval_set.images.shape[1]
+        scale = size / r.sheet.longer_side
+        h, w = max(1, round(r.sheet.height * scale)), max(1, round(r.sheet.width * scale))
+        image = (255 * (1.0 - eval_set.images[i][:h, :w, 0])).astype(np.uint8)
+        png = overlay(image, r.primitives, r.sheet, r.confidences, fmt="png")
+        tracker.report_image("samples", f"eval_{i}", step, cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1])

@@ -1,0 +1,199 @@
+"""The model and its decoding: cached == uncached, beam 1 == greedy, sharded == single device,
+a tiny model overfits a few drawings exactly, and a checkpoint resumes to the same next loss."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from cad2program import tokenizer
+from cad2program.configs import tiny
+from cad2program.decode import DecodeOptions, default_grammar, generate, generate_uncached
+from cad2program.model import DrawingReader
+from cad2program.program import Circle, Line, Rectangle, Sheet, parse_program
+from cad2program.recognizer import Recognizer, export_model, load_model, programs_from_tokens
+
+
+def tiny_model(fusion: str = "cross_attention", seed: int = 0) -> DrawingReader:
+    config = tiny().model
+    return DrawingReader(dataclasses.replace(config, fusion=fusion), nnx.Rngs(seed))
+
+
+def random_inputs(batch: int, size: int = 64, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    images = rng.random((batch, size, size, 1), np.float32)
+    sheets = [Sheet(200, 150), Sheet(100, 180), Sheet(500, 250), Sheet(60, 60)][:batch]
+    prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
+    return images, prompts, sheets
+
+
+@pytest.mark.parametrize("fusion", ["cross_attention", "prefix"])
+def test_cached_step_logits_equal_full_forward(fusion):
+    model = tiny_model(fusion)
+    images, _, _ = random_inputs(2)
+    tokens = jnp.asarray(np.random.default_rng(1).integers(0, tokenizer.VOCAB_SIZE, (2, 20)))
+    full, _ = model(jnp.asarray(images), tokens)
+    memory = model.embed_image(jnp.asarray(images))
+    logits, cache = model.prefill_cache(memory, tokens[:, :4], model.init_cache(2))
+    stepwise = [logits]
+    for t in range(4, 20):
+        logits, cache = model.extend_cache(tokens[:, t], cache)
+        stepwise.append(logits)
+    np.testing.assert_allclose(np.stack(stepwise, 1), np.asarray(full[:, 3:]), atol=1e-4)
+
+
+@pytest.mark.parametrize("fusion", ["cross_attention", "prefix"])
+def test_cached_decoding_gives_the_tokens_of_the_uncached_loop(fusion):
+    model = tiny_model(fusion, seed=3)
+    images, prompts, sheets = random_inputs(3)
+    grammar = default_grammar()
+    limits = np.array([tokenizer.value_limits(s) for s in sheets])
+    cached, _ = generate(model, images, prompts, grammar, DecodeOptions(max_new_tokens=40), limits=limits)
+    uncached = generate_uncached(model, images, prompts, grammar, max_new_tokens=40, limits=limits)
+    np.testing.assert_array_equal(cached, uncached)
+
+
+def test_beam_search_of_width_one_is_greedy():
+    model = tiny_model(seed=5)
+    images, prompts, _ = random_inputs(3)
+    grammar = default_grammar()
+    greedy, greedy_logprobs = generate(model, images, prompts, grammar, DecodeOptions(max_new_tokens=40))
+    beam, beam_logprobs = generate(model, images, prompts, grammar,
+                                   DecodeOptions(method="beam", beam_width=1, max_new_tokens=40))
+    np.testing.assert_array_equal(greedy, beam)
+    np.testing.assert_allclose(greedy_logprobs, beam_logprobs, atol=1e-5)
+
+
+def test_beam_search_scores_at_least_as_well_as_greedy():
+    model = tiny_model(seed=7)
+    images, prompts, _ = random_inputs(2)
+    grammar = default_grammar()
+    options = DecodeOptions(max_new_tokens=40)
+    _, greedy_logprobs = generate(model, images, prompts, grammar, options)
+    _, beam_logprobs = generate(model, images, prompts, grammar, dataclasses.replace(options, method="beam", beam_width=4))
+    assert np.all(beam_logprobs.sum(1) >= greedy_logprobs.sum(1) - 1e-4)
+
+
+@pytest.mark.parametrize("options", [
+    DecodeOptions(method="greedy", max_new_tokens=40),
+    DecodeOptions(method="sample", temperature=1.5, top_p=0.9, repetition_penalty=1.3, max_new_tokens=40),
+    DecodeOptions(method="beam", beam_width=4, repetition_penalty=1.2, max_new_tokens=40),
+])
+def test_constrained_outputs_always_parse(options):
+    model = tiny_model(seed=11)
+    images, prompts, sheets = random_inputs(4)
+    limits = np.array([tokenizer.value_limits(s) for s in sheets])
+    tokens, logprobs = generate(model, images, prompts, default_grammar(), options, rng=jax.random.key(1),
+                                limits=limits)
+    for recognition, sheet in zip(programs_from_tokens(tokens, logprobs, sheets), sheets):
+        assert parse_program(recognition.program) == recognition.primitives  # complete primitives only
+        assert all(0.0 <= c <= 1.0 for c in recognition.confidences)
+        for primitive in recognition.primitives:  # coordinates are kept on the sheet
+            assert all(0 <= x <= sheet.width and 0 <= y <= sheet.height for x, y in primitive.key_points()[:1])
+
+
+def test_sharded_train_step_equals_single_device_step(tmp_path):
+    """Runs in a subprocess: the host platform must be split into 4 devices before JAX starts."""
+    script = textwrap.dedent("""
+        import json, numpy as np, jax
+        from flax import nnx
+        from cad2program.configs import tiny
+        from cad2program.recognizer import build_model
+        from cad2program.train import make_mesh, make_optimizer, make_train_step, replicate, shard_batch
+        assert jax.device_count() == 4, jax.devices()
+        config = tiny()
+        graphdef, params = nnx.split(build_model(config))
+        optimizer = make_optimizer(config)
+        rng = np.random.default_rng(0)
+        batch = {"image": rng.random((8, 64, 64, 1), np.float32),
+                 "tokens": rng.integers(4, 500, (8, 24)).astype(np.int32)}
+        single = make_train_step(graphdef, optimizer)
+        p1, _, m1 = single(jax.tree_util.tree_map(lambda x: x.copy(), params), optimizer.init(params), batch)
+        mesh = make_mesh()
+        sharded = make_train_step(graphdef, optimizer, mesh)
+        p4, _, m4 = sharded(replicate(params, mesh), replicate(optimizer.init(params), mesh), shard_batch(batch, mesh))
+        diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+                   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p4)))
+        print(json.dumps({"loss1": float(m1["loss"]), "loss4": float(m4["loss"]), "param_diff": diff,
+                          "sharding": str(p4["lm_head"]["kernel"].sharding)}))
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert abs(figures["loss1"] - figures["loss4"]) < 1e-5
+    assert figures["param_diff"] < 1e-5
+
+
+def _fixed_batch(config, drawings):
+    from cad2program.data import encode_target
+    images = np.zeros((len(drawings), config.model.image_size, config.model.image_size, 1), np.float32)
+    for i, (sheet, primitives) in enumerate(drawings):
+        # Distinct images: a different bar pattern per drawing (the content need not be realistic here).
+        images[i, :, 4 * i:4 * i + 3, 0] = 1.0
+        images[i, 8 * i:8 * i + 5, :, 0] = 1.0
+    tokens = np.stack([encode_target(s, p, config.max_tokens) for s, p in drawings])
+    return {"image": images, "tokens": tokens}
+
+
+DRAWINGS = [
+    (Sheet(200, 150), [Rectangle(10, 15, 40, 20), Circle(120, 80, 12.5)]),
+    (Sheet(100, 100), [Line(5, 5, 95, 60)]),
+    (Sheet(300, 200), [Circle(50, 50, 20), Circle(200, 120, 7), Rectangle(150, 20, 100.5, 30)]),
+    (Sheet(150, 250), [Rectangle(20, 30, 80, 120)]),
+]
+
+
+def test_tiny_model_overfits_a_few_drawings_to_their_exact_programs():
+    from cad2program.train import make_optimizer, make_train_step, trim_batch
+    config = tiny().replace(learning_rate=3e-3, warmup_steps=10, steps=250)
+    batch = trim_batch(_fixed_batch(config, DRAWINGS))
+    graphdef, params = nnx.split(DrawingReader(config.model, nnx.Rngs(0)))
+    optimizer = make_optimizer(config)
+    opt_state = optimizer.init(params)
+    step = make_train_step(graphdef, optimizer)
+    for _ in range(config.steps):
+        params, opt_state, metrics = step(params, opt_state, batch)
+    assert float(metrics["loss"]) < 0.05
+    prompts = batch["tokens"][:, :tokenizer.PROMPT_LENGTH]
+    tokens, logprobs = generate((graphdef, params), batch["image"], prompts, default_grammar(),
+                                DecodeOptions(max_new_tokens=60))
+    recognitions = programs_from_tokens(tokens, logprobs, [s for s, _ in DRAWINGS])
+    assert [r.primitives for r in recognitions] == [p for _, p in DRAWINGS]
+
+
+def test_checkpoint_resumes_to_the_same_next_loss(tmp_path):
+    from cad2program.train import train_and_evaluate
+    config = tiny().replace(steps=6, eval_every=1000, checkpoint_every=3, log_every=1, eval_examples=2)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train_and_evaluate(config, straight, progress=False, log=lambda *_: None)
+    train_and_evaluate(config, resumed, progress=False, log=lambda *_: None, stop_at_step=3)
+    train_and_evaluate(config, resumed, progress=False, log=lambda *_: None)  # resumes at step 3
+
+    def losses(workdir):
+        return {r["step"]: r["loss"] for r in map(json.loads, (workdir / "train_log.jsonl").read_text().splitlines())}
+
+    a, b = losses(straight), losses(resumed)
+    assert [a[s] for s in (4, 5, 6)] == pytest.approx([b[s] for s in (4, 5, 6)], abs=1e-6)
+
+
+def test_exported_model_loads_and_recognizes_the_same(tmp_path):
+    config = tiny()
+    model = DrawingReader(config.model, nnx.Rngs(2))
+    path = export_model(tmp_path / "m.msgpack", config, nnx.state(model))
+    loaded_config, loaded, _ = load_model(path)
+    assert loaded_config == config
+    images, prompts, sheets = random_inputs(2)
+    a = Recognizer(config, model).recognize_prepared(images, sheets)
+    b = Recognizer(loaded_config, loaded).recognize_prepared(images, sheets)
+    assert [r.program for r in a] == [r.program for r in b]
