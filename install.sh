@@ -8,6 +8,9 @@ if command -v apt-get >/dev/null 2>&1; then
   $SUDO apt-get update -qq || true
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $FONTS >/dev/null \
     || echo "warning: could not install the fonts ($FONTS); the generator falls back to the fonts it finds" >&2
+  # Chromium runs the web page's browser tests (tests/test_web.py drives it through Playwright).
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || echo "warning: could not install chromium; the web page's browser tests will be skipped" >&2
 fi
 python3 -m pip install -q -e ".[dev]"
 echo "cad2program installed: try 'cad2program --help'"

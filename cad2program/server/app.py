@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cad2program.data import prepare_image
 from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
-from cad2program.program import Sheet
+from cad2program.program import ProgramError, Sheet, primitives_from_json
 from cad2program.recognizer import BATCH_BUCKETS, Recognizer, infer_sheet
 from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
@@ -39,7 +39,8 @@ from cad2program.serving.contract import (RequestError, build_response, decode_i
 log = logging.getLogger("cad2program.server")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 ENDPOINTS = ("/serve/cad_model", "/v1/recognize", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz",
-             "/metrics", "/docs", "/openapi.json", "/")
+             "/metrics", "/docs", "/openapi.json", "/", "/v1/export/dxf")
+MAX_EXPORT_PRIMITIVES = 1000  # a drawing holds 1..12; the cap keeps one request's DXF work to milliseconds
 
 
 @dataclasses.dataclass
@@ -238,6 +239,17 @@ _UPLOAD_SCHEMA = {
         "sheet_height": {"type": "number", "description": "sheet height in mm (with sheet_width)"},
     },
 }
+_EXPORT_SCHEMA = {
+    "type": "object", "required": ["primitives", "sheet"],
+    "example": {"primitives": [{"type": "rectangle", "x": 10, "y": 15, "width": 40, "height": 20,
+                                "confidence": 0.97}], "sheet": {"width": 200, "height": 150}},
+    "properties": {
+        "primitives": {"type": "array", "items": {"type": "object"},
+                       "description": "primitives as /v1/recognize returns them (a 'confidence' is ignored)"},
+        "sheet": {"type": "object", "required": ["width", "height"], "description": "sheet size in mm",
+                  "properties": {"width": {"type": "number"}, "height": {"type": "number"}}},
+    },
+}
 _CHAT_SCHEMA = {
     "type": "object", "required": ["messages"],
     "example": {"model": "cad2program", "messages": [{"role": "user", "content": [
@@ -288,6 +300,32 @@ def _form_sheet(width: Any, height: Any) -> Sheet | None:
                           param=missing)
     return parse_sheet({"width": _form_number(width, "sheet_width"),
                         "height": _form_number(height, "sheet_height")})
+
+
+def parse_export_request(payload: Any) -> tuple[list, Sheet]:
+    """`{"primitives": [...], "sheet": {...}}` (a recognition response as it came) -> typed primitives and sheet.
+
+    Raises ClientError naming the field at fault."""
+    if not isinstance(payload, dict):
+        raise ClientError(f"expected a JSON object with 'primitives' and 'sheet', got {type(payload).__name__}")
+    for field in ("primitives", "sheet"):
+        if field not in payload:
+            raise ClientError(f"{field}: missing", param=field)
+    listed = payload["primitives"]
+    if isinstance(listed, list) and len(listed) > MAX_EXPORT_PRIMITIVES:
+        raise ClientError(f"primitives: {len(listed)} is over the limit of {MAX_EXPORT_PRIMITIVES}",
+                          param="primitives")
+    try:
+        sheet = Sheet.from_json(payload["sheet"])
+    except (ProgramError, TypeError, ValueError) as err:
+        raise ClientError(str(err), param="sheet") from None
+    # The page sends back what /v1/recognize answered: confidences ride along and mean nothing to a DXF.
+    stripped = [{k: v for k, v in p.items() if k != "confidence"} if isinstance(p, dict) else p
+                for p in listed] if isinstance(listed, list) else listed
+    try:
+        return primitives_from_json(stripped), sheet
+    except (ProgramError, TypeError, ValueError) as err:
+        raise ClientError(str(err), param="primitives") from None
 
 
 def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
@@ -407,6 +445,25 @@ def create_app(recognizer: Recognizer, settings: ServerSettings | None = None) -
         recognition = await engine.recognize(parse)
         return openai_api.chat_completion(recognition, settings.model_name,
                                           recognizer.config.model.num_image_tokens)
+
+    @app.post("/v1/export/dxf", summary="Primitives and sheet (JSON) -> a DXF file",
+              openapi_extra=_body_doc("application/json", _EXPORT_SCHEMA),
+              responses={200: {"content": {"application/dxf": {}}, "description": "the DXF file"}})
+    async def export_dxf(request: Request):
+        """The web page's DXF download: geometry, sheet border and dimensions, as `predict --format dxf` writes."""
+        from cad2program.cad import dxf_bytes
+
+        body = await _json_body(request)
+
+        def build() -> bytes:
+            primitives, sheet = parse_export_request(_loads(body))
+            try:
+                return dxf_bytes(primitives, sheet)
+            except (ValueError, OverflowError) as err:  # valid numbers, but far beyond what a drawing holds
+                raise ClientError(f"primitives: cannot be written as DXF ({err})", param="primitives") from None
+        data = await asyncio.get_running_loop().run_in_executor(engine.decode_pool, build)
+        return Response(data, media_type="application/dxf",
+                        headers={"Content-Disposition": 'attachment; filename="drawing.dxf"'})
 
     @app.get("/v1/models", summary="The served model (OpenAI-compatible)")
     async def models():
