@@ -93,7 +93,8 @@ function chooseFile(file) {
   if (state.imageUrl) URL.revokeObjectURL(state.imageUrl);
   state.imageUrl = URL.createObjectURL(file);
   const name = $("file-name");
-  name.textContent = `${file.name} · ${(file.size / 1024).toFixed(1)} KB`;
+  const size = file.size < 1024 ? `${file.size} bytes` : `${(file.size / 1024).toFixed(1)} KB`;
+  name.textContent = `${file.name} · ${size}`;
   name.hidden = false;
   $("dropzone").classList.add("has-file");
   $("recognise").disabled = false;
@@ -107,7 +108,11 @@ function showPreview() {
   const img = new Image();
   img.alt = "the chosen drawing";
   img.className = "preview";
-  img.onerror = () => img.remove();  // not an image: the server will say why
+  img.onerror = () => {  // not an image the browser can show: the server will say what it makes of it
+    img.remove();
+    $("placeholder").textContent = "No preview: the browser cannot show this file as an image.";
+    $("stage").classList.add("empty");
+  };
   img.src = state.imageUrl;
   $("overlay").replaceChildren(img);
   $("stage").classList.remove("empty");
