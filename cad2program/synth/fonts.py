@@ -147,13 +147,22 @@ def render_text(face: FontFace, size: float, text: str, angle: float = 0.0) -> n
 
 @functools.lru_cache(maxsize=8192)
 def _render_text(face: FontFace, size: float, text: str, angle: float) -> np.ndarray:
+    mask = rotate_mask(_upright_text(face, size, text), angle)
+    mask.flags.writeable = False
+    return mask
+
+
+# Upright masks are cached apart from their rotations: a label is measured upright and then drawn turned,
+# and hand-written labels get a fresh tilt every time, so the same text comes back at many angles.
+@functools.lru_cache(maxsize=8192)
+def _upright_text(face: FontFace, size: float, text: str) -> np.ndarray:
     font = load_font(face.path, size)
     struck = text.startswith(DIAMETER) and not face.has_diameter
     drawn = "O" + text[1:] if struck else text
     # One FreeType layout pass: getmask2 gives the ink box and its offset from the text origin (a
     # getbbox + ImageDraw.text pair lays the text out twice, and that is most of the cost per miss).
     core, (left, top) = font.getmask2(drawn, "L")
-    mask = np.asarray(Image.Image()._new(core))  # Pillow's wrapper of its own core image: no copy
+    mask = np.asarray(Image.Image()._new(core))  # Pillow's wrapper of its own core image
     hairline = face.stroke_ratio * size < 1.6
     if struck or hairline:  # room around the ink for the slash and the dilation
         pad = max(2, int(size * 0.15))
@@ -170,24 +179,23 @@ def _render_text(face: FontFace, size: float, text: str, angle: float) -> np.nda
                      cv2.LINE_AA)
         if hairline:  # hairline fonts at small sizes fade away: embolden them
             mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
-    mask = rotate_mask(_crop(mask), angle)
+    mask = _crop(mask)
     mask.flags.writeable = False
     return mask
 
 
 def _crop(mask: np.ndarray) -> np.ndarray:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    x, y, w, h = cv2.boundingRect(mask)  # box of the non-zero pixels
+    if w == 0:
         return mask[:1, :1]
-    return mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return mask[y:y + h, x:x + w]
 
 
 def rotate_mask(mask: np.ndarray, angle: float) -> np.ndarray:
     """Rotates counter-clockwise; quarter turns are exact, other angles interpolated."""
     quarter = angle / 90.0
     if abs(quarter - round(quarter)) < 1e-9:
-        return np.ascontiguousarray(np.rot90(mask, int(round(quarter)) % 4))
+        return np.ascontiguousarray(np.rot90(mask, int(round(quarter)) % 4))  # also a copy at 0 degrees
     h, w = mask.shape
     rad = np.deg2rad(angle)
     cos, sin = abs(np.cos(rad)), abs(np.sin(rad))
