@@ -623,8 +623,8 @@ CANDIDATES = 24  # positions tried for each built group
 
 def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise overlap of boxes a (..., 4) and b (..., 4), broadcast."""
-    return ((a[..., 0] < b[..., 2]) & (b[..., 0] < a[..., 2])
-            & (a[..., 1] < b[..., 3]) & (b[..., 1] < a[..., 3]))
+    # x0 < other x1 and y0 < other y1, both ways round: 4 array operations instead of 7
+    return ((a[..., :2] < b[..., 2:]) & (b[..., :2] < a[..., 2:])).all(axis=-1)
 
 
 def _free_offset(rng: np.random.Generator, group: Group, sheet: Sheet, border: float,
@@ -642,9 +642,10 @@ def _free_offset(rng: np.random.Generator, group: Group, sheet: Sheet, border: f
         return float(offsets[0, 0]), float(offsets[0, 1])
     # Coarse test with the group's bounds first; the group's own boxes only where the bounds collide.
     coarse = _overlaps((bounds + offsets)[:, None, :], taken[None, :, :])  # (n, t)
-    clear = np.flatnonzero(~coarse.any(axis=1))
-    if clear.size:
-        return float(offsets[clear[0], 0]), float(offsets[clear[0], 1])
+    blocked = coarse.any(axis=1)
+    if not blocked.all():
+        first = int(blocked.argmin())  # the first candidate clear of everything
+        return float(offsets[first, 0]), float(offsets[first, 1])
     near = taken[coarse.any(axis=0)]  # (m, 4)
     boxes = group.boxes[None, :, None, :] + offsets[:, None, None, :]  # (n, k, 1, 4)
     free = np.flatnonzero(~_overlaps(boxes, near[None, None, :, :]).any(axis=(1, 2)))
