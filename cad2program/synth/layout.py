@@ -623,8 +623,9 @@ CANDIDATES = 24  # positions tried for each built group
 
 def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise overlap of boxes a (..., 4) and b (..., 4), broadcast."""
-    # x0 < other x1 and y0 < other y1, both ways round: 4 array operations instead of 7
-    return ((a[..., :2] < b[..., 2:]) & (b[..., :2] < a[..., 2:])).all(axis=-1)
+    # Four comparisons spelt out: an .all() over a last axis of length 2 is several times slower.
+    return ((a[..., 0] < b[..., 2]) & (b[..., 0] < a[..., 2])
+            & (a[..., 1] < b[..., 3]) & (b[..., 1] < a[..., 3]))
 
 
 def _free_offset(rng: np.random.Generator, group: Group, sheet: Sheet, border: float,
