@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -85,6 +86,16 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, mesh: Mes
         return jax.jit(train_step, donate_argnums=(0, 1))
     replicated = NamedSharding(mesh, P())
     return jax.jit(train_step, donate_argnums=(0, 1), out_shardings=(replicated, replicated, replicated))
+
+
+@functools.lru_cache(maxsize=4)
+def compiled_training(graphdef, config: TrainConfig, mesh: Mesh | None):
+    """(optimizer, train_step) for a model structure and config, built once per process.
+
+    A run resumed in the same process (tests, notebooks) then reuses the compiled step.
+    """
+    optimizer = make_optimizer(config)
+    return optimizer, make_train_step(graphdef, optimizer, mesh)
 
 
 def make_eval_step(graphdef):
@@ -237,7 +248,7 @@ def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
     if data_dir is None:
         examples = SyntheticExamples(config.seed, config.model.image_size, config.max_tokens, config.style,
                                      config.curriculum, total_examples=config.steps * config.batch_size)
-        return examples, synthetic_eval_set(config, config.eval_examples)
+        return examples, (synthetic_eval_set(config, config.eval_examples) if config.eval_examples else None)
     from cad2program.dataset import load_dataset
     records = load_dataset(Path(data_dir), logger=log)
     if len(records) < 2:
@@ -278,11 +289,11 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
         model = build_model(config, config.seed)
     (workdir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
     graphdef, params = nnx.split(model)
-    optimizer = make_optimizer(config)
+    mesh = make_mesh()
+    optimizer, train_step = compiled_training(graphdef, config, mesh)
     opt_state = optimizer.init(params)
     schedule = make_schedule(config)
 
-    mesh = make_mesh()
     if config.batch_size % (mesh.size) != 0:
         raise UserError(f"batch size {config.batch_size} does not split over {mesh.size} devices")
     checkpoints = Checkpoints(workdir / "checkpoints")
@@ -300,7 +311,6 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
     local_batch = config.batch_size // jax.process_count()
     stream = batches(examples, local_batch, start_example=examples_seen // jax.process_count(),
                      shuffle_seed=config.seed if data_dir is not None else None, workers=config.data_workers)
-    train_step = make_train_step(graphdef, optimizer, mesh)
 
     def save(final: bool = False):
         meta = {"step": step, "examples_seen": examples_seen, "best": best,
@@ -345,7 +355,6 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
             step += 1
             examples_seen += config.batch_size
             window_examples += config.batch_size
-            rng = jax.random.fold_in(rng, step)
             if step % config.log_every == 0 or step == config.steps:
                 metrics = {k: float(v) for k, v in metrics.items()}
                 elapsed = time.perf_counter() - window_start
@@ -359,7 +368,7 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
                 if tracker is not None:
                     tracker.report_scalars(step, metrics, title="train")
             bar.update(1)
-            if step % config.eval_every == 0 or step == config.steps:
+            if config.eval_examples and (step % config.eval_every == 0 or step == config.steps):
                 last_eval = run_eval()
             if step % config.checkpoint_every == 0 or step == config.steps:
                 save(final=step == config.steps)
