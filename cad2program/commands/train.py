@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", choices=["clean", "sketch", "scan", "photo", "mixed"],
                         help="style of generated drawings (default: mixed)")
     parser.add_argument("--eval-every", type=int, help="steps between evaluations")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES",
+                        help="stop this run (with a checkpoint) after this many minutes; the schedule is unchanged, "
+                             "so the same command resumes it later")
     parser.add_argument("--no-curriculum", action="store_true", help="full drawing distribution from the first step")
     parser.add_argument("--distributed", action="store_true",
                         help="call jax.distributed.initialize() first (multi-host; the cluster's environment says where)")
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
                             enabled=not args.no_clearml)
     try:
         summary = train_and_evaluate(config, args.workdir, data_dir=args.data, init_from=args.init_from,
-                                     tracker=tracker)
+                                     tracker=tracker,
+                                     time_budget_s=None if args.time_budget is None else 60 * args.time_budget)
     finally:
         tracker.finish()
     print(f"done: step {summary['step']}, {summary['examples_seen']} drawings seen; model {summary['model']}")
