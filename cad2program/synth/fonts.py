@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from pathlib import Path
 
@@ -156,32 +157,114 @@ def _render_text(face: FontFace, size: float, text: str, angle: float) -> np.nda
 # and hand-written labels get a fresh tilt every time, so the same text comes back at many angles.
 @functools.lru_cache(maxsize=8192)
 def _upright_text(face: FontFace, size: float, text: str) -> np.ndarray:
-    font = load_font(face.path, size)
-    struck = text.startswith(DIAMETER) and not face.has_diameter
-    drawn = "O" + text[1:] if struck else text
-    # One FreeType layout pass: getmask2 gives the ink box and its offset from the text origin (a
-    # getbbox + ImageDraw.text pair lays the text out twice, and that is most of the cost per miss).
-    core, (left, top) = font.getmask2(drawn, "L")
-    mask = np.asarray(Image.Image()._new(core))  # Pillow's wrapper of its own core image
-    hairline = face.stroke_ratio * size < 1.6
-    if struck or hairline:  # room around the ink for the slash and the dilation
+    """The text laid out glyph by glyph from cached glyph masks: annotation texts rarely repeat between
+    drawings, but their dozen characters do, and FreeType's layout per string was most of the cost."""
+    placed = _glyph_set(face, size).place(text)
+    if not placed:
+        return np.zeros((1, 1), np.uint8)
+    left = min(x for x, _, _ in placed)
+    top = min(y for _, y, _ in placed)
+    right = max(x + g.shape[1] for x, _, g in placed)
+    bottom = max(y + g.shape[0] for _, y, g in placed)
+    mask = np.zeros((bottom - top, right - left), np.uint8)
+    for x, y, glyph in placed:
+        h, w = glyph.shape
+        target = mask[y - top:y - top + h, x - left:x - left + w]
+        np.maximum(target, glyph, out=target)  # ink of neighbouring glyphs may touch
+    mask.flags.writeable = False
+    return mask
+
+
+_PHASES = 4  # sub-pixel pen positions a glyph is rendered at (a quarter pixel is below what the eye sees)
+
+
+@functools.lru_cache(maxsize=2048)
+def _glyph_set(face: FontFace, size: float) -> "GlyphSet":
+    return GlyphSet(face, size)
+
+
+_KERNING_SIZE = 64.0
+
+
+@functools.lru_cache(maxsize=16384)
+def _pair_kerning(face: FontFace, previous: str, char: str) -> float:
+    """Kerning between a glyph pair per px of font size, from the font's own layout of the pair at one
+    size: unhinted layout scales kerning with the size, so one measurement serves every size."""
+    font = load_font(face.path, _KERNING_SIZE)
+    pair = font.getlength(previous + char) - font.getlength(previous) - font.getlength(char)
+    return float(pair) / _KERNING_SIZE
+
+
+class GlyphSet:
+    """One font at one size: glyph masks, advances and pair kerning, each measured once (plain dicts:
+    hashing the FontFace for every character would cost more than the lookups save)."""
+
+    def __init__(self, face: FontFace, size: float):
+        self.face, self.size = face, size
+        self.font = load_font(face.path, size)
+        self.advances: dict[str, float] = {}
+        self.kerning: dict[tuple[str, str], float] = {}
+        self.glyphs: dict[tuple[str, int, bool], tuple[np.ndarray | None, int, int]] = {}
+
+    def place(self, text: str) -> list[tuple[int, int, np.ndarray]]:
+        """(x, y, mask) of every inked glyph: the mask's top-left corner relative to the text origin."""
+        struck = text.startswith(DIAMETER) and not self.face.has_diameter
+        placed = []
+        pen, previous = 0.0, ""
+        for index, char in enumerate(text):
+            slashed = struck and index == 0
+            drawn = "O" if slashed else char
+            if previous:
+                pair = (previous, drawn)
+                kern = self.kerning.get(pair)
+                if kern is None:
+                    kern = self.kerning[pair] = _pair_kerning(self.face, previous, drawn) * self.size
+                pen += kern
+            whole = math.floor(pen)
+            phase = min(_PHASES - 1, int(round((pen - whole) * _PHASES)))
+            key = (drawn, phase, slashed)
+            found = self.glyphs.get(key)
+            if found is None:
+                found = self.glyphs[key] = self._render(drawn, phase, slashed)
+            glyph, dx, dy = found
+            if glyph is not None:
+                placed.append((whole + dx, dy, glyph))
+            pen += self.advance(drawn)
+            previous = drawn
+        return placed
+
+    def advance(self, char: str) -> float:
+        value = self.advances.get(char)
+        if value is None:
+            value = self.advances[char] = float(self.font.getlength(char))
+        return value
+
+    def _render(self, char: str, phase: int, struck: bool) -> tuple[np.ndarray | None, int, int]:
+        """A glyph's tight mask at pen phase `phase` / _PHASES px, and its offset from the pen position;
+        struck: an O with the hand-drawn diameter slash. Hairline fonts are emboldened glyph by glyph (a
+        dilation of the glyphs' maximum is the maximum of their dilations)."""
+        font, size, face = self.font, self.size, self.face
+        core, (left, top) = font.getmask2(char, "L", start=(phase / _PHASES, 0.0))
+        mask = np.asarray(Image.Image()._new(core))  # Pillow's wrapper of its own core image
         pad = max(2, int(size * 0.15))
         padded = np.zeros((mask.shape[0] + 2 * pad, mask.shape[1] + 2 * pad), np.uint8)  # np.pad is slow
-        padded[pad:-pad, pad:-pad] = mask
-        mask = padded
+        padded[pad:pad + mask.shape[0], pad:pad + mask.shape[1]] = mask
         if struck:  # the hand-drawn diameter sign: a slash through the O, a little past it
             o_left, o_top, o_right, o_bottom = font.getbbox("O")
             x0, x1 = pad - left + o_left, pad - left + o_right
             y0, y1 = pad - top + o_top, pad - top + o_bottom
             over = 0.08 * (x1 - x0)
             weight = max(1, int(round(size * face.stroke_ratio * 0.6)))
-            cv2.line(mask, (int(x0 - over), int(y1 + over)), (int(x1 + over), int(y0 - over)), 255, weight,
+            cv2.line(padded, (int(x0 - over), int(y1 + over)), (int(x1 + over), int(y0 - over)), 255, weight,
                      cv2.LINE_AA)
-        if hairline:  # hairline fonts at small sizes fade away: embolden them
-            mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
-    mask = _crop(mask)
-    mask.flags.writeable = False
-    return mask
+        if face.stroke_ratio * size < 1.6:  # hairline fonts at small sizes fade away: embolden them
+            padded = cv2.dilate(padded, np.ones((2, 2), np.uint8))
+        x, y, w, h = cv2.boundingRect(padded)
+        if w == 0:
+            return None, 0, 0
+        glyph = padded[y:y + h, x:x + w].copy()
+        glyph.flags.writeable = False
+        return glyph, left - pad + x, top - pad + y
 
 
 def _crop(mask: np.ndarray) -> np.ndarray:
