@@ -224,29 +224,31 @@ def _beam_search(model, memory, prompts, options: DecodeOptions, grammar: Gramma
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "options", "token_ids"))
-def _generate(graphdef, params, images, prompts, rng, table, axes, limits, options: DecodeOptions, token_ids):
+def _generate(graphdef, params, memory, prompts, rng, table, axes, limits, options: DecodeOptions, token_ids):
     model = nnx.merge(graphdef, params)
     start_state, eos, pad, value_first, value_last = token_ids
     grammar = Grammar(table=table, start_state=start_state, eos=eos, pad=pad, axes=axes,
                       value_first=value_first, value_last=value_last)
-    memory = model.embed_image(images)
     if options.method == "beam":
         return _beam_search(model, memory, prompts, options, grammar, limits)
     return _greedy_or_sample(model, memory, prompts, rng, options, grammar, limits)
 
 
 def generate(model_or_split, images, prompts, grammar: Grammar, options: DecodeOptions = DecodeOptions(),
-             rng=None, limits=None) -> tuple[np.ndarray, np.ndarray]:
+             rng=None, limits=None, memory=None) -> tuple[np.ndarray, np.ndarray]:
     """Programs for a batch. images (B, S, S, 1), prompts (B, P) -> tokens, token log-probs (B, L).
 
     `model_or_split` is a DrawingReader or its `nnx.split(model)` pair (cheaper to pass repeatedly).
     `limits` (B, 2): the largest value token id allowed on each axis (keeps coordinates on the sheet).
+    `memory`: the images already through `embed_image` (then `images` is not used).
     """
     graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
     rng = jax.random.key(0) if rng is None else rng
     use_limits = limits is not None and grammar.axes is not None
+    if memory is None:
+        memory = _embed(graphdef, params, jnp.asarray(images))
     tokens, logprobs = _generate(
-        graphdef, params, jnp.asarray(images), jnp.asarray(prompts, jnp.int32), rng, jnp.asarray(grammar.table),
+        graphdef, params, memory, jnp.asarray(prompts, jnp.int32), rng, jnp.asarray(grammar.table),
         jnp.asarray(grammar.axes) if use_limits else None,
         jnp.asarray(limits, jnp.int32) if use_limits else None, options,
         (grammar.start_state, grammar.eos, grammar.pad, grammar.value_first, grammar.value_last))
@@ -266,7 +268,7 @@ def _embed(graphdef, params, images):
 
 
 def generate_uncached(model_or_split, images, prompts, grammar: Grammar, max_new_tokens: int = 200,
-                      bucket: int = 16, limits=None) -> np.ndarray:
+                      bucket: int = 16, limits=None, memory=None) -> np.ndarray:
     """Greedy decoding without a cache: re-runs the decoder on the whole prefix for every token.
 
     The reference that cached decoding must equal token for token, and the baseline of `bench`. The
@@ -274,7 +276,8 @@ def generate_uncached(model_or_split, images, prompts, grammar: Grammar, max_new
     attention makes the padding invisible to the positions that count).
     """
     graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
-    memory = _embed(graphdef, params, jnp.asarray(images))
+    if memory is None:
+        memory = _embed(graphdef, params, jnp.asarray(images))
     prompts = np.asarray(prompts, np.int32)
     batch, prompt_len = prompts.shape
     tokens = np.full((batch, prompt_len + max_new_tokens), grammar.pad, np.int32)

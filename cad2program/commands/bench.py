@@ -3,7 +3,10 @@
 Figures: train_samples_per_s, train_flops_fraction (train step FLOP/s over this machine's large-matmul
 FLOP/s, measured in the same run), decode_ms_per_drawing_b1, decode_drawings_per_s_b32,
 naive_drawings_per_s_b32 (no KV cache: the decoder re-runs on the whole prefix per token) and
-decode_speedup (their ratio). The model is randomly initialised: speed does not depend on the weights.
+decode_speedup (their ratio), all for writing the program from the encoded image; the image encoder,
+paid once per drawing either way, is timed separately and included in the end_to_end_* figures.
+The model is randomly initialised (speed does not depend on the weights) and the end token is masked,
+so every drawing decodes the same number of tokens.
 """
 
 from __future__ import annotations
