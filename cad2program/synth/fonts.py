@@ -189,10 +189,16 @@ _KERNING_SIZE = 64.0
 @functools.lru_cache(maxsize=16384)
 def _pair_kerning(face: FontFace, previous: str, char: str) -> float:
     """Kerning between a glyph pair per px of font size, from the font's own layout of the pair at one
-    size: unhinted layout scales kerning with the size, so one measurement serves every size."""
+    size: unhinted layout scales kerning with the size (to 0.01 px), so one measurement serves them all."""
     font = load_font(face.path, _KERNING_SIZE)
-    pair = font.getlength(previous + char) - font.getlength(previous) - font.getlength(char)
-    return float(pair) / _KERNING_SIZE
+    pair = float(font.getlength(previous + char)) / _KERNING_SIZE
+    return pair - _unit_advance(face, previous) - _unit_advance(face, char)
+
+
+@functools.lru_cache(maxsize=4096)
+def _unit_advance(face: FontFace, char: str) -> float:
+    """A glyph's advance per px of font size (unhinted layout: it scales with the size, to 0.01 px)."""
+    return float(load_font(face.path, _KERNING_SIZE).getlength(char)) / _KERNING_SIZE
 
 
 class GlyphSet:
@@ -236,7 +242,7 @@ class GlyphSet:
     def advance(self, char: str) -> float:
         value = self.advances.get(char)
         if value is None:
-            value = self.advances[char] = float(self.font.getlength(char))
+            value = self.advances[char] = _unit_advance(self.face, char) * self.size
         return value
 
     def _render(self, char: str, phase: int, struck: bool) -> tuple[np.ndarray | None, int, int]:

@@ -127,11 +127,18 @@ def points_box(points: np.ndarray, pad: float = 0.0) -> Box:
     return (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
 
 
-def segment_boxes(p: np.ndarray, q: np.ndarray, pad: float) -> list[Box]:
+def segment_boxes(p: np.ndarray | Sequence[float], q: np.ndarray | Sequence[float], pad: float) -> list[Box]:
     """Boxes covering a segment tightly: a slanted segment gets several small boxes, not one big one."""
-    (px, py), (qx, qy) = p.tolist(), q.tolist()  # Python floats: same arithmetic, far less overhead
+    px, py = float(p[0]), float(p[1])  # Python floats: same arithmetic, far less overhead
+    qx, qy = float(q[0]), float(q[1])
+    return _segment_boxes(px, py, qx, qy, pad)
+
+
+def _segment_boxes(px: float, py: float, qx: float, qy: float, pad: float) -> list[Box]:
+    if px == qx or py == qy:
+        return [(min(px, qx) - pad, min(py, qy) - pad, max(px, qx) + pad, max(py, qy) + pad)]
     length = math.hypot(qx - px, qy - py)
-    pieces = 1 if px == qx or py == qy else max(1, min(8, int(length / max(4 * pad, 1e-6))))
+    pieces = max(1, min(8, int(length / max(4 * pad, 1e-6))))
     boxes = []
     for k in range(pieces):
         ax, ay = px + (qx - px) * k / pieces, py + (qy - py) * k / pieces
@@ -141,10 +148,12 @@ def segment_boxes(p: np.ndarray, q: np.ndarray, pad: float) -> list[Box]:
 
 
 def polyline_boxes(points: np.ndarray, pad: float, closed: bool = False) -> list[Box]:
-    pts = np.vstack([points, points[:1]]) if closed else points
+    pts = points.tolist()  # one conversion, then plain float arithmetic per segment
+    if closed:
+        pts.append(pts[0])
     boxes: list[Box] = []
-    for a, b in zip(pts[:-1], pts[1:]):
-        boxes.extend(segment_boxes(a, b, pad))
+    for (ax, ay), (bx, by) in zip(pts[:-1], pts[1:]):
+        boxes.extend(_segment_boxes(float(ax), float(ay), float(bx), float(by), pad))
     return boxes
 
 
@@ -225,19 +234,23 @@ class Sketchpad:
     def arrow(self, tip: np.ndarray, direction: np.ndarray) -> None:
         """An arrowhead whose tip is `tip`, pointing along `direction` (a unit vector)."""
         pen = self.pen
-        back = tip - direction * pen.arrow_mm
-        side = np.array([-direction[1], direction[0]]) * pen.arrow_mm * pen.arrow_width
+        tx, ty = float(tip[0]), float(tip[1])  # Python floats: a handful of numbers, numpy costs more
+        dx, dy = float(direction[0]), float(direction[1])
+        length = pen.arrow_mm
+        bx, by = tx - dx * length, ty - dy * length
+        sx, sy = -dy * length * pen.arrow_width, dx * length * pen.arrow_width
         if pen.arrow == "filled":
-            self.fills.append(np.array([tip, back + side, back - side]))
+            self.fills.append(np.array([(tx, ty), (bx + sx, by + sy), (bx - sx, by - sy)]))
         elif pen.arrow == "open":
-            self.strokes.append(Stroke(np.array([back + side, tip, back - side]), "anno"))
+            self.strokes.append(Stroke(np.array([(bx + sx, by + sy), (tx, ty), (bx - sx, by - sy)]), "anno"))
         elif pen.arrow == "closed":
-            self.strokes.append(Stroke(np.array([tip, back + side, back - side]), "anno", closed=True))
+            self.strokes.append(Stroke(np.array([(tx, ty), (bx + sx, by + sy), (bx - sx, by - sy)]), "anno",
+                                       closed=True))
         elif pen.arrow == "tick":  # architectural oblique stroke through the end point
-            slash = (direction + np.array([-direction[1], direction[0]])) * pen.arrow_mm * 0.45
-            self.strokes.append(Stroke(np.array([tip - slash, tip + slash]), "anno"))
+            ox, oy = (dx - dy) * length * 0.45, (dy + dx) * length * 0.45
+            self.strokes.append(Stroke(np.array([(tx - ox, ty - oy), (tx + ox, ty + oy)]), "anno"))
         else:  # dot
-            self.fills.append(arc_points(tip[0], tip[1], pen.arrow_mm * 0.22, 0, 0, 4.0)[:-1])
+            self.fills.append(arc_points(tx, ty, length * 0.22, 0, 0, 4.0)[:-1])
 
     def label(self, text: str, centre: np.ndarray, mask: np.ndarray, width: float, height: float) -> Box:
         self.labels.append(Label(np.asarray(centre, dtype=float), mask, text))
@@ -610,12 +623,16 @@ BUILDERS: dict[str, Callable[[Pen, Scale], Group | None]] = {
 # ----------------------------------------------------------------------------------------------
 
 
-def grid_values(rng: np.random.Generator, low: float, high: float, count: int) -> np.ndarray:
-    """Up to `count` values in [low, high], whole mostly, some ending in .5 (those outside dropped)."""
-    raw = rng.uniform(low, high, count) if high > low else np.full(count, low)
-    half = rng.random(count) < 0.15
+def grid_values(rng: np.random.Generator, lows: tuple[float, float], highs: tuple[float, float], count: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `count` values in [low, high] for each of two ranges (x and y offsets), whole mostly, some
+    ending in .5 (those outside dropped). One draw for both ranges: half the calls into the generator."""
+    low, high = np.array(lows)[:, None], np.array(highs)[:, None]
+    raw = low + rng.random((2, count)) * np.maximum(high - low, 0.0)
+    half = rng.random((2, count)) < 0.15
     values = np.where(half, np.floor(raw) + 0.5, np.round(raw))
-    return values[(values >= low) & (values <= high)]
+    inside = (values >= low) & (values <= high)
+    return values[0][inside[0]], values[1][inside[1]]
 
 
 CANDIDATES = 24  # positions tried for each built group
@@ -633,8 +650,8 @@ def _free_offset(rng: np.random.Generator, group: Group, sheet: Sheet, border: f
     """A whole/half mm offset that puts the group on the sheet clear of everything taken."""
     bounds = group.bounds()
     x0, y0, x1, y1 = bounds
-    dxs = grid_values(rng, border - x0, sheet.width - border - x1, CANDIDATES)
-    dys = grid_values(rng, border - y0, sheet.height - border - y1, CANDIDATES)
+    dxs, dys = grid_values(rng, (border - x0, border - y0), (sheet.width - border - x1, sheet.height - border - y1),
+                           CANDIDATES)
     n = min(len(dxs), len(dys))
     if n == 0:
         return None
