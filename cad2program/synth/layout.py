@@ -628,9 +628,9 @@ def grid_values(rng: np.random.Generator, lows: tuple[float, float], highs: tupl
     """Up to `count` values in [low, high] for each of two ranges (x and y offsets), whole mostly, some
     ending in .5 (those outside dropped). One draw for both ranges: half the calls into the generator."""
     low, high = np.array(lows)[:, None], np.array(highs)[:, None]
-    raw = low + rng.random((2, count)) * np.maximum(high - low, 0.0)
-    half = rng.random((2, count)) < 0.15
-    values = np.where(half, np.floor(raw) + 0.5, np.round(raw))
+    draws = rng.random((2, 2, count))  # positions, then which of them end in .5
+    raw = low + draws[0] * np.maximum(high - low, 0.0)
+    values = np.where(draws[1] < 0.15, np.floor(raw) + 0.5, np.round(raw))
     inside = (values >= low) & (values <= high)
     return values[0][inside[0]], values[1][inside[1]]
 
