@@ -28,6 +28,8 @@ DEFAULT_IMAGE = Path(__file__).resolve().parent.parent / "testsets" / "clean" / 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="cpu", help="named model config (default cpu)")
+    parser.add_argument("--model", type=Path, help="a model file (e.g. the packaged default) instead of a random "
+                                                  "--config model: then the output length is the real one")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
     args = parser.parse_args()
@@ -39,8 +41,12 @@ def main() -> None:
     from cad2program.data import prepare_image
     from cad2program.recognizer import Recognizer, build_model, infer_sheet
 
-    config = get_config(args.config)
-    recognizer = Recognizer(config, build_model(config), max_batch=1)
+    if args.model is not None:
+        recognizer = Recognizer.load(args.model, max_batch=1)
+        config = recognizer.config
+    else:
+        config = get_config(args.config)
+        recognizer = Recognizer(config, build_model(config), max_batch=1)
     image = load_image(args.image) if args.image.exists() else np.full((362, 512), 255, np.uint8)
     sheet = infer_sheet(image)
 
@@ -54,10 +60,11 @@ def main() -> None:
         times.append(time.perf_counter() - start)
 
     tokens, _ = generate(recognizer.split, prepare_image(image, recognizer.image_size)[None],
-                         np.array([tokenizer.encode_prompt(sheet)], np.int32), recognizer.grammar, recognizer.options)
+                         np.array([tokenizer.encode_prompt(sheet)], np.int32), recognizer.grammar, recognizer.options,
+                         limits=np.array([tokenizer.value_limits(sheet)], np.int32))
     generated = int(np.sum(tokens[0] != tokenizer.PAD))
     print(json.dumps({
-        "config": args.config, "image_size": config.model.image_size, "batch": 1, "decoding": "greedy",
+        "config": config.name, "model": str(args.model) if args.model else "random", "image_size": config.model.image_size, "batch": 1, "decoding": "greedy",
         "image": str(args.image) if args.image.exists() else "blank 512 x 362",
         "first_call_s": round(first, 2),
         "warm_ms_per_drawing_median": round(1000 * statistics.median(times), 1),
