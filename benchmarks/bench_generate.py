@@ -21,9 +21,9 @@ from cad2program import tokenizer
 from cad2program.synth import STYLES, GeneratorConfig, make_example, make_labels
 
 
-def rate(style: str, size: int, seconds: float) -> dict:
+def rate(style: str, size: int, seconds: float, warmup: int = 20) -> dict:
     config = GeneratorConfig(style=style, long_side_px=size)
-    for index in range(20):  # warm up: fonts, caches
+    for index in range(warmup):  # warm up: fonts and the glyph cache (it fills over ~1500 drawings)
         make_example(999, index, config)
     cpu0, wall0, count = time.process_time(), time.perf_counter(), 0
     while time.process_time() - cpu0 < seconds:
@@ -48,11 +48,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="longer image side in px (default 256)")
     parser.add_argument("--seconds", type=float, default=4.0, help="CPU seconds per style (default 4)")
     parser.add_argument("--drawings", type=int, default=2000, help="drawings for the token statistics")
+    parser.add_argument("--warmup", type=int, default=20,
+                        help="drawings made before timing each style (default 20: a fresh process; 1500 gives the "
+                             "steady state of a long stream such as training, once the glyph cache has filled)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     result = {
         "size_px": args.size,
-        "drawings_per_second_per_core": {style: rate(style, args.size, args.seconds) for style in STYLES},
+        "warmup_drawings": args.warmup,
+        "drawings_per_second_per_core": {style: rate(style, args.size, args.seconds, args.warmup) for style in STYLES},
         "tokens_per_drawing_mixed": token_lengths(args.drawings),
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine()},
     }

@@ -348,6 +348,10 @@ def _init_task(project: str, name: str, offline: bool) -> Any:
     # threads can deadlock (JAX warns about it), and at close that subprocess made offline runs wait ~10 s.
     # Reporting from a thread of this process avoids both.
     Task._report_subprocess_enabled = False
+    # Record requirements with `pip freeze` (about a second) rather than by parsing every Python file
+    # under the working folder in a background thread, which took minutes of CPU beside training and
+    # held up `Task.close` for as long.
+    Task.force_requirements_env_freeze(force=True)
     return Task.init(
         project_name=project,
         task_name=name,

@@ -60,9 +60,19 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None and not args.data.is_dir():
         raise UserError(f"{args.data}: not a folder (expected a dataset folder with labels.jsonl)")
 
+    import signal
+
     from cad2program.tracking import Tracker
     tracker = Tracker.start(config, args.workdir, project=args.project, task_name=args.task_name,
                             enabled=not args.no_clearml)
+
+    def stop_gracefully(signum, frame):  # Ctrl-C, a scheduler's stop, `kill`: checkpoint, then exit
+        raise KeyboardInterrupt
+
+    # Installed after ClearML's own handlers (Task.init hooks signals), and for SIGINT too: a job
+    # started in the background by a non-interactive shell inherits SIGINT as ignored.
+    signal.signal(signal.SIGTERM, stop_gracefully)
+    signal.signal(signal.SIGINT, stop_gracefully)
     try:
         summary = train_and_evaluate(config, args.workdir, data_dir=args.data, init_from=args.init_from,
                                      tracker=tracker,
