@@ -6,33 +6,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
 import re
-import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 from PIL import Image, ImageDraw
 
-from cad2program.configs import tiny
+from server_helpers import free_port, tiny_model_server, wait_ready
 
 BODY_LIMIT_MB = 2
-START_TIMEOUT_S = 240  # a cold XLA cache compiles three batch sizes; warm starts take seconds
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def drawing_bytes(fmt: str = "PNG", size: tuple[int, int] = (200, 150)) -> bytes:
@@ -70,23 +57,6 @@ def metric_values(text: str, name: str) -> dict[str, float]:
     return out
 
 
-def wait_ready(url: str, timeout_s: float, process: subprocess.Popen | None = None) -> list[int]:
-    """Polls /readyz until 200; returns the statuses seen (a 503 before warm-up ends is expected)."""
-    deadline, seen = time.monotonic() + timeout_s, []
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the server exited with status {process.returncode}")
-        try:
-            status = requests.get(url + "/readyz", timeout=5).status_code
-            seen.append(status)
-            if status == 200:
-                return seen
-        except requests.RequestException:  # not listening yet, or slow to answer on a loaded machine
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready after {timeout_s} s")
-
-
 # ----------------------------------------------------------------------------------------------
 # The real server
 # ----------------------------------------------------------------------------------------------
@@ -95,34 +65,15 @@ def wait_ready(url: str, timeout_s: float, process: subprocess.Popen | None = No
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, request):
     """`cad2program serve` on a tiny random model: max batch 4, max wait 200 ms, a 2 MB body limit."""
-    from flax import nnx
-
-    from cad2program.recognizer import build_model, export_model
-
     folder = tmp_path_factory.mktemp("server")
-    config = tiny()
-    model = export_model(folder / "tiny.msgpack", config, nnx.state(build_model(config)))
-    port = free_port()
-    log_path = folder / "server.log"
     cache = request.config.cache.mkdir("xla") if getattr(request.config, "cache", None) else folder / "xla"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cad2program.cli", "serve", "--model", str(model), "--port", str(port),
-             "--max-batch", "4", "--max-wait-ms", "200", "--max-body-mb", str(BODY_LIMIT_MB),
-             "--compile-cache", str(cache)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        statuses = wait_ready(url, START_TIMEOUT_S, process)
-        yield {"url": url, "process": process, "log": log_path, "ready_statuses": statuses}
+    with tiny_model_server(folder, cache, "--max-batch", "4", "--max-wait-ms", "200",
+                           "--max-body-mb", str(BODY_LIMIT_MB)) as running:
+        yield running
         # Whatever the tests sent, nothing was a bug: no 500 counted, no traceback logged.
-        text = requests.get(url + "/metrics", timeout=5).text
+        text = requests.get(running["url"] + "/metrics", timeout=5).text
         assert not [k for k in metric_values(text, "cad2program_requests_total") if 'status="500"' in k]
         assert metric_values(text, "cad2program_internal_errors_total")[""] == 0
-        assert process.poll() is None
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-    assert "Traceback" not in log_path.read_text(errors="replace"), log_path.read_text(errors="replace")[-3000:]
 
 
 def alive(url: str) -> bool:

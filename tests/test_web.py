@@ -8,18 +8,15 @@ import io
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 from PIL import Image
 
-from cad2program.configs import tiny
 from cad2program.outputs.draw import CONFIDENCE_BANDS, NO_CONFIDENCE_COLOUR
 from cad2program.program import Sheet, primitives_from_json
-from test_server import free_port, wait_ready
+from server_helpers import tiny_model_server
 
 # Debian's package (what install.sh installs), else another Chromium-based browser a CI image may carry.
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),
@@ -29,7 +26,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
                                     reason="chromium is not installed (apt-get install chromium, or ./install.sh)")
 WEB = Path(__file__).resolve().parent.parent / "cad2program" / "web"
-START_TIMEOUT_S = 240  # a cold XLA cache compiles the model; warm starts take seconds
 SHEET = {"width": 200, "height": 150}
 # One primitive of each type, confidences in every band of the legend.
 KNOWN = [{"type": "rectangle", "x": 10, "y": 15, "width": 40, "height": 20, "confidence": 0.95},
@@ -42,29 +38,10 @@ KNOWN = [{"type": "rectangle", "x": 10, "y": 15, "width": 40, "height": 20, "con
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, request):
     """`cad2program serve` on a tiny random model, batch 1 (one shape to compile: a quick start)."""
-    from flax import nnx
-
-    from cad2program.recognizer import build_model, export_model
-
     folder = tmp_path_factory.mktemp("web")
-    config = tiny()
-    model = export_model(folder / "tiny.msgpack", config, nnx.state(build_model(config)))
-    port = free_port()
-    log_path = folder / "server.log"
     cache = request.config.cache.mkdir("xla") if getattr(request.config, "cache", None) else folder / "xla"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cad2program.cli", "serve", "--model", str(model), "--port", str(port),
-             "--max-batch", "1", "--compile-cache", str(cache)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, START_TIMEOUT_S, process)
-        yield url
-        assert process.poll() is None
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-    assert "Traceback" not in log_path.read_text(errors="replace"), log_path.read_text(errors="replace")[-3000:]
+    with tiny_model_server(folder, cache, "--max-batch", "1") as running:
+        yield running["url"]
 
 
 @pytest.fixture(scope="module")
