@@ -197,3 +197,12 @@ def test_exported_model_loads_and_recognizes_the_same(tmp_path):
     a = Recognizer(config, model).recognize_prepared(images, sheets)
     b = Recognizer(loaded_config, loaded).recognize_prepared(images, sheets)
     assert [r.program for r in a] == [r.program for r in b]
+
+
+def test_bench_reports_every_figure_and_equal_tokens():
+    from cad2program.bench import run_bench
+    figures = run_bench(tiny(), quick=True)
+    for key in ("train_samples_per_s", "train_flops_fraction", "decode_ms_per_drawing_b1", "decode_drawings_per_s_b32",
+                "naive_drawings_per_s_b32", "decode_speedup", "end_to_end_speedup"):
+        assert figures[key] > 0, key
+    assert figures["cached_equals_naive"] is True
