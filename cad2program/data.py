@@ -135,9 +135,3 @@ def batches(examples, batch_size: int, start_example: int = 0, stop_example: int
             flags.FLAGS.mark_as_parsed()
         iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=2))
     return iter(iterable)
-
-
-def example_arrays(examples, indices: Sequence[int]) -> dict:
-    """A fixed batch (for evaluation), built in this process."""
-    items = [examples(i) for i in indices]
-    return {key: np.stack([item[key] for item in items]) for key in items[0]}

@@ -138,12 +138,13 @@ def load_model(path: Path) -> tuple[TrainConfig, DrawingReader, dict]:
 class Recognizer:
     """A loaded model plus decoding options; `recognize` takes any number of images."""
 
-    def __init__(self, config: TrainConfig, model: DrawingReader, options: DecodeOptions | None = None,
+    def __init__(self, config: TrainConfig, model: DrawingReader | tuple, options: DecodeOptions | None = None,
                  max_batch: int = 32, info: dict | None = None):
+        """`model`: a DrawingReader, or its `nnx.split` pair (as training holds it)."""
         self.config, self.options, self.max_batch = config, options or DecodeOptions(), max_batch
         self.options = dataclasses.replace(self.options, max_new_tokens=min(
             self.options.max_new_tokens, config.model.max_len - tokenizer.PROMPT_LENGTH))
-        self.split = nnx.split(model)
+        self.split = model if isinstance(model, tuple) else nnx.split(model)
         self.grammar = default_grammar()
         self.info = info or {}
 

@@ -27,10 +27,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cad2program import tokenizer
 from cad2program.configs import TrainConfig, config_to_dict
-from cad2program.data import FolderExamples, SyntheticExamples, batches, example_arrays
+from cad2program.data import FolderExamples, SyntheticExamples, batches
 from cad2program.errors import UserError
-from cad2program.recognizer import build_model, export_model, load_model, programs_from_tokens
-from cad2program.decode import DecodeOptions, default_grammar, generate
+from cad2program.recognizer import Recognizer, build_model, export_model, load_model
 
 EVAL_SEED_OFFSET = 1_000_003  # on-the-fly evaluation drawings come from a stream training never sees
 LENGTH_BUCKET = 32  # batches are cut to the longest sequence, rounded up to this: few compilations
@@ -96,14 +95,6 @@ def compiled_training(graphdef, config: TrainConfig, mesh: Mesh | None):
     """
     optimizer = make_optimizer(config)
     return optimizer, make_train_step(graphdef, optimizer, mesh)
-
-
-def make_eval_step(graphdef):
-    @jax.jit
-    def eval_step(params, batch):
-        loss, aux = loss_fn(params, graphdef, batch)
-        return {"loss": loss, **aux}
-    return eval_step
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,19 +201,13 @@ def folder_eval_set(records, image_size: int) -> EvalSet:
                    [r.extra.get("style") for r in records])
 
 
-def evaluate(split_model, eval_set: EvalSet, batch_size: int = 32,
-             options: DecodeOptions = DecodeOptions()) -> tuple[dict, list]:
+def evaluate(recognizer: Recognizer, eval_set: EvalSet) -> tuple[dict, list]:
     """Greedy-decodes the eval set and scores it as the contract says; returns (report, recognitions)."""
     from cad2program.scoring import score
-    grammar = default_grammar()
     recognitions = []
-    for start in range(0, len(eval_set.images), batch_size):
-        images = eval_set.images[start:start + batch_size]
-        sheets = eval_set.sheets[start:start + batch_size]
-        prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
-        limits = np.array([tokenizer.value_limits(s) for s in sheets], np.int32)
-        tokens, logprobs = generate(split_model, images, prompts, grammar, options, limits=limits)
-        recognitions += programs_from_tokens(tokens, logprobs, sheets)
+    for start in range(0, len(eval_set.images), recognizer.max_batch):
+        recognitions += recognizer.recognize_prepared(eval_set.images[start:start + recognizer.max_batch],
+                                                      eval_set.sheets[start:start + recognizer.max_batch])
     items = [(r.primitives if r.valid else None, truth, sheet, style)
              for r, truth, sheet, style in zip(recognitions, eval_set.primitives, eval_set.sheets, eval_set.styles)]
     return score(items), recognitions
@@ -322,7 +307,7 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
 
     def run_eval():
         nonlocal best
-        report, recognitions = evaluate((graphdef, params), eval_set)
+        report, recognitions = evaluate(Recognizer(config, (graphdef, params)), eval_set)
         scalars = eval_scalars(report)
         log(f"eval @ step {step} ({examples_seen} drawings seen): " +
             ", ".join(f"{k} {v:.3f}" for k, v in scalars.items() if "_" not in k or k == "size_exactness"))

@@ -10,7 +10,6 @@ geometry stays well inside the scoring tolerance (2% of the sheet's longer side)
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import cv2
 import numpy as np
