@@ -68,14 +68,14 @@ def programs_from_tokens(tokens: np.ndarray, logprobs: np.ndarray, sheets: Seque
         ended = tokenizer.EOS in row
         end = int(np.argmax(row == tokenizer.EOS)) if ended else len(row)
         try:
-            spans = tokenizer.decode_spans(row[:end])
+            spans = tokenizer.decode_spans(row[:end], sheet)
             problems = [] if ended else ["the output reached the length limit"]
         except tokenizer.TokenizerError as err:  # only when decoding was not constrained
             spans, problems = [], [str(err)]
             if not ended:  # keep the complete primitives before the cut
                 for cut in range(end, 0, -1):
                     try:
-                        spans = tokenizer.decode_spans(row[:cut])
+                        spans = tokenizer.decode_spans(row[:cut], sheet)
                         break
                     except tokenizer.TokenizerError:
                         continue

@@ -91,7 +91,7 @@ def parse_chat_request(payload: Any) -> tuple[str, Sheet | None, str | None]:
 
 def chat_completion(recognition, model_name: str, image_tokens: int) -> dict:
     """The OpenAI chat.completion object for one recognition (plus the primitives, as an extra field)."""
-    completion_tokens = len(tokenizer.encode_program(recognition.primitives))
+    completion_tokens = len(tokenizer.encode_program(recognition.sheet, recognition.primitives))
     prompt_tokens = image_tokens + tokenizer.PROMPT_LENGTH
     cut_off = any("length limit" in problem for problem in recognition.problems)
     finish_reason = "length" if cut_off else "stop"
