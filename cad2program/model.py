@@ -130,9 +130,32 @@ class PatchEmbedding(nnx.Module):
     def __call__(self, images):  # (B, S, S, 1) -> (B, N, D)
         x = images
         for conv in self.stem:
-            x = jax.nn.gelu(conv(x))
-        x = self.patch(x)  # (B, S/p, S/p, D)
+            # XLA's CPU convolution is slow for many input channels; the same sums as one matmul over
+            # gathered 3x3 windows run ~1.6x faster (fwd+bwd). The 1-channel first layer is faster as is.
+            x = jax.nn.gelu(conv(x) if conv.in_features == 1 else conv_3x3_stride_2(x, conv))
+        x = patchify_matmul(x, self.patch)  # (B, S/p, S/p, D)
         return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+def conv_3x3_stride_2(x, conv: nnx.Conv):
+    """`conv(x)` for a 3x3, stride-2, SAME convolution on even sizes, as one matmul. x (B, H, W, C)."""
+    x = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))  # SAME at stride 2 pads one row/column after
+    rows, cols = (x.shape[1] - 1) // 2, (x.shape[2] - 1) // 2
+    windows = jnp.concatenate([x[:, i:i + 2 * rows:2, j:j + 2 * cols:2, :] for i in range(3) for j in range(3)],
+                              axis=-1)  # (B, H/2, W/2, 9C), in the kernel's (row, column, channel) order
+    kernel = conv.kernel[...]
+    out = windows @ kernel.reshape(-1, kernel.shape[-1]).astype(x.dtype)
+    return out + conv.bias[...].astype(out.dtype) if conv.bias is not None else out
+
+
+def patchify_matmul(x, conv: nnx.Conv):
+    """`conv(x)` for a non-overlapping patch convolution (kernel = stride, VALID) as reshape + matmul."""
+    b, h, w, c = x.shape
+    k = conv.kernel_size[0]
+    x = x.reshape(b, h // k, k, w // k, k, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h // k, w // k, k * k * c)
+    kernel = conv.kernel[...]
+    out = x @ kernel.reshape(-1, kernel.shape[-1]).astype(x.dtype)
+    return out + conv.bias[...].astype(out.dtype) if conv.bias is not None else out
 
 
 class EncoderBlock(nnx.Module):
@@ -155,6 +178,18 @@ class EncoderBlock(nnx.Module):
         return x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.norm2(x))))
 
 
+def sincos_2d(grid: int, width: int) -> jax.Array:
+    """(1 + grid * grid, width): a zero row for the class token, then sine/cosine of (row, column)."""
+    quarter = width // 4
+    omega = 1.0 / 10_000 ** (jnp.arange(quarter, dtype=jnp.float32) / quarter)
+    rows, cols = jnp.meshgrid(jnp.arange(grid, dtype=jnp.float32), jnp.arange(grid, dtype=jnp.float32),
+                              indexing="ij")
+    angles_r, angles_c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
+    table = jnp.concatenate([jnp.sin(angles_r), jnp.cos(angles_r), jnp.sin(angles_c), jnp.cos(angles_c)], axis=1)
+    table = jnp.pad(table, ((1, 0), (0, width - 4 * quarter)))
+    return table
+
+
 class ImageEncoder(nnx.Module):
     """ViT: patches + class token + learned position embeddings -> pre-norm blocks -> LayerNorm."""
 
@@ -162,7 +197,10 @@ class ImageEncoder(nnx.Module):
         self.embed = PatchEmbedding(cfg, rngs)
         init = nnx.initializers.normal(0.02)
         self.cls = nnx.Param(init(rngs.params(), (1, 1, cfg.enc_width)))
-        self.pos = nnx.Param(init(rngs.params(), (1, cfg.num_image_tokens, cfg.enc_width)))
+        # Learned, but started from 2-D sine/cosine embeddings: every patch knows its row and column
+        # from the first step, and positions are what the decoder must read off (MAE and big_vision
+        # use the same table, there frozen).
+        self.pos = nnx.Param(sincos_2d(cfg.image_size // cfg.patch_size, cfg.enc_width)[None])
         self.blocks = nnx.List([EncoderBlock(cfg, rngs) for _ in range(cfg.enc_depth)])
         self.norm = nnx.LayerNorm(cfg.enc_width, dtype=cfg.compute_dtype, rngs=rngs)
         self.dtype = cfg.compute_dtype

@@ -17,6 +17,7 @@ import pytest
 from flax import nnx
 
 from cad2program import tokenizer
+from cad2program.scoring import score_drawing
 from cad2program.configs import tiny
 from cad2program.decode import DecodeOptions, default_grammar, generate, generate_uncached
 from cad2program.model import DrawingReader
@@ -169,7 +170,10 @@ def test_tiny_model_overfits_a_few_drawings_to_their_exact_programs():
     tokens, logprobs = generate((graphdef, params), batch["image"], prompts, default_grammar(),
                                 DecodeOptions(max_new_tokens=60))
     recognitions = programs_from_tokens(tokens, logprobs, [s for s, _ in DRAWINGS])
-    assert [r.primitives for r in recognitions] == [p for _, p in DRAWINGS]
+    # Exactly the programs the tokens express: sizes as written, positions on the sheet's S/500 grid.
+    assert [r.primitives for r in recognitions] == [tokenizer.decode(tokenizer.encode_program(s, p), s)
+                                                   for s, p in DRAWINGS]
+    assert [score_drawing(r.primitives, p, s)["exact"] for r, (s, p) in zip(recognitions, DRAWINGS)] == [True] * 4
 
 
 def test_checkpoint_resumes_to_the_same_next_loss(tmp_path):
@@ -206,3 +210,13 @@ def test_bench_reports_every_figure_and_equal_tokens():
                 "naive_drawings_per_s_b32", "decode_speedup", "end_to_end_speedup"):
         assert figures[key] > 0, key
     assert figures["cached_equals_naive"] is True
+
+
+def test_matmul_convolutions_equal_the_convolutions_they_replace():
+    from cad2program.model import conv_3x3_stride_2, patchify_matmul
+    rngs = nnx.Rngs(0)
+    x = jax.random.normal(jax.random.key(1), (2, 16, 12, 5))
+    stem = nnx.Conv(5, 7, (3, 3), strides=2, padding="SAME", rngs=rngs)
+    patch = nnx.Conv(5, 6, (4, 4), strides=4, padding="VALID", rngs=rngs)
+    np.testing.assert_allclose(conv_3x3_stride_2(x, stem), stem(x), atol=1e-5)
+    np.testing.assert_allclose(patchify_matmul(x, patch), patch(x), atol=1e-5)
