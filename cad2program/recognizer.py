@@ -91,7 +91,8 @@ def export_model(path: Path, config: TrainConfig, params, extra: dict | None = N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pure = jax.tree_util.tree_map(np.asarray, nnx.to_pure_dict(params))
-    payload = {"format": "cad2program-model-1", "config": json.dumps(config_to_dict(config)),
+    payload = {"format": "cad2program-model-1", "token_format": tokenizer.TOKEN_FORMAT,
+               "config": json.dumps(config_to_dict(config)),
                "extra": json.dumps(extra or {}), "params": pure}
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(serialization.msgpack_serialize(payload))
@@ -129,6 +130,11 @@ def load_model(path: Path) -> tuple[TrainConfig, DrawingReader, dict]:
         config = config_from_dict(json.loads(payload["config"]))
     except Exception as err:  # msgpack raises a variety of errors on a foreign file
         raise UserError(f"{path}: cannot read this model file ({err})") from None
+    token_format = payload.get("token_format", 1)  # files written before format 2 do not say
+    if token_format != tokenizer.TOKEN_FORMAT:
+        raise UserError(f"{path}: this model writes token format {token_format}, and this version of "
+                        f"cad2program reads format {tokenizer.TOKEN_FORMAT}; retrain it (or fine-tune the "
+                        f"default model) with this version")
     abstract = nnx.eval_shape(lambda: build_model(config))
     graphdef, state = nnx.split(abstract)
     nnx.replace_by_pure_dict(state, payload["params"])

@@ -220,3 +220,14 @@ def test_matmul_convolutions_equal_the_convolutions_they_replace():
     patch = nnx.Conv(5, 6, (4, 4), strides=4, padding="VALID", rngs=rngs)
     np.testing.assert_allclose(conv_3x3_stride_2(x, stem), stem(x), atol=1e-5)
     np.testing.assert_allclose(patchify_matmul(x, patch), patch(x), atol=1e-5)
+
+
+def test_a_model_of_another_token_format_is_refused_with_a_clear_error(tmp_path):
+    from flax import serialization
+    from cad2program.errors import UserError
+    path = export_model(tmp_path / "m.msgpack", tiny(), nnx.state(DrawingReader(tiny().model, nnx.Rngs(0))))
+    payload = serialization.msgpack_restore(path.read_bytes())
+    del payload["token_format"]  # as in files written before format 2
+    path.write_bytes(serialization.msgpack_serialize(payload))
+    with pytest.raises(UserError, match="token format 1.*reads format 2"):
+        load_model(path)
