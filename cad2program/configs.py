@@ -25,6 +25,9 @@ class TrainConfig:
     end_learning_rate_fraction: float = 0.02  # cosine decay ends at this share of the peak
     weight_decay: float = 0.05
     grad_clip_norm: float = 1.0
+    # Targets of position tokens spread over neighbouring grid steps (see train.soft_value_cross_entropy);
+    # 0 = one-hot.
+    value_label_sigma: float = 0.0
     max_tokens: int = 192  # prompt + program + <eos>; longer programs are not used for training
     style: str = "mixed"  # generator style for on-the-fly data
     curriculum: Curriculum | None = Curriculum()
@@ -55,7 +58,7 @@ def cpu() -> TrainConfig:
                         enc_width=192, enc_depth=4, enc_heads=3, enc_mlp_dim=768, dec_width=192, dec_depth=3,
                         dec_heads=3, dec_mlp_dim=512, max_len=192)
     return TrainConfig(name="cpu", model=model, batch_size=32, steps=20_000, learning_rate=1e-3,
-                       warmup_steps=300)
+                       warmup_steps=300, value_label_sigma=2.0)
 
 
 def gpu() -> TrainConfig:
@@ -64,7 +67,7 @@ def gpu() -> TrainConfig:
                         patch_size=16, enc_width=256, enc_depth=8, enc_heads=4, enc_mlp_dim=1024, dec_width=256,
                         dec_depth=5, dec_heads=4, dec_mlp_dim=640, max_len=192, dtype="bfloat16")
     return TrainConfig(name="gpu", model=model, batch_size=128, steps=30_000, learning_rate=6e-4,
-                       warmup_steps=1000, data_workers=12)
+                       warmup_steps=1000, data_workers=12, value_label_sigma=2.0)
 
 
 CONFIGS = {"tiny": tiny, "cpu": cpu, "gpu": gpu}

@@ -53,7 +53,30 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
                        optax.adamw(make_schedule(config), weight_decay=config.weight_decay, mask=decay_mask))
 
 
-def loss_fn(params, graphdef, batch):
+def soft_value_cross_entropy(logits, targets, sigma: float):
+    """Cross-entropy whose target, for value tokens, is a Gaussian over the neighbouring values.
+
+    A position token is one of 501 grid steps; with one-hot targets, writing step 251 for 252 is as
+    wrong as writing 10, so the model gets no signal for being close while it learns to point.
+    Spreading the target over neighbours (sigma in grid steps, far inside the matching tolerance of 10
+    steps) rewards nearness, as SimCC and distribution focal loss do for coordinates. Other tokens keep
+    one-hot targets. logits (B, T, V), targets (B, T) -> (B, T).
+    """
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    hard = -jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    if sigma <= 0:
+        return hard
+    first, count = tokenizer.VALUE0, tokenizer.MAX_VALUE + 1
+    value = (targets - first).astype(jnp.float32)[..., None]  # (B, T, 1)
+    grid = jnp.arange(count, dtype=jnp.float32)
+    weights = jnp.exp(-0.5 * ((grid - value) / sigma) ** 2)
+    weights = weights / weights.sum(-1, keepdims=True)  # (B, T, 501)
+    soft = -(weights * log_probs[..., first:first + count]).sum(-1)
+    is_value = (targets >= first) & (targets < first + count)
+    return jnp.where(is_value, soft, hard)
+
+
+def loss_fn(params, graphdef, batch, value_label_sigma: float = 0.0):
     """Mean cross-entropy over program tokens (the prompt and padding are not targets)."""
     model = nnx.merge(graphdef, params)
     tokens = batch["tokens"]
@@ -61,14 +84,15 @@ def loss_fn(params, graphdef, batch):
     targets = tokens[:, 1:]
     is_program = jnp.arange(targets.shape[1]) >= tokenizer.PROMPT_LENGTH - 1  # first target: after <bos>
     mask = (targets != tokenizer.PAD) & is_program[None, :]
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    ce = soft_value_cross_entropy(logits, targets, value_label_sigma)
     count = jnp.maximum(mask.sum(), 1)
     loss = (ce * mask).sum() / count
     accuracy = ((logits.argmax(-1) == targets) & mask).sum() / count
     return loss, {"token_accuracy": accuracy}
 
 
-def make_train_step(graphdef, optimizer: optax.GradientTransformation, mesh: Mesh | None = None):
+def make_train_step(graphdef, optimizer: optax.GradientTransformation, mesh: Mesh | None = None,
+                    value_label_sigma: float = 0.0):
     """A jit-compiled `(params, opt_state, batch) -> (params, opt_state, metrics)`.
 
     With a mesh, the batch comes sharded along `data` and parameters replicated; XLA inserts the
@@ -76,7 +100,7 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, mesh: Mes
     """
 
     def train_step(params, opt_state, batch):
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, graphdef, batch)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, graphdef, batch, value_label_sigma)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return params, opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
@@ -94,7 +118,7 @@ def compiled_training(graphdef, config: TrainConfig, mesh: Mesh | None):
     A run resumed in the same process (tests, notebooks) then reuses the compiled step.
     """
     optimizer = make_optimizer(config)
-    return optimizer, make_train_step(graphdef, optimizer, mesh)
+    return optimizer, make_train_step(graphdef, optimizer, mesh, config.value_label_sigma)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -231,3 +231,23 @@ def test_a_model_of_another_token_format_is_refused_with_a_clear_error(tmp_path)
     path.write_bytes(serialization.msgpack_serialize(payload))
     with pytest.raises(UserError, match="token format 1.*reads format 2"):
         load_model(path)
+
+
+def test_soft_value_targets_reward_nearby_positions_and_leave_other_tokens_one_hot():
+    from cad2program.train import soft_value_cross_entropy
+    vocab = tokenizer.VOCAB_SIZE
+    target = tokenizer.VALUE0 + 250
+
+    def loss_when_predicting(token, sigma):
+        logits = jnp.full((1, 1, vocab), -5.0).at[0, 0, token].set(5.0)
+        return float(soft_value_cross_entropy(logits, jnp.array([[target]]), sigma)[0, 0])
+
+    hard_near, hard_far = loss_when_predicting(target + 1, 0.0), loss_when_predicting(target + 40, 0.0)
+    assert hard_near == pytest.approx(hard_far)  # one-hot: near is as wrong as far
+    assert loss_when_predicting(target + 1, 2.0) < loss_when_predicting(target + 4, 2.0) < \
+        loss_when_predicting(target + 40, 2.0)
+    assert loss_when_predicting(target, 2.0) < loss_when_predicting(target + 1, 2.0)
+    digit = jnp.array([[tokenizer.DIGIT0 + 3]])
+    logits = jax.random.normal(jax.random.key(0), (1, 1, vocab))
+    np.testing.assert_allclose(soft_value_cross_entropy(logits, digit, 2.0),
+                               soft_value_cross_entropy(logits, digit, 0.0))
