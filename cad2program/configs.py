@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from cad2program import tokenizer
-from cad2program.data import Curriculum
+from cad2program.data import KEYPOINT_CLASSES, Curriculum
 from cad2program.model import ModelConfig
 
 
@@ -28,6 +28,8 @@ class TrainConfig:
     # Targets of position tokens spread over neighbouring grid steps (see train.soft_value_cross_entropy);
     # 0 = one-hot.
     value_label_sigma: float = 0.0
+    # Weight of the encoder's auxiliary per-patch key-point loss (needs model.keypoint_classes > 0).
+    keypoint_weight: float = 0.0
     max_tokens: int = 192  # prompt + program + <eos>; longer programs are not used for training
     style: str = "mixed"  # generator style for on-the-fly data
     curriculum: Curriculum | None = Curriculum()
@@ -56,18 +58,20 @@ def tiny() -> TrainConfig:
 def cpu() -> TrainConfig:
     model = ModelConfig(vocab_size=tokenizer.VOCAB_SIZE, image_size=256, stem_channels=(32, 64), patch_size=16,
                         enc_width=192, enc_depth=4, enc_heads=3, enc_mlp_dim=768, dec_width=192, dec_depth=3,
-                        dec_heads=3, dec_mlp_dim=512, max_len=192)
+                        dec_heads=3, dec_mlp_dim=512, max_len=192, keypoint_classes=KEYPOINT_CLASSES)
     return TrainConfig(name="cpu", model=model, batch_size=32, steps=20_000, learning_rate=1e-3,
-                       warmup_steps=300, value_label_sigma=2.0)
+                       warmup_steps=300, value_label_sigma=2.0, keypoint_weight=1.0)
 
 
 def gpu() -> TrainConfig:
     # Sized so that the exported model stays under the package's 50 MB budget (float32 parameters).
     model = ModelConfig(vocab_size=tokenizer.VOCAB_SIZE, image_size=384, stem_channels=(32, 64, 128),
                         patch_size=16, enc_width=256, enc_depth=8, enc_heads=4, enc_mlp_dim=1024, dec_width=256,
-                        dec_depth=5, dec_heads=4, dec_mlp_dim=640, max_len=192, dtype="bfloat16")
+                        dec_depth=5, dec_heads=4, dec_mlp_dim=640, max_len=192, dtype="bfloat16",
+                        keypoint_classes=KEYPOINT_CLASSES)
     return TrainConfig(name="gpu", model=model, batch_size=128, steps=30_000, learning_rate=6e-4,
-                       warmup_steps=1000, data_workers=12, value_label_sigma=2.0)
+                       warmup_steps=1000, data_workers=12, value_label_sigma=2.0,
+                       keypoint_weight=1.0)
 
 
 CONFIGS = {"tiny": tiny, "cpu": cpu, "gpu": gpu}

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from cad2program import tokenizer
-from cad2program.program import Primitive, Sheet
+from cad2program.program import TYPE_NAMES, Arc, Circle, Primitive, Rectangle, Sheet
 
 
 def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
@@ -46,6 +46,43 @@ def encode_target(sheet: Sheet, primitives: Sequence[Primitive], max_tokens: int
     return out
 
 
+def keypoint_map(sheet: Sheet, primitives: Sequence[Primitive], grid: int) -> np.ndarray:
+    """(grid, grid) int32: per image patch, 1 + the type index of a primitive with a key point in it, else 0.
+
+    Key points are the positions a program writes: line ends, rectangle corners, circle and arc
+    centres (and an arc's end points), polyline vertices. The map is the target of the encoder's
+    auxiliary per-patch head, which teaches the encoder where geometry is long before the decoder
+    has learned to ask. Same geometry as `prepare_image`: the sheet at the top-left, S across.
+    """
+    out = np.zeros((grid, grid), np.int32)
+    scale = grid / max(sheet.width, sheet.height)
+    last_col, last_row = (min(int(np.ceil(side * scale)), grid) - 1 for side in (sheet.width, sheet.height))
+    for primitive in primitives:
+        points = list(primitive.key_points())
+        if isinstance(primitive, Rectangle):
+            points += [(primitive.x + primitive.width, primitive.y), (primitive.x, primitive.y + primitive.height)]
+        if isinstance(primitive, Arc):
+            for angle in (primitive.start_angle, primitive.end_angle):
+                points.append((primitive.x + primitive.radius * np.cos(np.radians(angle)),
+                               primitive.y + primitive.radius * np.sin(np.radians(angle))))
+        for x, y in points:
+            col = min(max(int(x * scale), 0), last_col)  # a point on the sheet's edge is in its last patch
+            row = min(max(int((sheet.height - y) * scale), 0), last_row)
+            out[row, col] = TYPE_NAMES.index(primitive.TYPE) + 1
+    return out
+
+
+KEYPOINT_CLASSES = len(TYPE_NAMES) + 1  # + "no key point here"
+
+
+def make_example_dict(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive], image_size: int,
+                      tokens: np.ndarray, keypoint_grid: int) -> dict:
+    example = {"image": prepare_image(image, image_size), "tokens": tokens}
+    if keypoint_grid:
+        example["keypoints"] = keypoint_map(sheet, primitives, keypoint_grid)
+    return example
+
+
 @dataclasses.dataclass(frozen=True)
 class Curriculum:
     """Generator settings that change with training progress: easy drawings first.
@@ -71,9 +108,10 @@ class SyntheticExamples:
     """Picklable index -> (image, tokens) function for Grain workers, rendering at the model's size."""
 
     def __init__(self, seed: int, image_size: int, max_tokens: int, style: str = "mixed",
-                 curriculum: Curriculum | None = None, total_examples: int = 1):
+                 curriculum: Curriculum | None = None, total_examples: int = 1, keypoint_grid: int = 0):
         self.seed, self.image_size, self.max_tokens, self.style = seed, image_size, max_tokens, style
         self.curriculum, self.total_examples = curriculum, max(1, total_examples)
+        self.keypoint_grid = keypoint_grid  # > 0: also a `keypoints` map of this many patches a side
 
     def generator_config(self, index: int):
         from cad2program.synth import GeneratorConfig
@@ -89,17 +127,18 @@ class SyntheticExamples:
             example = make_example(self.seed + attempt * 7919, int(index), self.generator_config(index))
             tokens = encode_target(example.sheet, example.primitives, self.max_tokens)
             if tokens is not None:
-                return {"image": prepare_image(example.image, self.image_size), "tokens": tokens}
+                return make_example_dict(example.image, example.sheet, example.primitives, self.image_size, tokens,
+                                         self.keypoint_grid)
         raise RuntimeError(f"example {index}: no program fits in {self.max_tokens} tokens")
 
 
 class FolderExamples:
     """Picklable index -> (image, tokens) over the good records of a dataset folder."""
 
-    def __init__(self, records: list, image_size: int, max_tokens: int):
+    def __init__(self, records: list, image_size: int, max_tokens: int, keypoint_grid: int = 0):
         self.records = [r for r in records
                         if len(tokenizer.encode(r.sheet, r.primitives)) <= max_tokens]
-        self.image_size, self.max_tokens = image_size, max_tokens
+        self.image_size, self.max_tokens, self.keypoint_grid = image_size, max_tokens, keypoint_grid
 
     def __len__(self):
         return len(self.records)
@@ -107,8 +146,8 @@ class FolderExamples:
     def __call__(self, index: int) -> dict:
         from cad2program.dataset import load_image
         record = self.records[int(index) % len(self.records)]
-        return {"image": prepare_image(load_image(record.image_path), self.image_size),
-                "tokens": encode_target(record.sheet, record.primitives, self.max_tokens)}
+        return make_example_dict(load_image(record.image_path), record.sheet, record.primitives, self.image_size,
+                                 encode_target(record.sheet, record.primitives, self.max_tokens), self.keypoint_grid)
 
 
 def batches(examples, batch_size: int, start_example: int = 0, stop_example: int | None = None,

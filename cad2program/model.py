@@ -47,6 +47,7 @@ class ModelConfig:
     max_len: int = 256  # decoder token positions (prompt + program)
     rope_theta: float = 10_000.0
     dtype: str = "float32"  # compute dtype; parameters stay float32
+    keypoint_classes: int = 0  # > 0: a per-patch classification head on the encoder (training aid)
 
     def __post_init__(self):
         if self.fusion not in ("cross_attention", "prefix"):
@@ -333,6 +334,10 @@ class DrawingReader(nnx.Module):
         self.layers = nnx.List([DecoderBlock(cfg, rngs) for _ in range(cfg.dec_depth)])
         self.norm = nnx.RMSNorm(cfg.dec_width, epsilon=1e-5, dtype=cfg.compute_dtype, rngs=rngs)
         self.lm_head = _linear(cfg.dec_width, cfg.vocab_size, cfg, rngs)
+        # Auxiliary: which patches hold key points of which primitive type (dense supervision that
+        # trains the encoder to see geometry before the decoder has learned to look for it).
+        self.keypoint_head = (_linear(cfg.enc_width, cfg.keypoint_classes, cfg, rngs, bias=True)
+                              if cfg.keypoint_classes else None)
 
     # -- pieces --------------------------------------------------------------------------------
 
@@ -356,9 +361,15 @@ class DrawingReader(nnx.Module):
     # -- teacher forcing -----------------------------------------------------------------------
 
     def __call__(self, images, tokens):
-        """Full forward. images (B, S, S, 1), tokens (B, T) -> logits (B, T, V), aux."""
-        memory = self.embed_image(images)
-        return self.decode_full(memory, tokens)
+        """Full forward. images (B, S, S, 1), tokens (B, T) -> logits (B, T, V), aux.
+
+        aux: `memory` (B, N, D_dec) and, with a key-point head, `keypoint_logits` (B, N - 1, classes).
+        """
+        features = self.encoder(images)  # (B, N, D_enc)
+        logits, aux = self.decode_full(self.projector(features), tokens)
+        if self.keypoint_head is not None:
+            aux["keypoint_logits"] = self.keypoint_head(features[:, 1:]).astype(jnp.float32)  # patches only
+        return logits, aux
 
     def decode_full(self, memory, tokens):
         """Decoder over the whole token sequence, no cache (training, and the uncached reference)."""

@@ -76,11 +76,15 @@ def soft_value_cross_entropy(logits, targets, sigma: float):
     return jnp.where(is_value, soft, hard)
 
 
-def loss_fn(params, graphdef, batch, value_label_sigma: float = 0.0):
-    """Mean cross-entropy over program tokens (the prompt and padding are not targets)."""
+KEYPOINT_POSITIVE_WEIGHT = 10.0
+
+
+def loss_fn(params, graphdef, batch, value_label_sigma: float = 0.0, keypoint_weight: float = 0.0):
+    """Mean cross-entropy over program tokens (the prompt and padding are not targets), plus the
+    per-patch key-point cross-entropy times `keypoint_weight` when the batch has key-point maps."""
     model = nnx.merge(graphdef, params)
     tokens = batch["tokens"]
-    logits, _ = model(batch["image"], tokens[:, :-1])  # (B, T-1, V)
+    logits, aux = model(batch["image"], tokens[:, :-1])  # (B, T-1, V)
     targets = tokens[:, 1:]
     is_program = jnp.arange(targets.shape[1]) >= tokenizer.PROMPT_LENGTH - 1  # first target: after <bos>
     mask = (targets != tokenizer.PAD) & is_program[None, :]
@@ -88,11 +92,20 @@ def loss_fn(params, graphdef, batch, value_label_sigma: float = 0.0):
     count = jnp.maximum(mask.sum(), 1)
     loss = (ce * mask).sum() / count
     accuracy = ((logits.argmax(-1) == targets) & mask).sum() / count
-    return loss, {"token_accuracy": accuracy}
+    metrics = {"token_accuracy": accuracy}
+    if keypoint_weight > 0 and "keypoints" in batch and "keypoint_logits" in aux:
+        keypoints = batch["keypoints"].reshape(tokens.shape[0], -1)  # (B, N)
+        per_patch = optax.softmax_cross_entropy_with_integer_labels(aux["keypoint_logits"], keypoints)
+        # About 3% of patches hold a key point; unweighted, "nothing anywhere" is a cheap optimum.
+        weights = jnp.where(keypoints > 0, KEYPOINT_POSITIVE_WEIGHT, 1.0)
+        keypoint_loss = (per_patch * weights).sum() / weights.sum()
+        metrics["keypoint_loss"] = keypoint_loss
+        loss = loss + keypoint_weight * keypoint_loss
+    return loss, metrics
 
 
 def make_train_step(graphdef, optimizer: optax.GradientTransformation, mesh: Mesh | None = None,
-                    value_label_sigma: float = 0.0):
+                    value_label_sigma: float = 0.0, keypoint_weight: float = 0.0):
     """A jit-compiled `(params, opt_state, batch) -> (params, opt_state, metrics)`.
 
     With a mesh, the batch comes sharded along `data` and parameters replicated; XLA inserts the
@@ -100,7 +113,8 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, mesh: Mes
     """
 
     def train_step(params, opt_state, batch):
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, graphdef, batch, value_label_sigma)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, graphdef, batch, value_label_sigma,
+                                                                        keypoint_weight)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return params, opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
@@ -118,7 +132,7 @@ def compiled_training(graphdef, config: TrainConfig, mesh: Mesh | None):
     A run resumed in the same process (tests, notebooks) then reuses the compiled step.
     """
     optimizer = make_optimizer(config)
-    return optimizer, make_train_step(graphdef, optimizer, mesh, config.value_label_sigma)
+    return optimizer, make_train_step(graphdef, optimizer, mesh, config.value_label_sigma, config.keypoint_weight)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,11 +266,19 @@ def eval_scalars(report: dict) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------------
 
 
+def _keypoint_grid(config: TrainConfig) -> int:
+    """Patches a side for key-point maps, or 0 when the run does not use them."""
+    if config.keypoint_weight <= 0 or not config.model.keypoint_classes:
+        return 0
+    return config.model.image_size // config.model.patch_size
+
+
 def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
     """(examples for training, held-out EvalSet)."""
     if data_dir is None:
         examples = SyntheticExamples(config.seed, config.model.image_size, config.max_tokens, config.style,
-                                     config.curriculum, total_examples=config.steps * config.batch_size)
+                                     config.curriculum, total_examples=config.steps * config.batch_size,
+                                     keypoint_grid=_keypoint_grid(config))
         return examples, (synthetic_eval_set(config, config.eval_examples) if config.eval_examples else None)
     from cad2program.dataset import load_dataset
     records = load_dataset(Path(data_dir), logger=log)
@@ -267,7 +289,7 @@ def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
     val = [records[i] for i in order[:n_val]]
     train = [records[i] for i in order[n_val:]]
     log(f"data: {len(train)} drawings for training, {len(val)} held out for validation ({data_dir})")
-    examples = FolderExamples(train, config.model.image_size, config.max_tokens)
+    examples = FolderExamples(train, config.model.image_size, config.max_tokens, _keypoint_grid(config))
     if len(examples) == 0:
         raise UserError(f"{data_dir}: no drawing's program fits in {config.max_tokens} tokens")
     return examples, folder_eval_set(val, config.model.image_size)

@@ -251,3 +251,31 @@ def test_soft_value_targets_reward_nearby_positions_and_leave_other_tokens_one_h
     logits = jax.random.normal(jax.random.key(0), (1, 1, vocab))
     np.testing.assert_allclose(soft_value_cross_entropy(logits, digit, 2.0),
                                soft_value_cross_entropy(logits, digit, 0.0))
+
+
+def test_keypoint_map_marks_the_patches_where_programs_write_positions():
+    from cad2program.data import keypoint_map
+    sheet = Sheet(200, 100)  # 8 x 8 patches of 25 mm; the sheet fills the top half of the square image
+    circle, line = Circle(110, 60, 20), Line(0, 0, 199, 99)
+    grid = keypoint_map(sheet, [circle, line], 8)
+    assert grid[1, 4] == 3  # the circle's centre: row (100 - 60) / 25 = 1, column 110 / 25 = 4; type 3
+    assert grid[3, 0] == 1 and grid[0, 7] == 1  # the line's ends (y = 0 is the sheet's bottom, row 3)
+    assert np.count_nonzero(grid) == 3 and not grid[4:].any()  # nothing below the sheet
+
+
+def test_keypoint_loss_trains_the_encoder_head_when_the_config_asks_for_it():
+    from cad2program.train import make_optimizer, make_train_step
+    config = tiny().replace(keypoint_weight=1.0)
+    config = config.replace(model=dataclasses.replace(config.model, keypoint_classes=6))
+    batch = _fixed_batch(config, DRAWINGS)
+    batch["keypoints"] = np.zeros((4, 8, 8), np.int32)
+    batch["keypoints"][:, 2, 3] = 2
+    graphdef, params = nnx.split(DrawingReader(config.model, nnx.Rngs(0)))
+    optimizer = make_optimizer(config)
+    step = make_train_step(graphdef, optimizer, keypoint_weight=1.0)
+    opt_state = optimizer.init(params)
+    losses = []
+    for _ in range(30):
+        params, opt_state, metrics = step(params, opt_state, batch)
+        losses.append(float(metrics["keypoint_loss"]))
+    assert losses[-1] < 0.5 * losses[0]
