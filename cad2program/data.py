@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from cad2program import tokenizer
-from cad2program.program import TYPE_NAMES, Arc, Circle, Primitive, Rectangle, Sheet
+from cad2program.program import TYPE_NAMES, Arc, Primitive, Rectangle, Sheet
 
 
 def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
@@ -152,7 +152,8 @@ class FolderExamples:
 
 def batches(examples, batch_size: int, start_example: int = 0, stop_example: int | None = None,
             shuffle_seed: int | None = None, workers: int = 0):
-    """An iterator of numpy batches {"image": (B, S, S, 1), "tokens": (B, T)} from example `start_example`.
+    """An iterator of numpy batches {"image": (B, S, S, 1), "tokens": (B, T)[, "keypoints": (B, G, G)]} from
+    example `start_example`.
 
     `examples` maps an index to an example; folder datasets (finite) are shuffled per epoch and repeated.
     """
