@@ -144,9 +144,7 @@ def conv_3x3_stride_2(x, conv: nnx.Conv):
     rows, cols = (x.shape[1] - 1) // 2, (x.shape[2] - 1) // 2
     windows = jnp.concatenate([x[:, i:i + 2 * rows:2, j:j + 2 * cols:2, :] for i in range(3) for j in range(3)],
                               axis=-1)  # (B, H/2, W/2, 9C), in the kernel's (row, column, channel) order
-    kernel = conv.kernel[...]
-    out = windows @ kernel.reshape(-1, kernel.shape[-1]).astype(x.dtype)
-    return out + conv.bias[...].astype(out.dtype) if conv.bias is not None else out
+    return _dense_with_conv_weights(windows, conv)
 
 
 def patchify_matmul(x, conv: nnx.Conv):
@@ -154,8 +152,13 @@ def patchify_matmul(x, conv: nnx.Conv):
     b, h, w, c = x.shape
     k = conv.kernel_size[0]
     x = x.reshape(b, h // k, k, w // k, k, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h // k, w // k, k * k * c)
+    return _dense_with_conv_weights(x, conv)
+
+
+def _dense_with_conv_weights(windows, conv: nnx.Conv):
+    """windows (..., kh*kw*C) in the kernel's (row, column, channel) order @ the conv's kernel, + bias."""
     kernel = conv.kernel[...]
-    out = x @ kernel.reshape(-1, kernel.shape[-1]).astype(x.dtype)
+    out = windows @ kernel.reshape(-1, kernel.shape[-1]).astype(windows.dtype)
     return out + conv.bias[...].astype(out.dtype) if conv.bias is not None else out
 
 
