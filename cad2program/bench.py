@@ -68,8 +68,8 @@ def train_throughput(config: TrainConfig, steps: int, rounds: int = 3, program_t
     tokens = rng.integers(tokenizer.VALUE0, tokenizer.VALUE0 + 200, (batch, program_tokens)).astype(np.int32)
     tokens[:, :tokenizer.PROMPT_LENGTH] = tokenizer.encode_prompt(Sheet(200, 150))
     data = {"image": jnp.asarray(rng.random((batch, size, size, 1), np.float32)), "tokens": jnp.asarray(tokens)}
-    if config.keypoint_weight > 0 and config.model.keypoint_classes:
-        grid = size // config.model.patch_size
+    if config.keypoint_grid:
+        grid = config.keypoint_grid
         data["keypoints"] = jnp.asarray(rng.integers(0, config.model.keypoint_classes, (batch, grid, grid)), jnp.int32)
     step_fn = make_train_step(graphdef, optimizer, value_label_sigma=config.value_label_sigma,
                               keypoint_weight=config.keypoint_weight)

@@ -42,6 +42,16 @@ class TrainConfig:
     # Fine-tuning on a folder: share of drawings held out for validation.
     validation_fraction: float = 0.1
 
+    @property
+    def keypoint_grid(self) -> int:
+        """Patches a side of the key-point maps the run trains on; 0 when it has no key-point task.
+
+        The one switch for that task: it needs a weight and a model with the head (a model that has the
+        head can still be fine-tuned without the task, weight 0)."""
+        if self.keypoint_weight <= 0 or not self.model.keypoint_classes:
+            return 0
+        return self.model.image_size // self.model.patch_size
+
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 

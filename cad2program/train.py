@@ -93,7 +93,7 @@ def loss_fn(params, graphdef, batch, value_label_sigma: float = 0.0, keypoint_we
     loss = (ce * mask).sum() / count
     accuracy = ((logits.argmax(-1) == targets) & mask).sum() / count
     metrics = {"token_accuracy": accuracy}
-    if keypoint_weight > 0 and "keypoints" in batch and "keypoint_logits" in aux:
+    if "keypoints" in batch:  # present only when the config has the key-point task (TrainConfig.keypoint_grid)
         keypoints = batch["keypoints"].reshape(tokens.shape[0], -1)  # (B, N)
         per_patch = optax.softmax_cross_entropy_with_integer_labels(aux["keypoint_logits"], keypoints)
         # About 3% of patches hold a key point; unweighted, "nothing anywhere" is a cheap optimum.
@@ -266,19 +266,12 @@ def eval_scalars(report: dict) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _keypoint_grid(config: TrainConfig) -> int:
-    """Patches a side for key-point maps, or 0 when the run does not use them."""
-    if config.keypoint_weight <= 0 or not config.model.keypoint_classes:
-        return 0
-    return config.model.image_size // config.model.patch_size
-
-
 def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
     """(examples for training, held-out EvalSet)."""
     if data_dir is None:
         examples = SyntheticExamples(config.seed, config.model.image_size, config.max_tokens, config.style,
                                      config.curriculum, total_examples=config.steps * config.batch_size,
-                                     keypoint_grid=_keypoint_grid(config))
+                                     keypoint_grid=config.keypoint_grid)
         return examples, (synthetic_eval_set(config, config.eval_examples) if config.eval_examples else None)
     from cad2program.dataset import load_dataset
     records = load_dataset(Path(data_dir), logger=log)
@@ -289,7 +282,7 @@ def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
     val = [records[i] for i in order[:n_val]]
     train = [records[i] for i in order[n_val:]]
     log(f"data: {len(train)} drawings for training, {len(val)} held out for validation ({data_dir})")
-    examples = FolderExamples(train, config.model.image_size, config.max_tokens, _keypoint_grid(config))
+    examples = FolderExamples(train, config.model.image_size, config.max_tokens, config.keypoint_grid)
     if len(examples) == 0:
         raise UserError(f"{data_dir}: no drawing's program fits in {config.max_tokens} tokens")
     return examples, folder_eval_set(val, config.model.image_size)

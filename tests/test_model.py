@@ -279,3 +279,10 @@ def test_keypoint_loss_trains_the_encoder_head_when_the_config_asks_for_it():
         params, opt_state, metrics = step(params, opt_state, batch)
         losses.append(float(metrics["keypoint_loss"]))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_the_keypoint_task_runs_only_with_both_a_weight_and_a_head():
+    with_head = dataclasses.replace(tiny().model, keypoint_classes=6)
+    assert tiny().replace(model=with_head, keypoint_weight=1.0).keypoint_grid == 64 // 8
+    assert tiny().replace(model=with_head, keypoint_weight=0.0).keypoint_grid == 0  # fine-tuning without it
+    assert tiny().replace(keypoint_weight=1.0).keypoint_grid == 0  # no head to train
