@@ -453,6 +453,40 @@ def test_batcher_does_not_pad_a_batch_more_than_it_holds_back():
     assert [DynamicBatcher(run, sizes=(1, 2, 4, 8)).batch_size_for(n) for n in (3, 5, 6, 7, 8)] == [3, 4, 6, 7, 8]
 
 
+def test_batcher_waits_only_for_requests_on_their_way():
+    from cad2program.server.batcher import DynamicBatcher
+
+    sizes = []
+
+    def run(items):
+        sizes.append(len(items))
+        return items
+
+    async def main():
+        batcher = DynamicBatcher(run, max_batch=8, max_wait_s=2.0)
+        batcher.start()
+        started = time.monotonic()
+        assert await batcher.submit("alone", timeout_s=5) == "alone"
+        alone_s = time.monotonic() - started
+
+        async def prepared_then_submitted(item):
+            with batcher.on_the_way():
+                await asyncio.sleep(0.2)  # its image is being decoded
+            return await batcher.submit(item, timeout_s=5)
+
+        second = asyncio.create_task(prepared_then_submitted("second"))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        assert await batcher.submit("first", timeout_s=5) == "first"
+        waited_s = time.monotonic() - started
+        assert await second == "second"
+        await batcher.stop()
+        return alone_s, waited_s
+    alone_s, waited_s = asyncio.run(main())
+    assert alone_s < 1.0  # nobody was coming: no 2 s wait
+    assert sizes == [1, 2] and 0.1 < waited_s < 1.0  # "first" waited for "second", not for the whole 2 s
+
+
 def test_batcher_skips_requests_that_gave_up():
     from cad2program.server.batcher import DynamicBatcher
 

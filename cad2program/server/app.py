@@ -144,8 +144,9 @@ class Engine:
             return self.prepare(*parse())
 
         try:
-            item = await asyncio.wait_for(loop.run_in_executor(self.decode_pool, decode_and_prepare),
-                                          self.settings.request_timeout_s)
+            with self.batcher.on_the_way():
+                item = await asyncio.wait_for(loop.run_in_executor(self.decode_pool, decode_and_prepare),
+                                              self.settings.request_timeout_s)
             if not self.ready:  # after decoding, so bad input is refused as such even during warm-up
                 raise ClientError(self.warmup_error or "the model is still warming up; retry in a few seconds",
                                   status=503)

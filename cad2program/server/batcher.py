@@ -1,7 +1,9 @@
 """Dynamic batching: requests arriving close together are decoded by the model in one call.
 
 Requests wait in an asyncio queue; one collector task takes the oldest, then keeps taking more until
-the batch holds `max_batch` requests or the oldest one has waited `max_wait_s`. The batch then runs
+the batch holds `max_batch` requests or the oldest one has waited `max_wait_s`. It waits only for
+requests known to be coming (announced with `on_the_way` while their image is decoded): a lone
+request runs at once instead of paying the max wait for company that is not on its way. The batch then runs
 in the single model thread (the model is not re-entrant, and one call on a batch of B costs far less
 than B calls). While it runs, new requests queue up and form the next batch. A request whose client
 gave up (timeout, disconnect) before its batch started is skipped.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import time
@@ -45,6 +48,7 @@ class DynamicBatcher:
         self.on_batch = on_batch or (lambda size, seconds: None)
         self.on_queue_depth = on_queue_depth or (lambda depth: None)
         self._pending: collections.deque[_Pending] = collections.deque()
+        self._on_the_way = 0  # requests being prepared for a `submit` (counted on the event loop)
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         # One thread: the model runs one batch at a time, and the event loop stays free meanwhile.
@@ -72,6 +76,15 @@ class DynamicBatcher:
     async def run_in_model_thread(self, fn: Callable[..., Any], *args) -> Any:
         """Runs fn on the model thread (warm-up uses this, so it never overlaps a batch)."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    @contextlib.contextmanager
+    def on_the_way(self):
+        """Around the preparation of a request that will be submitted: a batch may wait for it."""
+        self._on_the_way += 1
+        try:
+            yield
+        finally:
+            self._on_the_way -= 1
 
     async def submit(self, item: Any, timeout_s: float | None = None) -> Any:
         """Queues one item and waits for its result; asyncio.TimeoutError after timeout_s."""
@@ -109,7 +122,7 @@ class DynamicBatcher:
         while not self._pending:
             await self._wait_for_arrival(None)
         deadline = self._pending[0].enqueued + self.max_wait_s  # measured from the oldest request's arrival
-        while len(self._pending) < self.max_batch:
+        while len(self._pending) < self.max_batch and self._on_the_way > 0:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not await self._wait_for_arrival(remaining):
                 break
