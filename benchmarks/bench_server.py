@@ -5,9 +5,13 @@
 
 For each mode (batching on, then off) it starts the real server in a subprocess, waits for /readyz, and
 runs closed-loop clients (each sends its next request when the previous answer arrives) at 1, 8 and 32
-concurrent clients for a fixed time, every request the same PNG drawing through POST /serve/cad_model.
+concurrent clients for a fixed time through POST /serve/cad_model. The requests cycle through the
+project's fixed test drawings (`testsets/`, four styles, about 6 primitives each, with their sheet
+sizes), so programs have realistic and varied lengths.
 Prints one JSON object: requests/s, p50/p99 latency, mean batch size (from /metrics) per level and mode,
-and the throughput ratio batching/no batching. Without --model, a randomly initialised model of the
+and the throughput ratio batching/no batching. First, in this process, it times the model alone (no HTTP,
+no image decoding) at batch 1 and at --max-batch on the same drawings: the ratio of those two rates is
+the most that any batching could gain for this model on this machine (`model_ceiling`). Without --model, a randomly initialised model of the
 `cpu` config is timed: its output is noise, but its compute per token is that of a trained one.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import itertools
 import json
 import os
 import re
@@ -37,18 +42,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def drawing_png() -> bytes:
-    """An A4-shaped drawing, 842 x 595 px: a plate with a hole and a slot."""
-    from PIL import Image, ImageDraw
+def test_drawings(folders: list[Path]) -> list[tuple[bytes, dict]]:
+    """(PNG bytes, sheet JSON) of every drawing in the given dataset folders, interleaved by folder."""
+    from cad2program.dataset import load_dataset
 
-    image = Image.new("L", (842, 595), 255)
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((100, 100, 700, 480), outline=0, width=3)
-    draw.ellipse((250, 200, 400, 350), outline=0, width=3)
-    draw.line((500, 150, 650, 430), fill=0, width=3)
-    buf = io.BytesIO()
-    image.save(buf, "PNG")
-    return buf.getvalue()
+    per_folder = [[(r.image_path.read_bytes(), r.sheet.to_json())
+                   for r in load_dataset(folder, logger=lambda message: None)] for folder in folders]
+    return [item for group in zip(*per_folder) for item in group]
 
 
 def random_model(folder: Path) -> Path:
@@ -59,6 +59,49 @@ def random_model(folder: Path) -> Path:
 
     config = cpu()
     return export_model(folder / "cpu_random.msgpack", config, nnx.state(build_model(config)))
+
+
+def model_ceiling(model: Path, drawings: list[tuple[bytes, dict]], max_batch: int, repeats: int = 3) -> dict:
+    """The model alone on the first max_batch drawings, one at a time and as one batch (best of
+    `repeats` after a compile): ms per drawing for the whole call and for the image encoder in it,
+    and the ratio of the two rates."""
+    import jax
+
+    from cad2program.dataset import load_image
+    from cad2program.decode import _embed
+    from cad2program.program import Sheet
+    from cad2program.recognizer import Recognizer, prepare_image
+
+    recognizer = Recognizer.load(model)
+    graphdef, params = recognizer.split
+    chosen = drawings[:max_batch]
+    images = np.stack([prepare_image(load_image(png), recognizer.image_size) for png, _ in chosen])
+    sheets = [Sheet(sheet["width"], sheet["height"]) for _, sheet in chosen]
+
+    def ms_per_drawing(fn, n: int) -> float:
+        fn()  # compiles this batch size
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return round(1000 * min(times) / n, 1)
+
+    def one_at_a_time():
+        return [recognizer.recognize_prepared(image[None], [sheet])[0] for image, sheet in zip(images, sheets)]
+
+    def encode(batch):
+        return jax.block_until_ready(_embed(graphdef, params, jax.numpy.asarray(batch)))
+
+    n = len(chosen)
+    figures = {
+        "batch_1": {"ms_per_drawing": ms_per_drawing(one_at_a_time, n),
+                    "encoder_ms_per_drawing": ms_per_drawing(lambda: [encode(image[None]) for image in images], n)},
+        f"batch_{n}": {"ms_per_drawing": ms_per_drawing(lambda: recognizer.recognize_prepared(images, sheets), n),
+                       "encoder_ms_per_drawing": ms_per_drawing(lambda: encode(images), n)}}
+    one, many = figures["batch_1"]["ms_per_drawing"], figures[f"batch_{n}"]["ms_per_drawing"]
+    primitives = [len(r.primitives) for r in one_at_a_time()]
+    return {**figures, "ratio": round(one / many, 2), "mean_primitives_written": round(float(np.mean(primitives)), 1)}
 
 
 def start_server(model: Path, port: int, batching: bool, max_batch: int, max_wait_ms: float,
@@ -94,19 +137,21 @@ def batch_stats(url: str) -> tuple[float, float]:
     return float(count.group(1)), float(total.group(1))
 
 
-def run_level(url: str, body: bytes, clients: int, seconds: float) -> dict:
-    """Closed loop: `clients` threads, each sending its next request as soon as it has an answer."""
+def run_level(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
+    """Closed loop: `clients` threads, each sending its next request as soon as it has an answer; the
+    requests take the bodies in turn."""
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
+    turns = itertools.count()
 
     def client():
         session = requests.Session()
         while time.monotonic() < deadline:
             sent = time.monotonic()
             try:
-                response = session.post(url + "/serve/cad_model", data=body,
+                response = session.post(url + "/serve/cad_model", data=bodies[next(turns) % len(bodies)],
                                         headers={"content-type": "application/json"}, timeout=600)
                 ok = response.status_code == 200
                 reason = f"HTTP {response.status_code}"
@@ -133,20 +178,20 @@ def run_level(url: str, body: bytes, clients: int, seconds: float) -> dict:
             "mean_batch": round((drawings_after - drawings_before) / batches, 2) if batches else None}
 
 
-def bench_mode(model: Path, batching: bool, levels: list[int], seconds: float, args, workdir: Path) -> dict:
+def bench_mode(model: Path, bodies: list[bytes], batching: bool, levels: list[int], seconds: float, args,
+               workdir: Path) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = workdir / f"server_{'batching' if batching else 'no_batching'}.log"
     process = start_server(model, port, batching, args.max_batch, args.max_wait_ms, log_path)
     try:
         ready_s = wait_ready(url, process)
-        body = json.dumps({"data": base64.b64encode(drawing_png()).decode()}).encode()
-        run_level(url, body, min(levels), 1.0)  # first requests: connection set-up, caches
+        run_level(url, bodies, min(levels), 1.0)  # first requests: connection set-up, caches
         results = {}
         for clients in levels:
             print(f"  {'batching' if batching else 'no batching'}: {clients} clients for {seconds:g} s ...",
                   file=sys.stderr, flush=True)
-            results[str(clients)] = run_level(url, body, clients, seconds)
+            results[str(clients)] = run_level(url, bodies, clients, seconds)
         return {"ready_after_s": round(ready_s, 1), "levels": results}
     except Exception:
         sys.stderr.write(log_path.read_text(errors="replace")[-3000:])
@@ -164,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="seconds per level (overrides --quick)")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--drawings", nargs="+", type=Path, default=sorted(Path("testsets").glob("*/")),
+                        help="dataset folders whose drawings the requests cycle through (default: testsets/*)")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.clients.split(",")]
     seconds = args.seconds or (5.0 if args.quick else 20.0)
@@ -171,15 +218,21 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         model = Path(args.model) if args.model else random_model(workdir)
         load_before = os.getloadavg()
-        on = bench_mode(model, True, levels, seconds, args, workdir)
-        off = bench_mode(model, False, levels, seconds, args, workdir)
+        drawings = test_drawings(args.drawings)
+        bodies = [json.dumps({"data": base64.b64encode(png).decode(), "sheet": sheet}).encode()
+                  for png, sheet in drawings]
+        print(f"  the model alone, batch 1 and {args.max_batch} ...", file=sys.stderr, flush=True)
+        ceiling = model_ceiling(model, drawings, args.max_batch)
+        on = bench_mode(model, bodies, True, levels, seconds, args, workdir)
+        off = bench_mode(model, bodies, False, levels, seconds, args, workdir)
     speedup = {c: round(on["levels"][c]["requests_per_s"] / off["levels"][c]["requests_per_s"], 2)
                for c in on["levels"] if off["levels"][c]["requests_per_s"]}
-    report = {"model": args.model or "random cpu config", "seconds_per_level": seconds,
+    report = {"model": args.model or "random cpu config", "drawings": [str(f) for f in args.drawings],
+              "seconds_per_level": seconds,
               "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
               "machine": {"cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
                           "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-              "batching": on, "no_batching": off, "throughput_ratio_batching_over_none": speedup}
+              "model_ceiling": ceiling, "batching": on, "no_batching": off, "throughput_ratio_batching_over_none": speedup}
     print(json.dumps(report, indent=2))
     return 0
 
