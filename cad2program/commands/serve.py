@@ -7,7 +7,8 @@ Endpoints (interactive docs at /docs):
   GET  /healthz /readyz /metrics
 
 Concurrent requests are grouped into one model call of up to --max-batch drawings, waiting at most
---max-wait-ms for a batch to fill. /readyz answers 503 until every batch size has been compiled.
+--max-wait-ms for a batch to fill, and only while other requests are on their way (being decoded): a
+lone request runs at once. /readyz answers 503 until every batch size has been compiled.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=32, metavar="N",
                         help="most drawings decoded in one model call (default: %(default)s)")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, metavar="T",
-                        help="longest a request waits for its batch to fill (default: %(default)s)")
+                        help="longest a request waits for its batch to fill, while more requests are being "
+                             "decoded (default: %(default)s)")
     parser.add_argument("--no-batching", action="store_true", help="decode every request on its own")
     parser.add_argument("--max-body-mb", type=float, default=20.0,
                         help="largest request body accepted, in MB (default: %(default)s)")
