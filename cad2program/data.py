@@ -104,6 +104,10 @@ class Curriculum:
         return self.stages[-1][1], self.stages[-1][2]
 
 
+# A drawing whose program is too long is replaced by the same index drawn from seed + k * RETRY_SEED_STEP.
+RETRY_SEED_STEP, RETRIES = 7919, 100
+
+
 class SyntheticExamples:
     """Picklable index -> (image, tokens) function for Grain workers, rendering at the model's size."""
 
@@ -123,8 +127,8 @@ class SyntheticExamples:
 
     def __call__(self, index: int) -> dict:
         from cad2program.synth import make_example
-        for attempt in range(100):  # a program too long for max_tokens is replaced by the next draw
-            example = make_example(self.seed + attempt * 7919, int(index), self.generator_config(index))
+        for attempt in range(RETRIES):  # a program too long for max_tokens is replaced by the next draw
+            example = make_example(self.seed + attempt * RETRY_SEED_STEP, int(index), self.generator_config(index))
             tokens = encode_target(example.sheet, example.primitives, self.max_tokens)
             if tokens is not None:
                 return make_example_dict(example.image, example.sheet, example.primitives, self.image_size, tokens,

@@ -27,11 +27,26 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cad2program import tokenizer
 from cad2program.configs import TrainConfig, config_to_dict
-from cad2program.data import FolderExamples, SyntheticExamples, batches
+from cad2program.data import RETRIES, RETRY_SEED_STEP, FolderExamples, SyntheticExamples, batches
 from cad2program.errors import UserError
 from cad2program.recognizer import Recognizer, build_model, export_model, load_model
 
-EVAL_SEED_OFFSET = 1_000_003  # on-the-fly evaluation drawings come from a stream training never sees
+# The held-out drawings of on-the-fly training: one stream for every training seed, so that curves of
+# runs with different seeds compare (for seed 0 it is the stream earlier runs used).
+EVAL_SEED = 1_000_003
+# Seeds of streams training must not draw from: the held-out stream and the fixed test sets
+# (scripts/make_test_sets.py). A training seed s draws from s + k * RETRY_SEED_STEP, k < 100.
+RESERVED_SEEDS = (EVAL_SEED, 9001, 9002, 9003, 9004)
+
+
+def training_seed_problem(seed: int) -> str | None:
+    """Why `seed` cannot seed on-the-fly training (its streams would include held-out drawings), or None."""
+    if seed < 0:
+        return f"the seed must be >= 0, got {seed}"
+    for reserved in RESERVED_SEEDS:
+        if (reserved - seed) % RETRY_SEED_STEP == 0 and 0 <= (reserved - seed) // RETRY_SEED_STEP < RETRIES:
+            return f"seed {seed} would draw from stream {reserved}, which is held out for evaluation"
+    return None
 LENGTH_BUCKET = 32  # batches are cut to the longest sequence, rounded up to this: few compilations
 
 
@@ -220,7 +235,7 @@ def synthetic_eval_set(config: TrainConfig, count: int) -> EvalSet:
     images, sheets, primitives, styles = [], [], [], []
     index = 0
     while len(images) < count:
-        example = make_example(config.seed + EVAL_SEED_OFFSET, index, generator)
+        example = make_example(EVAL_SEED, index, generator)
         index += 1
         if len(tokenizer.encode(example.sheet, example.primitives)) > config.max_tokens:
             continue

@@ -5,7 +5,8 @@
 Each set is a dataset folder (labels.jsonl + images/) drawn by `write_dataset` from its own seed:
 clean 9001, sketch 9002, scan 9003, photo 9004. Training never draws from these streams: on-the-fly
 training uses the config's seed (0 by default) plus small offsets (retries add multiples of 7919),
-and its held-out evaluation stream is seed + 1000003. The folders are committed, so a benchmark
+its held-out evaluation stream is seed 1000003 whatever the training seed, and `train --seed`
+refuses seeds that would reach any of these streams. The folders are committed, so a benchmark
 number stays comparable even when the generator changes later; rerun this script only to make a
 new version of the test sets, and say so where numbers are reported.
 

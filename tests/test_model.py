@@ -286,3 +286,13 @@ def test_the_keypoint_task_runs_only_with_both_a_weight_and_a_head():
     assert tiny().replace(model=with_head, keypoint_weight=1.0).keypoint_grid == 64 // 8
     assert tiny().replace(model=with_head, keypoint_weight=0.0).keypoint_grid == 0  # fine-tuning without it
     assert tiny().replace(keypoint_weight=1.0).keypoint_grid == 0  # no head to train
+
+
+def test_a_training_seed_never_draws_from_the_held_out_streams():
+    from cad2program.data import RETRY_SEED_STEP
+    from cad2program.train import EVAL_SEED, training_seed_problem
+    assert training_seed_problem(0) is None and training_seed_problem(1) is None
+    assert "held out" in training_seed_problem(EVAL_SEED)
+    assert "held out" in training_seed_problem(EVAL_SEED - 3 * RETRY_SEED_STEP)  # its 4th retry stream is held out
+    assert "held out" in training_seed_problem(9002)  # a test set's stream
+    assert "must be >= 0" in training_seed_problem(-1)

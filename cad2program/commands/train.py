@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop this run (with a checkpoint) after this many minutes; the schedule is unchanged, "
                              "so the same command resumes it later")
     parser.add_argument("--no-curriculum", action="store_true", help="full drawing distribution from the first step")
+    parser.add_argument("--seed", type=int, help="seed of the generated drawings and of initialisation (default: the "
+                                                 "config's, 0); a run continued with --init-from sees fresh drawings "
+                                                 "with a new one. The held-out drawings are the same for every seed")
     parser.add_argument("--distributed", action="store_true",
                         help="call jax.distributed.initialize() first (multi-host; the cluster's environment says where)")
     tracking = parser.add_argument_group("experiment tracking (ClearML)")
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cad2program.configs import get_config
     from cad2program.errors import UserError
-    from cad2program.train import train_and_evaluate
+    from cad2program.train import train_and_evaluate, training_seed_problem
 
     if args.distributed:
         jax.distributed.initialize()
@@ -49,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
         config = get_config(args.config)
     except KeyError as err:
         raise UserError(str(err.args[0])) from None
-    changes = {"steps": args.steps, "batch_size": args.batch_size, "style": args.style, "eval_every": args.eval_every}
+    changes = {"steps": args.steps, "batch_size": args.batch_size, "style": args.style, "eval_every": args.eval_every,
+               "seed": args.seed}
+    if args.seed is not None and (problem := training_seed_problem(args.seed)):
+        raise UserError(f"--seed: {problem}")
     if args.lr is not None:
         changes["learning_rate"] = args.lr
     elif args.init_from is not None:
