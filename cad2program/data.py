@@ -106,6 +106,8 @@ class Curriculum:
 
 # A drawing whose program is too long is replaced by the same index drawn from seed + k * RETRY_SEED_STEP.
 RETRY_SEED_STEP, RETRIES = 7919, 100
+# The generator streams of the fixed test sets (scripts/make_test_sets.py); training never draws from them.
+TEST_SET_SEEDS = {"clean": 9001, "sketch": 9002, "scan": 9003, "photo": 9004}
 
 
 class SyntheticExamples:

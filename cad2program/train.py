@@ -27,16 +27,16 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cad2program import tokenizer
 from cad2program.configs import TrainConfig, config_to_dict
-from cad2program.data import RETRIES, RETRY_SEED_STEP, FolderExamples, SyntheticExamples, batches
+from cad2program.data import RETRIES, RETRY_SEED_STEP, TEST_SET_SEEDS, FolderExamples, SyntheticExamples, batches
 from cad2program.errors import UserError
 from cad2program.recognizer import Recognizer, build_model, export_model, load_model
 
 # The held-out drawings of on-the-fly training: one stream for every training seed, so that curves of
 # runs with different seeds compare (for seed 0 it is the stream earlier runs used).
 EVAL_SEED = 1_000_003
-# Seeds of streams training must not draw from: the held-out stream and the fixed test sets
-# (scripts/make_test_sets.py). A training seed s draws from s + k * RETRY_SEED_STEP, k < 100.
-RESERVED_SEEDS = (EVAL_SEED, 9001, 9002, 9003, 9004)
+# Seeds of streams training must not draw from: the held-out stream and the fixed test sets.
+# A training seed s draws from s + k * RETRY_SEED_STEP, k < RETRIES.
+RESERVED_SEEDS = (EVAL_SEED, *TEST_SET_SEEDS.values())
 
 
 def training_seed_problem(seed: int) -> str | None:
@@ -47,6 +47,8 @@ def training_seed_problem(seed: int) -> str | None:
         if (reserved - seed) % RETRY_SEED_STEP == 0 and 0 <= (reserved - seed) // RETRY_SEED_STEP < RETRIES:
             return f"seed {seed} would draw from stream {reserved}, which is held out for evaluation"
     return None
+
+
 LENGTH_BUCKET = 32  # batches are cut to the longest sequence, rounded up to this: few compilations
 
 

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cad2program.data import TEST_SET_SEEDS
 from cad2program.synth import GeneratorConfig, write_dataset
-
-TEST_SET_SEEDS = {"clean": 9001, "sketch": 9002, "scan": 9003, "photo": 9004}
 
 
 def folder_size(path: Path) -> int:

@@ -3,9 +3,9 @@
 Requests wait in an asyncio queue; one collector task takes the oldest, then keeps taking more until
 the batch holds `max_batch` requests or the oldest one has waited `max_wait_s`. It waits only for
 requests known to be coming (announced with `on_the_way` while their image is decoded): a lone
-request runs at once instead of paying the max wait for company that is not on its way. The batch then runs
-in the single model thread (the model is not re-entrant, and one call on a batch of B costs far less
-than B calls). While it runs, new requests queue up and form the next batch. A request whose client
+request runs at once instead of paying the max wait for company that is not on its way. The batch
+then runs in the single model thread (the model is not re-entrant, and one call on a batch of B
+costs far less than B calls). While it runs, new requests queue up and form the next batch. A request whose client
 gave up (timeout, disconnect) before its batch started is skipped.
 """
 
