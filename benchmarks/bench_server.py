@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from cad2program.errors import UserError
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -42,13 +44,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+TESTSETS = Path(__file__).resolve().parents[1] / "testsets"
+
+
 def test_drawings(folders: list[Path]) -> list[tuple[bytes, dict]]:
-    """(PNG bytes, sheet JSON) of every drawing in the given dataset folders, interleaved by folder."""
+    """(PNG bytes, sheet JSON) of every drawing in the given dataset folders, interleaved by folder.
+
+    Raises UserError (missing folder, no usable drawing) with the reason."""
     from cad2program.dataset import load_dataset
 
     per_folder = [[(r.image_path.read_bytes(), r.sheet.to_json())
                    for r in load_dataset(folder, logger=lambda message: None)] for folder in folders]
-    return [item for group in zip(*per_folder) for item in group]
+    drawings = [item for group in zip(*per_folder) for item in group]
+    if not drawings:
+        raise UserError("no drawings to send: give --drawings dataset folders (labels.jsonl + images)")
+    return drawings
 
 
 def random_model(folder: Path) -> Path:
@@ -209,16 +219,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="seconds per level (overrides --quick)")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
-    parser.add_argument("--drawings", nargs="+", type=Path, default=sorted(Path("testsets").glob("*/")),
-                        help="dataset folders whose drawings the requests cycle through (default: testsets/*)")
+    parser.add_argument("--drawings", nargs="+", type=Path, default=sorted(TESTSETS.glob("*/")),
+                        help="dataset folders whose drawings the requests cycle through (default: the "
+                             "repository's testsets/*)")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.clients.split(",")]
     seconds = args.seconds or (5.0 if args.quick else 20.0)
     with tempfile.TemporaryDirectory(prefix="bench_server_") as tmp:
         workdir = Path(tmp)
+        try:  # first, so that a wrong --drawings is said before minutes of set-up
+            drawings = test_drawings(args.drawings)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         model = Path(args.model) if args.model else random_model(workdir)
         load_before = os.getloadavg()
-        drawings = test_drawings(args.drawings)
         bodies = [json.dumps({"data": base64.b64encode(png).decode(), "sheet": sheet}).encode()
                   for png, sheet in drawings]
         print(f"  the model alone, batch 1 and {args.max_batch} ...", file=sys.stderr, flush=True)

@@ -21,7 +21,15 @@ TYPES = ("line", "rectangle", "circle", "arc", "polyline")
 def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         raise SystemExit(f"error: {path} does not exist (is this a training workdir?)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:  # e.g. a line cut short when a run was killed mid-write
+            print(f"warning: {path}:{number}: not JSON ({err.msg}); line skipped", file=sys.stderr)
+    return rows
 
 
 def mean(rows: list[dict], key: str) -> str:
