@@ -50,6 +50,11 @@ class Grammar:
     axes: np.ndarray | None = None
     value_first: int = 0
     value_last: int = -1
+    # Optional: windows[state] = how many neighbouring value tokens on each side count as "near enough"
+    # to the value token chosen in that state (0: the token alone). The log-probabilities `generate`
+    # returns for value tokens are then those of their whole neighbourhood: with the matching
+    # tolerance as the window, the chance that the value is within tolerance, not that it is exact.
+    windows: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -91,6 +96,27 @@ def nucleus(logits, top_p: float):
     cutoff_index = jnp.sum(cumulative < top_p, axis=-1, keepdims=True)
     cutoff = jnp.take_along_axis(sorted_logits, cutoff_index, axis=-1)
     return jnp.where(logits < cutoff, NEG_INF, logits)
+
+
+def neighbourhood_logprob(log_probs, tokens, states, grammar: "Grammar"):
+    """Log-probability of each chosen token, or of its value neighbourhood (see `Grammar.windows`).
+
+    log_probs (N, V), tokens and states (N,): the state each token was chosen in.
+    """
+    exact = jnp.take_along_axis(log_probs, tokens[:, None], axis=1)[:, 0]
+    if grammar.windows is None:
+        return exact
+    window = jnp.asarray(grammar.windows)[states]  # (N,)
+    values = jnp.exp(log_probs[:, grammar.value_first:grammar.value_last + 1])  # (N, M)
+    cumulative = jnp.pad(jnp.cumsum(values, axis=-1), ((0, 0), (1, 0)))  # (N, M + 1), a 0 in front
+    offset = tokens - grammar.value_first
+    count = values.shape[1]
+    low, high = jnp.clip(offset - window, 0, count - 1), jnp.clip(offset + window, 0, count - 1)
+    mass = (jnp.take_along_axis(cumulative, high[:, None] + 1, axis=1)
+            - jnp.take_along_axis(cumulative, low[:, None], axis=1))[:, 0]
+    is_value = (window > 0) & (offset >= 0) & (offset < count)
+    # float32 sums of many small terms can dip below the token's own probability: never report less.
+    return jnp.where(is_value, jnp.maximum(jnp.log(jnp.maximum(mass, 1e-30)), exact), exact)
 
 
 def advance(states, tokens, table, done, pad):
@@ -149,8 +175,8 @@ def _greedy_or_sample(model, memory, prompts, rng, options: DecodeOptions, gramm
             token = jax.random.categorical(key, nucleus(logits / options.temperature, options.top_p))
         else:
             token = jnp.argmax(logits, axis=-1)
+        token_logprob = jnp.where(done, 0.0, neighbourhood_logprob(log_probs, token, states, grammar))
         states, token = advance(states, token, table, done, grammar.pad)
-        token_logprob = jnp.where(done, 0.0, jnp.take_along_axis(log_probs, token[:, None], axis=1)[:, 0])
         tokens = tokens.at[:, step].set(token)
         logprobs = logprobs.at[:, step].set(token_logprob)
         seen = seen.at[jnp.arange(batch), token].set(True)
@@ -197,8 +223,8 @@ def _beam_search(model, memory, prompts, options: DecodeOptions, grammar: Gramma
         parents, token = flat // vocab, (flat % vocab).astype(jnp.int32)
         select = functools.partial(_select_beams, parents=parents, batch=batch, width=width)
         token = token.reshape(-1)
-        chosen_logprob = jnp.take_along_axis(select(log_probs), token[:, None], axis=1)[:, 0]
         tokens, logprobs, states, done, seen = map(select, (tokens, logprobs, states, done, seen))
+        chosen_logprob = neighbourhood_logprob(select(log_probs), token, states, grammar)
         cache = {**cache, "layers": jax.tree_util.tree_map(select, cache["layers"])}
         states, token = advance(states, token, table, done, grammar.pad)
         tokens = tokens.at[:, step].set(token)
@@ -224,11 +250,12 @@ def _beam_search(model, memory, prompts, options: DecodeOptions, grammar: Gramma
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "options", "token_ids"))
-def _generate(graphdef, params, memory, prompts, rng, table, axes, limits, options: DecodeOptions, token_ids):
+def _generate(graphdef, params, memory, prompts, rng, table, axes, windows, limits, options: DecodeOptions,
+              token_ids):
     model = nnx.merge(graphdef, params)
     start_state, eos, pad, value_first, value_last = token_ids
     grammar = Grammar(table=table, start_state=start_state, eos=eos, pad=pad, axes=axes,
-                      value_first=value_first, value_last=value_last)
+                      value_first=value_first, value_last=value_last, windows=windows)
     if options.method == "beam":
         return _beam_search(model, memory, prompts, options, grammar, limits)
     return _greedy_or_sample(model, memory, prompts, rng, options, grammar, limits)
@@ -237,6 +264,8 @@ def _generate(graphdef, params, memory, prompts, rng, table, axes, limits, optio
 def generate(model_or_split, images, prompts, grammar: Grammar, options: DecodeOptions = DecodeOptions(),
              rng=None, limits=None, memory=None) -> tuple[np.ndarray, np.ndarray]:
     """Programs for a batch. images (B, S, S, 1), prompts (B, P) -> tokens, token log-probs (B, L).
+
+    A value token's log-prob is that of its neighbourhood when the grammar has `windows`.
 
     `model_or_split` is a DrawingReader or its `nnx.split(model)` pair (cheaper to pass repeatedly).
     `limits` (B, 2): the largest value token id allowed on each axis (keeps coordinates on the sheet).
@@ -250,6 +279,7 @@ def generate(model_or_split, images, prompts, grammar: Grammar, options: DecodeO
     tokens, logprobs = _generate(
         graphdef, params, memory, jnp.asarray(prompts, jnp.int32), rng, jnp.asarray(grammar.table),
         jnp.asarray(grammar.axes) if use_limits else None,
+        None if grammar.windows is None else jnp.asarray(grammar.windows),
         jnp.asarray(limits, jnp.int32) if use_limits else None, options,
         (grammar.start_state, grammar.eos, grammar.pad, grammar.value_first, grammar.value_last))
     return np.asarray(tokens), np.asarray(logprobs)
@@ -310,4 +340,5 @@ def default_grammar() -> Grammar:
 def _default_grammar(tokenizer: Any) -> Grammar:
     table, start = tokenizer.grammar_table()
     return Grammar(table=table, start_state=start, eos=tokenizer.EOS, pad=tokenizer.PAD, axes=tokenizer.GRAMMAR_AXES,
-                   value_first=tokenizer.VALUE0, value_last=tokenizer.VALUE0 + tokenizer.MAX_VALUE)
+                   value_first=tokenizer.VALUE0, value_last=tokenizer.VALUE0 + tokenizer.MAX_VALUE,
+                   windows=tokenizer.GRAMMAR_WINDOWS)

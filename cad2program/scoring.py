@@ -152,6 +152,12 @@ def match_primitives(pred: Sequence[Primitive], true: Sequence[Primitive],
     return sorted((int(i), int(j)) for i, j in zip(rows, cols) if feasible[i, j])
 
 
+def matched_flags(pred: Sequence[Primitive], true: Sequence[Primitive], sheet: Sheet) -> list[bool]:
+    """For each predicted primitive, whether the scorer's matching pairs it with a true one."""
+    matched = {i for i, _ in match_primitives(pred, true, sheet)}
+    return [i in matched for i in range(len(pred))]
+
+
 def _size_fields(primitive: Primitive) -> tuple[str, ...]:
     return tuple(name for name in SIZE_FIELDS if name in type(primitive).SIZE_FIELDS)
 

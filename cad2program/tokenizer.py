@@ -43,6 +43,9 @@ from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Program
 TOKEN_FORMAT = 2  # written into model files: a model only makes sense with the tokens it learned
 MAX_VALUE = 500  # value tokens #0..#500: the grid has 500 steps across the sheet's longer side
 MAX_SIZE_DIGITS = 3  # integer digits of a size: at most 500 mm (the contract's largest side)
+# The contract's matching tolerances in value tokens: S/50 on positions and lengths, 5 degrees on angles.
+POSITION_TOLERANCE_TOKENS = MAX_VALUE // 50
+ANGLE_TOLERANCE_TOKENS = 5
 
 
 class TokenizerError(ValueError):
@@ -366,20 +369,24 @@ class _Grammar:
         self.rows: list[np.ndarray] = []
         self.merges: list[tuple[int, int]] = []
         self.axes: list[int] = []  # per state: the sheet axis its value tokens measure (0 x, 1 y, -1 none)
+        self.windows: list[int] = []  # per state: its value tokens' matching tolerance, in tokens (0 none)
 
     def new(self) -> int:
         self.rows.append(np.full(VOCAB_SIZE, -1, np.int32))
         self.axes.append(-1)
+        self.windows.append(0)
         return len(self.rows) - 1
 
     def allow(self, state: int, tokens, target: int):
         self.rows[state][np.asarray(list(tokens), dtype=np.int64)] = target
 
-    def value(self, then: int, max_value: int = MAX_VALUE, axis: int = -1) -> int:
+    def value(self, then: int, max_value: int = MAX_VALUE, axis: int = -1,
+              window: int = POSITION_TOLERANCE_TOKENS) -> int:
         """A state that reads one value token (a position on sheet `axis`) and continues at `then`."""
         entry = self.new()
         self.allow(entry, range(VALUE0, VALUE0 + max_value + 1), then)
         self.axes[entry] = axis
+        self.windows[entry] = window
         return entry
 
     def size(self, then: int, even_tenth: bool = False) -> int:
@@ -409,7 +416,7 @@ class _Grammar:
         if kind == "size":
             return self.size(then, even_tenth=type_name == "circle")
         if kind == "a":
-            return self.value(then, max_value=359)
+            return self.value(then, max_value=359, window=ANGLE_TOLERANCE_TOKENS)
         if kind == "r":
             return self.value(then)
         return self.value(then, axis=0 if kind == "x" else 1)
@@ -424,7 +431,7 @@ class _Grammar:
             state = self.value(self.value(state, axis=1), axis=0)
         return state
 
-    def build(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+    def build(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         done = self.new()  # after <eos>: only padding
         self.allow(done, [PAD], done)
         start = self.new()  # between primitives
@@ -439,7 +446,7 @@ class _Grammar:
                 for kind in reversed(LAYOUT[type_name]):  # chained back to front
                     entry = self.field(type_name, kind, entry)
             self.allow(start, [TYPE_ID[type_name]], entry)
-        table, axes = np.stack(self.rows), np.asarray(self.axes, np.int32)
+        table, axes, windows = np.stack(self.rows), np.asarray(self.axes, np.int32), np.asarray(self.windows, np.int32)
         changed = True
         while changed:  # a state also accepts what its merged successors accept
             changed = False
@@ -451,12 +458,16 @@ class _Grammar:
                 if axes[state] < 0 <= axes[other]:  # its value tokens are the successor's
                     axes[state] = axes[other]
                     changed = True
-        return table, axes, start, done
+                if windows[state] < windows[other]:
+                    windows[state] = windows[other]
+                    changed = True
+        return table, axes, windows, start, done
 
 
 # GRAMMAR_AXES[state]: the sheet axis (0 = x, 1 = y) that the value tokens allowed in `state` measure,
-# or -1; the decoder uses it to keep coordinates on the sheet.
-GRAMMAR_TABLE, GRAMMAR_AXES, GRAMMAR_START, GRAMMAR_DONE = _Grammar().build()
+# or -1; the decoder uses it to keep coordinates on the sheet. GRAMMAR_WINDOWS[state]: the matching
+# tolerance of those value tokens, in tokens; confidences count a value's neighbours that close.
+GRAMMAR_TABLE, GRAMMAR_AXES, GRAMMAR_WINDOWS, GRAMMAR_START, GRAMMAR_DONE = _Grammar().build()
 
 
 def grammar_table() -> tuple[np.ndarray, int]:

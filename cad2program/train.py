@@ -29,7 +29,7 @@ from cad2program import tokenizer
 from cad2program.configs import TrainConfig, config_to_dict
 from cad2program.data import RETRIES, RETRY_SEED_STEP, TEST_SET_SEEDS, FolderExamples, SyntheticExamples, batches
 from cad2program.errors import UserError
-from cad2program.recognizer import Recognizer, build_model, export_model, load_model
+from cad2program.recognizer import Recognizer, build_model, export_model, fit_confidence_power, load_model
 
 # The held-out drawings of on-the-fly training: one stream for every training seed, so that curves of
 # runs with different seeds compare (for seed 0 it is the stream earlier runs used).
@@ -268,6 +268,16 @@ def evaluate(recognizer: Recognizer, eval_set: EvalSet) -> tuple[dict, list]:
     return score(items), recognitions
 
 
+def confidence_calibration(recognitions, eval_set: EvalSet) -> dict:
+    """Fits the confidence power of exported models on the held-out drawings (`fit_confidence_power`)."""
+    from cad2program.scoring import matched_flags
+    confidences, matched = [], []
+    for r, truth, sheet in zip(recognitions, eval_set.primitives, eval_set.sheets):
+        confidences += r.confidences
+        matched += matched_flags(r.primitives, truth, sheet)
+    return {"confidence_power": fit_confidence_power(confidences, matched)}
+
+
 def eval_scalars(report: dict) -> dict[str, float]:
     # A ratio with nothing to count (no matched sizes yet) is reported as null by scoring: skip it.
     scalars = {k: float(report[k]) for k in ("f1", "precision", "recall", "size_exactness", "drawing_accuracy",
@@ -339,10 +349,12 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
         raise UserError(f"batch size {config.batch_size} does not split over {mesh.size} devices")
     checkpoints = Checkpoints(workdir / "checkpoints")
     step, examples_seen, best = 0, 0, None
+    calibration: dict = {}  # from the latest evaluation, written into exported models
     rng = jax.random.key(config.seed)
     if checkpoints.latest_step() is not None:
         params, opt_state, meta = checkpoints.restore(checkpoints.latest_step(), params, opt_state)
         step, examples_seen, best = meta["step"], meta["examples_seen"], meta.get("best")
+        calibration = meta.get("calibration") or {}
         rng = jax.random.wrap_key_data(jnp.asarray(meta["rng"], jnp.uint32))
         log(f"resume: step {step}, {examples_seen} drawings seen, from {workdir / 'checkpoints'}")
     params, opt_state = replicate(params, mesh), replicate(opt_state, mesh)
@@ -354,17 +366,19 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
                      shuffle_seed=config.seed if data_dir is not None else None, workers=config.data_workers)
 
     def save(final: bool = False):
-        meta = {"step": step, "examples_seen": examples_seen, "best": best,
+        meta = {"step": step, "examples_seen": examples_seen, "best": best, "calibration": calibration,
                 "rng": np.asarray(jax.random.key_data(rng)).tolist(), "config": config_to_dict(config)}
         checkpoints.save(step, params, opt_state, meta)
-        export_model(workdir / "model.msgpack", config, params, {"step": step, "examples_seen": examples_seen})
+        export_model(workdir / "model.msgpack", config, params,
+                     {"step": step, "examples_seen": examples_seen, **calibration})
         if tracker is not None and final:
             tracker.register_model(workdir / "model.msgpack", "final", metadata={"step": step})
 
     def run_eval():
-        nonlocal best
+        nonlocal best, calibration
         report, recognitions = evaluate(Recognizer(config, (graphdef, params)), eval_set)
         scalars = eval_scalars(report)
+        calibration = confidence_calibration(recognitions, eval_set)
         log(f"eval @ step {step} ({examples_seen} drawings seen): " +
             ", ".join(f"{k} {v:.3f}" for k, v in scalars.items() if "_" not in k or k == "size_exactness"))
         with open(workdir / "eval_log.jsonl", "a") as f:
@@ -372,7 +386,7 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
         score = scalars.get("f1", 0.0) + scalars.get("size_exactness", 0.0)
         if best is None or score > best["score"]:
             best = {"score": score, "step": step, **scalars}
-            export_model(workdir / "best_model.msgpack", config, params, {"step": step, **scalars})
+            export_model(workdir / "best_model.msgpack", config, params, {"step": step, **scalars, **calibration})
             if tracker is not None:
                 tracker.register_model(workdir / "best_model.msgpack", "best", best=True,
                                        metadata={"step": step, **scalars})

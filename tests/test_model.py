@@ -21,7 +21,7 @@ from cad2program.scoring import score_drawing
 from cad2program.configs import tiny
 from cad2program.decode import DecodeOptions, default_grammar, generate, generate_uncached
 from cad2program.model import DrawingReader
-from cad2program.program import Circle, Line, Rectangle, Sheet, parse_program
+from cad2program.program import Arc, Circle, Line, Rectangle, Sheet, parse_program
 from cad2program.recognizer import Recognizer, export_model, load_model, programs_from_tokens
 
 
@@ -78,7 +78,7 @@ def test_beam_search_of_width_one_is_greedy():
 def test_beam_search_scores_at_least_as_well_as_greedy():
     model = tiny_model(seed=7)
     images, prompts, _ = random_inputs(2)
-    grammar = default_grammar()
+    grammar = dataclasses.replace(default_grammar(), windows=None)  # the tokens' own log-probs: beam's objective
     options = DecodeOptions(max_new_tokens=40)
     _, greedy_logprobs = generate(model, images, prompts, grammar, options)
     _, beam_logprobs = generate(model, images, prompts, grammar, dataclasses.replace(options, method="beam", beam_width=4))
@@ -296,3 +296,57 @@ def test_a_training_seed_never_draws_from_the_held_out_streams():
     assert "held out" in training_seed_problem(EVAL_SEED - 3 * RETRY_SEED_STEP)  # its 4th retry stream is held out
     assert "held out" in training_seed_problem(9002)  # a test set's stream
     assert "must be >= 0" in training_seed_problem(-1)
+
+
+def test_a_value_token_counts_its_neighbours_within_the_window_and_other_tokens_only_themselves():
+    from cad2program.decode import Grammar, neighbourhood_logprob
+
+    probs = np.array([[0.1, 0.1, 0.2, 0.3, 0.2, 0.1]] * 4)  # tokens 0, 1 are not values; 2..5 are
+    grammar = Grammar(table=np.zeros((3, 6), np.int32), start_state=0, eos=0, pad=0,
+                      value_first=2, value_last=5, windows=np.array([0, 1, 3]))
+    tokens, states = jnp.array([3, 3, 2, 1]), jnp.array([0, 1, 1, 2])
+    got = np.exp(np.asarray(neighbourhood_logprob(jnp.log(jnp.asarray(probs)), tokens, states, grammar)))
+    # window 0: the token alone; window 1: tokens 2..4; window 1 at the first value: 2..3; not a value: itself
+    np.testing.assert_allclose(got, [0.3, 0.7, 0.5, 0.1], rtol=1e-5)
+
+
+def test_confidences_use_the_matching_tolerance_and_leave_out_read_digits():
+    from cad2program.recognizer import primitive_confidence
+
+    windows = tokenizer.GRAMMAR_WINDOWS
+    state_of = {}  # the window of the state each token of an arc is chosen in
+    arc = tokenizer.encode_primitive(Arc(50, 60, 10, 30, 120), Sheet(200, 100))
+    state = tokenizer.GRAMMAR_START
+    for token in arc:
+        state_of.setdefault(tokenizer.VOCAB[token], []).append(int(windows[state]))
+        state = tokenizer.GRAMMAR_TABLE[state, token]
+    assert state_of["arc"] == [0]
+    assert set(sum((w for name, w in state_of.items() if name.startswith("d")), [])) == {0}  # digits
+    value_windows = sum((w for name, w in state_of.items() if name.startswith("#")), [])
+    assert value_windows == [10, 10, 10, 5, 5]  # x, y, measured radius; start and end angles
+    tokens = np.array([tokenizer.TYPE_ID["circle"], tokenizer.VALUE0, tokenizer.DIGIT0 + 4, tokenizer.SIZE_END])
+    assert primitive_confidence(tokens, np.log([0.5, 0.5, 0.01, 0.01])) == pytest.approx(0.25)
+
+
+def test_the_fitted_confidence_power_recovers_how_confidences_relate_to_matches():
+    from cad2program.recognizer import fit_confidence_power
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.01, 1.0, 4000)
+    matched = rng.uniform(size=raw.size) < raw ** 0.5  # the true chance of a match is raw ** 0.5
+    assert fit_confidence_power(raw, matched) == pytest.approx(0.5, abs=0.06)
+    assert fit_confidence_power(raw, np.ones(raw.size, bool)) == 1.0  # nothing to fit on
+
+
+def test_training_writes_the_confidence_power_into_its_models_and_recognizers_apply_it(tmp_path):
+    from cad2program.train import train_and_evaluate
+    config = tiny().replace(steps=2, eval_every=2, checkpoint_every=2, eval_examples=4)
+    train_and_evaluate(config, tmp_path, progress=False, log=lambda *_: None)
+    for name in ("model.msgpack", "best_model.msgpack"):
+        assert load_model(tmp_path / name)[2]["confidence_power"] > 0
+    loaded_config, model, _ = load_model(tmp_path / "model.msgpack")
+    images, _, sheets = random_inputs(2)
+    raw = Recognizer(loaded_config, model).recognize(list(images[..., 0]), sheets)
+    calibrated = Recognizer(loaded_config, model, info={"confidence_power": 0.5}).recognize(list(images[..., 0]), sheets)
+    assert [r.primitives for r in raw] == [r.primitives for r in calibrated] and any(r.primitives for r in raw)
+    assert [c for r in calibrated for c in r.confidences] == pytest.approx([c ** 0.5 for r in raw for c in r.confidences])

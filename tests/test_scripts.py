@@ -21,3 +21,25 @@ def test_learning_curve_averages_the_training_rows_between_evaluations(tmp_path,
     assert first.startswith("| 20 | 1,640 | 3.50 | – | 0.25 | 0.500 | 0.000 | 0.000 | 0.250 |")
     assert second.startswith("| 30 | 1,960 | 2.00 | – | 0.40 | 0.750 |") and second.endswith("| 0.20 | 0.90 |")
     assert "train_log.jsonl:4: not JSON" in capsys.readouterr().err  # a line cut short is named and skipped
+
+
+def test_confidence_bands_give_the_precision_of_each_band(tmp_path, capsys):
+    truth = tmp_path / "clean"
+    truth.mkdir()
+    circle = {"type": "circle", "x": 50, "y": 50, "radius": 10}
+    far_circle = {"type": "circle", "x": 150, "y": 20, "radius": 10}
+    (truth / "labels.jsonl").write_text(
+        json.dumps({"image": "images/a.png", "sheet": {"width": 200, "height": 100}, "primitives": [circle]}) + "\n"
+        + json.dumps({"image": "images/b.png", "sheet": {"width": 200, "height": 100}, "primitives": [circle]}) + "\n")
+    predictions = tmp_path / "preds"
+    predictions.mkdir()
+    (predictions / "clean.jsonl").write_text(
+        json.dumps({"image": "images/a.png", "primitives": [circle, far_circle], "confidences": [0.95, 0.05]}) + "\n"
+        + json.dumps({"image": "images/b.png", "primitives": [far_circle], "confidences": [0.92]}) + "\n")
+    script = runpy.run_path(str(SCRIPTS / "confidence_bands.py"))
+    assert script["main"]([str(predictions), str(truth)]) == 0
+    out = capsys.readouterr().out
+    assert "| 0.0–0.1 | 1 | 0 | 0.05 | 0.00 |" in out  # the unsure wrong one
+    assert "| 0.9–1.0 | 2 | 1 | 0.94 | 0.50 |" in out  # one sure and right, one sure and wrong
+    # |0.05 - 0| * 1 + |0.935 - 0.5| * 2, over 3 primitives
+    assert "3 primitives, expected calibration error 0.307" in out
