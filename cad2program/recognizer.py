@@ -25,6 +25,7 @@ from cad2program.decode import DecodeOptions, default_grammar, generate
 from cad2program.errors import UserError
 from cad2program.model import DrawingReader
 from cad2program.program import Primitive, Sheet, format_program, program_problems
+from cad2program.refine import refine_primitives
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model.msgpack"
 # Without a sheet size, the longer side of the image is taken as this many mm (an A4 sheet's long side).
@@ -177,9 +178,13 @@ class Recognizer:
     """A loaded model plus decoding options; `recognize` takes any number of images."""
 
     def __init__(self, config: TrainConfig, model: DrawingReader | tuple, options: DecodeOptions | None = None,
-                 max_batch: int = 32, info: dict | None = None):
-        """`model`: a DrawingReader, or its `nnx.split` pair (as training holds it)."""
+                 max_batch: int = 32, info: dict | None = None, refine: bool = True):
+        """`model`: a DrawingReader, or its `nnx.split` pair (as training holds it).
+
+        `refine`: `recognize` re-measures the primitives on the full-resolution image (`refine.py`).
+        """
         self.config, self.options, self.max_batch = config, options or DecodeOptions(), max_batch
+        self.refine = refine
         self.options = dataclasses.replace(self.options, max_new_tokens=min(
             self.options.max_new_tokens, config.model.max_len - tokenizer.PROMPT_LENGTH))
         self.split = model if isinstance(model, tuple) else nnx.split(model)
@@ -208,7 +213,14 @@ class Recognizer:
         for start in range(0, len(images), self.max_batch):
             chunk = [prepare_image(img, self.image_size) for img in images[start:start + self.max_batch]]
             out += self.recognize_prepared(np.stack(chunk), sheets[start:start + len(chunk)], rng)
-        return out
+        return [self.refined(image, r) for image, r in zip(images, out)] if self.refine else out
+
+    @staticmethod
+    def refined(image: np.ndarray, recognition: Recognition) -> Recognition:
+        """The recognition with its primitives re-measured on the image's ink (types, count, read sizes
+        and confidences stay the model's)."""
+        primitives = refine_primitives(image, recognition.sheet, recognition.primitives)
+        return dataclasses.replace(recognition, primitives=primitives)
 
     def recognize_prepared(self, batch_images: np.ndarray, sheets: Sequence[Sheet], rng=None) -> list[Recognition]:
         """Images already through `prepare_image` (B, S, S, 1); pads the batch to a bucket size."""

@@ -288,6 +288,7 @@ class FakeRecognizer:
     """Stands in for Recognizer: answers one circle per drawing after `delay_s`; can block warm-up or fail."""
 
     image_size = 16
+    refine = False  # nothing to re-measure: the fake answers the same circle whatever the image
 
     def __init__(self, delay_s: float = 0.0):
         from types import SimpleNamespace

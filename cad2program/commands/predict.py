@@ -58,13 +58,16 @@ def positive_int(text: str) -> int:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --beam and --batch-size: shared by predict and eval."""
+    """--model, --beam, --batch-size and --no-refine: shared by predict and eval."""
     parser.add_argument("--model", metavar="M",
                         help="a model file (.msgpack) or a training workdir (default: the model in the package)")
     parser.add_argument("--beam", type=positive_int, default=1, metavar="N",
                         help="beam search with N beams (default 1: greedy decoding)")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"drawings recognised at once (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--no-refine", dest="refine", action="store_false",
+                        help="keep the model's coordinates as read at its input size, without re-measuring "
+                             "them on the full-resolution image's ink")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -253,12 +256,12 @@ def prediction_line(key: str, recognition) -> dict:
 
 
 def load_recognizer(args: argparse.Namespace):
-    """The Recognizer the --model, --beam and --batch-size flags ask for."""
+    """The Recognizer the --model, --beam, --batch-size and --no-refine flags ask for."""
     from cad2program.decode import DecodeOptions
     from cad2program.recognizer import Recognizer
 
     options = DecodeOptions(method="beam", beam_width=args.beam) if args.beam > 1 else DecodeOptions()
-    return Recognizer.load(args.model, options, max_batch=args.batch_size)
+    return Recognizer.load(args.model, options, max_batch=args.batch_size, refine=args.refine)
 
 
 # ----------------------------------------------------------------------------------------------

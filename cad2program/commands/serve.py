@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     parser.add_argument("--model", metavar="M", help="model file (*.msgpack) or training workdir "
                                                      "(default: the model shipped in the package)")
+    parser.add_argument("--no-refine", dest="refine", action="store_false",
+                        help="answer with the model's coordinates as read at its input size, without "
+                             "re-measuring them on each uploaded image's ink")
     parser.add_argument("--max-batch", type=int, default=32, metavar="N",
                         help="most drawings decoded in one model call (default: %(default)s)")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, metavar="T",
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     enable_compile_cache(args.compile_cache)
-    recognizer = Recognizer.load(args.model, max_batch=args.max_batch)
+    recognizer = Recognizer.load(args.model, max_batch=args.max_batch, refine=args.refine)
     name = Path(args.model).stem if args.model else "cad2program"
     settings = ServerSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, batching=not args.no_batching,
                               max_body_bytes=int(args.max_body_mb * 1024 * 1024), request_timeout_s=args.timeout,

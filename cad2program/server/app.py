@@ -141,16 +141,24 @@ class Engine:
         loop = asyncio.get_running_loop()
 
         def decode_and_prepare():
-            return self.prepare(*parse())
+            image, sheet = parse()
+            return self.prepare(image, sheet), image
 
         try:
             with self.batcher.on_the_way():
-                item = await asyncio.wait_for(loop.run_in_executor(self.decode_pool, decode_and_prepare),
-                                              self.settings.request_timeout_s)
+                item, image = await asyncio.wait_for(loop.run_in_executor(self.decode_pool, decode_and_prepare),
+                                                     self.settings.request_timeout_s)
             if not self.ready:  # after decoding, so bad input is refused as such even during warm-up
                 raise ClientError(self.warmup_error or "the model is still warming up; retry in a few seconds",
                                   status=503)
-            return await self.batcher.submit(item, timeout_s=max(0.0, deadline - time.monotonic()))
+            recognition = await self.batcher.submit(item, timeout_s=max(0.0, deadline - time.monotonic()))
+            if not self.recognizer.refine:
+                return recognition
+            # Re-measuring on the image is per drawing and needs no model: the decode pool does it,
+            # leaving the model thread to the next batch.
+            return await asyncio.wait_for(
+                loop.run_in_executor(self.decode_pool, self.recognizer.refined, image, recognition),
+                max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise ClientError(f"the request took longer than {self.settings.request_timeout_s:g} s "
                                f"(decoding, queue and model); retry, or start the server with a longer "

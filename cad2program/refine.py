@@ -1,0 +1,414 @@
+"""Refining what the model read against the ink of the full-resolution image.
+
+The model sees the drawing at its input size (256 px in the `cpu` config): enough to find and read
+every primitive, too coarse for the contract's 5-degree tolerance on a small arc's angles (at 256 px a
+16 mm arc on a 330 mm sheet is 12 px across, and 5 degrees of it about one pixel). The user's image
+usually has several times more pixels. This module keeps what the model decided (which primitives,
+their types, the sizes it read from the annotations) and re-measures where an arc's ink starts and
+ends, at the image's own resolution. It knows nothing about the model.
+
+How an arc is refined:
+1. The ink: pixels clearly darker than the paper around them (`ink_mask`), so scans and photos with
+   uneven light work as clean output does.
+2. The circle the arc lies on: the centre is searched within the matching tolerance of the model's
+   (the radius stays the model's: it was read from the `R` annotation) for the circle whose
+   predicted span holds the most ink.
+3. Along that circle, each degree is ink or paper (within a thin band, to allow for line width and a
+   hand's wobble); gaps of a few degrees (a crossing line's gap, a sketchy stroke) are closed.
+4. The run of ink that overlaps the model's span most gives the new start and end angles. When no run
+   overlaps enough, or the ink goes all round (a concentric circle), the model's angles are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from cad2program.program import Arc, Line, Polyline, Primitive, Rectangle, Sheet
+
+MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replace it
+MAX_GAP_DEGREES = 4  # gaps of ink this short along an arc are closed
+CENTRE_SEARCH_SHARE = 0.5  # the centre is searched within this share of the matching tolerance
+WORKING_SIDE = 800  # larger images are measured at this longer side (over 3x the model's 256 px)
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    """Any image array (grey, RGB, RGBA; uint8) -> grey uint8."""
+    if image.ndim == 3:
+        code = cv2.COLOR_RGB2GRAY if image.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
+        image = cv2.cvtColor(image, code) if image.shape[2] in (3, 4) else image[:, :, 0]
+    return image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
+
+
+def ink_mask(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: ink, i.e. pixels clearly darker than the paper around them.
+
+    A pixel is ink when it is darker than the local background (a wide median) by a margin that
+    adapts to the image's contrast; the local background makes uneven light (photos) and paper
+    tint (scans) harmless.
+    """
+    image = grey(image)
+    h, w = image.shape
+    block = min(255, max(15, (max(h, w) // 25) | 1))  # odd, several line widths: the paper around the ink
+    background = cv2.medianBlur(image, block)
+    darker = background.astype(np.int16) - image.astype(np.int16)
+    contrast = np.percentile(darker, 99.5)
+    return darker > max(25, 0.35 * contrast)
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """Sheet millimetres (y up) <-> image pixels (y down); the image shows exactly the sheet."""
+
+    sheet: Sheet
+    width_px: int
+    height_px: int
+
+    @property
+    def px_per_mm(self) -> float:
+        return (self.width_px / self.sheet.width + self.height_px / self.sheet.height) / 2
+
+    def to_px(self, x: float, y: float) -> tuple[float, float]:
+        return x * self.width_px / self.sheet.width, (self.sheet.height - y) * self.height_px / self.sheet.height
+
+    def to_mm(self, col: float, row: float) -> tuple[float, float]:
+        return col * self.sheet.width / self.width_px, self.sheet.height - row * self.sheet.height / self.height_px
+
+
+def span_degrees(start: float, end: float) -> np.ndarray:
+    """(360,) bool: the whole degrees an arc drawn counter-clockwise from start to end covers."""
+    degrees = np.arange(360) + 0.5
+    return ((degrees - start) % 360) < ((end - start) % 360)
+
+
+def close_gaps(on: np.ndarray, max_gap: int) -> np.ndarray:
+    """Circular 1-D closing: off-runs of at most max_gap between on-runs become on."""
+    if on.all() or not on.any():
+        return on.copy()
+    out = on.copy()
+    n = len(on)
+    start = int(np.argmax(on & ~np.roll(on, 1)))  # the first degree of some run
+    gap = 0
+    for k in range(1, n + 1):
+        i = (start + k) % n
+        if on[i]:
+            if 0 < gap <= max_gap:
+                for j in range(1, gap + 1):
+                    out[(i - j) % n] = True
+            gap = 0
+        else:
+            gap += 1
+    return out
+
+
+def runs(on: np.ndarray) -> list[tuple[int, int]]:
+    """Circular runs of True as (first degree, length); [] when none, [(0, 360)] when all."""
+    n = len(on)
+    if on.all():
+        return [(0, n)]
+    found = []
+    for i in range(n):
+        if on[i] and not on[i - 1]:
+            length = 1
+            while on[(i + length) % n] and length < n:
+                length += 1
+            found.append((i, length))
+    return found
+
+
+def _degrees_by_radius(cols: np.ndarray, rows: np.ndarray, col: float, row: float, radii: np.ndarray,
+                       band: int) -> np.ndarray:
+    """(len(radii), 360) bool: which whole degrees around (col, row) have an ink pixel at each radius.
+
+    `cols`, `rows`: the ink pixels; `radii`: consecutive whole-pixel radii; `band`: pixels of slack
+    on each side of a radius (a line's width, a hand's wobble).
+    """
+    dx, dy = cols - col, row - rows  # y up on the sheet, down in the image
+    distance = np.hypot(dx, dy)
+    index = np.rint(distance).astype(np.int64) - int(radii[0])
+    keep = (index >= -band) & (index < len(radii) + band)
+    degree = (np.floor(np.degrees(np.arctan2(dy[keep], dx[keep]))).astype(np.int64)) % 360
+    found = np.zeros((len(radii) + 2 * band, 360), bool)
+    found[index[keep] + band, degree] = True
+    # a radius sees the ink within `band` pixels of it
+    return np.stack([found[i:i + 2 * band + 1].any(axis=0) for i in range(len(radii))])
+
+
+def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> Arc:
+    """The arc with its centre and angles re-measured on the ink (see the module's docstring)."""
+    scale = frame.px_per_mm
+    radius_px = arc.radius * scale
+    tolerance_px = tolerance_mm * scale
+    if radius_px < 4:  # too small to measure angles on
+        return arc
+    col, row = frame.to_px(arc.x, arc.y)
+    predicted = span_degrees(arc.start_angle, arc.end_angle)
+    if not predicted.any():
+        return arc
+    band = max(1, int(round(0.003 * max(ink.shape))))  # about a line width, and a hand's wobble
+    reach = max(1, int(round(CENTRE_SEARCH_SHARE * tolerance_px)))
+    radii = np.arange(max(2, int(radius_px - tolerance_px)), int(radius_px + tolerance_px) + 1)
+    outer = int(radii[-1] + reach + band + 2)
+    top, left = max(0, int(row) - outer), max(0, int(col) - outer)
+    rows, cols = np.nonzero(ink[top:int(row) + outer + 1, left:int(col) + outer + 1])
+    rows, cols = rows + top, cols + left
+    if len(rows) == 0:
+        return arc
+    # The circle through the most ink pixels of the predicted span (within a pixel of it): every centre
+    # within reach, every radius within the tolerance, from one histogram of distances per centre.
+    best = (-1, 0.0, 0, 0, radius_px)  # (pixels, -how far from the model's circle, dc, dr, radius)
+    for dc in range(-reach, reach + 1):
+        for dr in range(-reach, reach + 1):
+            dx, dy = cols - (col + dc), (row + dr) - rows  # y up on the sheet, down in the image
+            in_span = predicted[np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360]
+            halves = np.rint(2 * np.hypot(dx[in_span], dy[in_span])).astype(np.int64)  # half-pixel bins
+            counts = np.bincount(halves, minlength=int(2 * radii[-1]) + 4)
+            near = np.convolve(counts, np.ones(5, np.int64), mode="same")  # within a pixel of each radius
+            candidates = np.arange(2 * radii[0], min(2 * radii[-1] + 1, len(near)))
+            k = candidates[np.argmax(near[candidates] - 1e-3 * np.abs(candidates / 2 - radius_px))]
+            key = (int(near[k]), -float(dc * dc + dr * dr + (k / 2 - radius_px) ** 2), dc, dr, k / 2)
+            if key[:2] > best[:2]:
+                best = key
+    _, _, dc, dr, radius = best
+    along = _degrees_by_radius(cols, rows, col + dc, row + dr, np.array([int(round(radius))]), band)[0]
+    covered = int((along & predicted).sum())
+    if covered < MIN_OVERLAP * predicted.sum():
+        return arc  # no circle of ink where the model saw the arc
+    along = close_gaps(along, MAX_GAP_DEGREES)
+    candidates = runs(along)
+    if not candidates or candidates == [(0, 360)]:
+        return arc
+
+    def overlap(run: tuple[int, int]) -> int:
+        first, length = run
+        return int(predicted[(first + np.arange(length)) % 360].sum())
+
+    first, length = max(candidates, key=overlap)
+    if overlap((first, length)) < MIN_OVERLAP * predicted.sum() or length >= 358:
+        return arc
+    x, y = frame.to_mm(col + dc, row + dr)
+    start, end = float(first % 360), float((first + length) % 360)
+    refined = dataclasses.replace(arc, x=round(x, 1), y=round(y, 1), start_angle=start, end_angle=end)
+    return refined if not refined.problems(frame.sheet) else arc
+
+
+def _ink_along(ink: np.ndarray, start: np.ndarray, direction: np.ndarray, normal: np.ndarray,
+               positions: np.ndarray, band: int) -> np.ndarray:
+    """(len(positions),) bool: ink within `band` pixels across the line start + t * direction at each t."""
+    across = np.arange(-band, band + 1)
+    points = start[None, None, :] + positions[:, None, None] * direction + across[None, :, None] * normal
+    c, r = np.rint(points[..., 0]).astype(np.int64), np.rint(points[..., 1]).astype(np.int64)
+    inside = (c >= 0) & (c < ink.shape[1]) & (r >= 0) & (r < ink.shape[0])
+    hit = ink[np.clip(r, 0, ink.shape[0] - 1), np.clip(c, 0, ink.shape[1] - 1)] & inside
+    return hit.any(axis=1)
+
+
+def _fit_segment(ink: np.ndarray, p1: np.ndarray, p2: np.ndarray, reach: int, band: int
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The segment near p1-p2 that lies on the most ink: each end moved across by up to `reach` pixels.
+
+    All (2 reach + 1)^2 candidates are sampled at once, a pixel apart along the segment and across
+    it within `band` (across the model's direction: the candidates differ from it by a few degrees
+    at most). None when even the best holds too little ink (nothing drawn there).
+    """
+    length = float(np.hypot(*(p2 - p1)))
+    direction = (p2 - p1) / length
+    normal = np.array([-direction[1], direction[0]])
+    share = np.linspace(0.0, 1.0, int(length) + 1)  # (L,) where along the segment
+    offsets = np.arange(-reach, reach + 1, dtype=np.float64)  # (O,)
+    across = (offsets[:, None, None] * (1 - share) + offsets[None, :, None] * share)  # (O, O, L)
+    across = across[..., None] + np.arange(-band, band + 1)  # (O, O, L, 2 band + 1)
+    points = (p1 + share[:, None] * (p2 - p1))[None, None, :, None, :] + across[..., None] * normal
+    c, r = np.rint(points[..., 0]).astype(np.int64), np.rint(points[..., 1]).astype(np.int64)
+    inside = (c >= 0) & (c < ink.shape[1]) & (r >= 0) & (r < ink.shape[0])
+    hit = ink[np.clip(r, 0, ink.shape[0] - 1), np.clip(c, 0, ink.shape[1] - 1)] & inside
+    coverage = hit.any(axis=-1).mean(axis=-1)  # (O, O)
+    if coverage.max() < MIN_OVERLAP:
+        return None
+    # A stroke a few pixels wide is covered as well by several neighbouring segments: take their middle.
+    i, j = np.nonzero(coverage >= 0.95 * coverage.max())
+    return p1 + offsets[i].mean() * normal, p2 + offsets[j].mean() * normal
+
+
+def _ink_run_ends(ink: np.ndarray, a: np.ndarray, b: np.ndarray, extend: int, band: int
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where the ink along the line through a, b starts and ends: the run (searched up to `extend`
+    pixels beyond a and b, gaps of a few pixels closed) that covers a-b most. None when no run
+    covers enough of it."""
+    length = float(np.hypot(*(b - a)))
+    seg = (b - a) / length
+    positions = np.arange(-extend, length + extend + 0.5)
+    along = _close_linear_gaps(_ink_along(ink, a, seg, np.array([-seg[1], seg[0]]), positions, band),
+                               max(2, band * 2))
+    inside = (positions >= 0) & (positions <= length)
+    best_run, best_overlap = None, 0
+    for first, count in _linear_runs(along):
+        overlap = int(inside[first:first + count].sum())
+        if overlap > best_overlap:
+            best_run, best_overlap = (first, count), overlap
+    if best_run is None or best_overlap < MIN_OVERLAP * inside.sum():
+        return None
+    first, count = best_run
+    return a + positions[first] * seg, a + positions[first + count - 1] * seg
+
+
+def _search_sizes(ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[int, int, int]:
+    """(band, reach, extend) in pixels: a line's width across, how far across a segment is searched
+    (half the matching tolerance), how far beyond its ends (three tolerances: the model's ends can be
+    that far out, and the ink's own end stops the search anyway)."""
+    tolerance_px = tolerance_mm * frame.px_per_mm
+    return (max(1, int(round(0.003 * max(ink.shape)))), max(1, int(round(CENTRE_SEARCH_SHARE * tolerance_px))),
+            int(np.ceil(3 * tolerance_px)) + 2)
+
+
+def refine_line(line: Line, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> Line:
+    """The line with its end points re-measured on the ink.
+
+    First the line itself (`_fit_segment`): each end point may move across the line by up to half the
+    matching tolerance, and the pair whose segment holds the most ink wins. Then its ends
+    (`_ink_run_ends`). When too little of the model's segment is ink, the line is kept as it was.
+    """
+    p1, p2 = np.array(frame.to_px(line.x1, line.y1)), np.array(frame.to_px(line.x2, line.y2))
+    if np.hypot(*(p2 - p1)) < 4:
+        return line
+    band, reach, extend = _search_sizes(ink, frame, tolerance_mm)
+    fitted = _fit_segment(ink, p1, p2, reach, band)
+    ends = fitted and _ink_run_ends(ink, *fitted, extend, band)
+    if not ends:
+        return line
+    (x1, y1), (x2, y2) = frame.to_mm(*ends[0]), frame.to_mm(*ends[1])
+    refined = Line(round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1))
+    return refined if not refined.problems(frame.sheet) else line
+
+
+def _intersection(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> np.ndarray | None:
+    """Where the lines through a1-b1 and a2-b2 cross; None when they are nearly parallel."""
+    d1, d2 = b1 - a1, b2 - a2
+    cross = d1[0] * d2[1] - d1[1] * d2[0]
+    if abs(cross) < 0.2 * np.hypot(*d1) * np.hypot(*d2):  # under about 12 degrees apart
+        return None
+    t = ((a2 - a1)[0] * d2[1] - (a2 - a1)[1] * d2[0]) / cross
+    return a1 + t * d1
+
+
+def refine_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> Polyline:
+    """The polyline with its points re-measured on the ink, its point count and `closed` kept.
+
+    Each segment is fitted as a line is (`_fit_segment`); a corner becomes the crossing of its two
+    fitted segments, an open end the end of its segment's ink. A point whose new place is not within
+    the matching tolerance of the model's stays where the model put it.
+    """
+    points = [np.array(frame.to_px(x, y)) for x, y in polyline.points]
+    n = len(points)
+    pairs = [(i, (i + 1) % n) for i in range(n if polyline.closed else n - 1)]
+    if any(np.hypot(*(points[j] - points[i])) < 4 for i, j in pairs):
+        return polyline
+    band, reach, extend = _search_sizes(ink, frame, tolerance_mm)
+    fitted = [_fit_segment(ink, points[i], points[j], reach, band) for i, j in pairs]
+    new = list(points)
+    for k, (i, j) in enumerate(pairs):  # the corner at j, between segment k and the next
+        following = (k + 1) % len(pairs) if polyline.closed else k + 1
+        if following < len(pairs) and fitted[k] is not None and fitted[following] is not None:
+            corner = _intersection(*fitted[k], *fitted[following])
+            if corner is not None:
+                new[j] = corner
+    if not polyline.closed:
+        for k, end, index in ((0, 0, 0), (len(pairs) - 1, 1, n - 1)):
+            ends = fitted[k] is not None and _ink_run_ends(ink, *fitted[k], extend, band)
+            if ends:
+                new[index] = ends[end]
+    limit = tolerance_mm * frame.px_per_mm
+    kept = [q if np.hypot(*(q - p)) <= limit else p for p, q in zip(points, new)]
+    refined = dataclasses.replace(polyline, points=tuple(
+        (round(x, 1), round(y, 1)) for x, y in (frame.to_mm(*q) for q in kept)))
+    return refined if not refined.problems(frame.sheet) else polyline
+
+
+def _best_offset(ink: np.ndarray, start: np.ndarray, direction: np.ndarray, normal: np.ndarray, length: float,
+                 reach: int, band: int) -> float:
+    """How far across (within +-reach pixels) a segment lies on the most ink: the middle of the stroke
+    (the offsets within 90% of the best coverage next to the best one), 0 when there is no stroke."""
+    positions = np.arange(0.0, length + 0.5)
+    offsets = np.arange(-reach, reach + 1)
+    coverage = np.array([_ink_along(ink, start + o * normal, direction, normal, positions, band).mean()
+                         for o in offsets])
+    if coverage.max() < MIN_OVERLAP:
+        return 0
+    good = coverage >= 0.9 * coverage.max()
+    best = int(np.argmax(coverage - 1e-6 * np.abs(offsets)))
+    low, high = best, best
+    while low > 0 and good[low - 1]:
+        low -= 1
+    while high < len(offsets) - 1 and good[high + 1]:
+        high += 1
+    return (int(offsets[low]) + int(offsets[high])) / 2
+
+
+def refine_rectangle(rect: Rectangle, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> Rectangle:
+    """The rectangle with each edge re-measured on the ink, within the matching tolerance of the model's.
+
+    A size the model read from its annotation is kept when the ink agrees with it to half the
+    tolerance (then only the position moves); otherwise the ink's size replaces it.
+    """
+    scale = frame.px_per_mm
+    tolerance_px = tolerance_mm * scale
+    left, top = frame.to_px(rect.x, rect.y + rect.height)
+    right, bottom = frame.to_px(rect.x + rect.width, rect.y)
+    if right - left < 4 or bottom - top < 4:
+        return rect
+    band = max(1, int(round(0.003 * max(ink.shape))))
+    reach = max(1, int(round(tolerance_px)))
+    down, across = np.array([0.0, 1.0]), np.array([1.0, 0.0])
+    # Each edge without its corners' last 15%: the neighbouring edges' ink is not evidence for it.
+    h_in, w_in = 0.15 * (bottom - top), 0.15 * (right - left)
+    v_len, h_len = (bottom - top) - 2 * h_in, (right - left) - 2 * w_in
+    new_left = left + _best_offset(ink, np.array([left, top + h_in]), down, across, v_len, reach, band)
+    new_right = right + _best_offset(ink, np.array([right, top + h_in]), down, across, v_len, reach, band)
+    new_top = top + _best_offset(ink, np.array([left + w_in, top]), across, down, h_len, reach, band)
+    new_bottom = bottom + _best_offset(ink, np.array([left + w_in, bottom]), across, down, h_len, reach, band)
+    if new_right - new_left < 2 or new_bottom - new_top < 2:
+        return rect
+    (x0, y1), (x1, y0) = frame.to_mm(new_left, new_top), frame.to_mm(new_right, new_bottom)
+
+    def place(low: float, high: float, read: float) -> tuple[float, float]:
+        if abs((high - low) - read) <= tolerance_mm / 2:
+            return round((low + high) / 2 - read / 2, 1), read  # the reading, centred on the ink
+        return round(low, 1), round(high - low, 1)
+
+    (x, width), (y, height) = place(x0, x1, rect.width), place(y0, y1, rect.height)
+    refined = Rectangle(x, y, width, height)
+    return refined if not refined.problems(frame.sheet) else rect
+
+
+def _close_linear_gaps(on: np.ndarray, max_gap: int) -> np.ndarray:
+    out = on.copy()
+    idx = np.flatnonzero(on)
+    for i, j in zip(idx[:-1], idx[1:]):
+        if 1 < j - i <= max_gap + 1:
+            out[i:j] = True
+    return out
+
+
+def _linear_runs(on: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of True as (first index, length)."""
+    padded = np.concatenate([[False], on, [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def refine_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive],
+                      tolerance_mm: float | None = None) -> list[Primitive]:
+    """The primitives with arcs and lines re-measured on the image's ink; the others as they were."""
+    image = grey(image)
+    scale = WORKING_SIDE / max(image.shape)
+    if scale < 1:  # more pixels would cost time and add no precision that the tolerances need
+        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+    ink = ink_mask(image)
+    frame = Frame(sheet, ink.shape[1], ink.shape[0])
+    tolerance_mm = 0.02 * max(sheet.width, sheet.height) if tolerance_mm is None else tolerance_mm
+    refiners = {Arc: refine_arc, Line: refine_line, Rectangle: refine_rectangle, Polyline: refine_polyline}
+    return [refiners[type(p)](p, ink, frame, tolerance_mm) if type(p) in refiners else p for p in primitives]

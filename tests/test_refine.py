@@ -1,0 +1,107 @@
+"""Re-measuring primitives on the image's ink: drawings made here with OpenCV (not the project's renderer),
+read back from deliberately wrong guesses of the kind the model makes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
+from cad2program.refine import close_gaps, ink_mask, refine_primitives, runs, span_degrees
+from cad2program.scoring import pair_error
+
+SHEET = Sheet(200, 150)
+PX_PER_MM = 3
+
+
+def draw(primitives, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """A white 600 x 450 image with the primitives in black, 2 px wide (sheet y up, image y down)."""
+    import cv2
+
+    image = np.full((round(SHEET.height * PX_PER_MM), round(SHEET.width * PX_PER_MM)), 255, np.uint8)
+
+    def px(x, y):
+        return round(x * PX_PER_MM), round((SHEET.height - y) * PX_PER_MM)
+
+    for p in primitives:
+        if isinstance(p, Line):
+            cv2.line(image, px(p.x1, p.y1), px(p.x2, p.y2), 0, 2)
+        elif isinstance(p, Rectangle):
+            cv2.rectangle(image, px(p.x, p.y + p.height), px(p.x + p.width, p.y), 0, 2)
+        elif isinstance(p, Circle):
+            cv2.circle(image, px(p.x, p.y), round(p.radius * PX_PER_MM), 0, 2)
+        elif isinstance(p, Arc):
+            sweep = (p.end_angle - p.start_angle) % 360
+            angles = np.radians(p.start_angle + np.linspace(0, sweep, 200))
+            points = [px(p.x + p.radius * np.cos(a), p.y + p.radius * np.sin(a)) for a in angles]
+            cv2.polylines(image, [np.array(points, np.int32)], False, 0, 2)
+        elif isinstance(p, Polyline):
+            cv2.polylines(image, [np.array([px(x, y) for x, y in p.points], np.int32)], p.closed, 0, 2)
+    if noise:
+        rng = np.random.default_rng(seed)
+        image = np.clip(image + rng.normal(0, noise, image.shape), 0, 255).astype(np.uint8)
+    return image
+
+
+TRUTH = [Arc(50, 100, 20, 30, 200), Line(110, 20, 190, 60), Rectangle(20, 15, 50, 30),
+         Polyline(((100, 90), (130, 130), (170, 90)), False), Circle(160, 120, 12)]
+# The model's kind of mistakes: angles 15-20 degrees out, ends and edges a few mm off, a corner moved.
+GUESS = [Arc(51, 99, 20, 12, 220), Line(112, 19, 180, 57), Rectangle(17, 13, 50, 30),
+         Polyline(((101, 92), (128, 133), (168.5, 90)), False), Circle(160, 120, 12)]
+
+
+@pytest.mark.parametrize("noise", [0.0, 25.0])
+def test_guesses_are_moved_onto_the_drawn_ink(noise):
+    refined = refine_primitives(draw(TRUTH, noise), SHEET, GUESS)
+    tight = 0.5 * 0.02 * max(SHEET.width, SHEET.height)  # well inside the matching tolerance
+    assert [type(p) for p in refined] == [type(p) for p in TRUTH]
+    arc = refined[0]
+    assert arc.radius == 20  # the size read from the annotation is kept
+    assert abs(arc.start_angle - 30) <= 3 and abs(arc.end_angle - 200) <= 3
+    assert pair_error(GUESS[0], TRUTH[0], SHEET) is None and pair_error(arc, TRUTH[0], SHEET) is not None
+    line = refined[1]
+    assert max(np.hypot(line.x1 - 110, line.y1 - 20), np.hypot(line.x2 - 190, line.y2 - 60)) <= tight
+    assert refined[2] == Rectangle(20, 15, 50, 30)  # edges from the ink, width and height as read
+    polyline = refined[3]
+    assert all(np.hypot(x - tx, y - ty) <= tight for (x, y), (tx, ty) in zip(polyline.points, TRUTH[3].points))
+    assert refined[4] == GUESS[4]  # circles are not re-measured
+
+
+def test_without_ink_where_the_model_saw_something_the_guesses_are_kept():
+    blank = np.full((450, 600), 255, np.uint8)
+    assert refine_primitives(blank, SHEET, GUESS) == GUESS
+    elsewhere = draw([Line(10, 140, 60, 140)])  # ink, but nowhere near the guesses
+    assert refine_primitives(elsewhere, SHEET, GUESS) == GUESS
+
+
+def test_a_rectangle_whose_read_width_the_ink_contradicts_takes_the_inks():
+    # 3.5 mm out: inside the matching tolerance (4 mm), too far for a reading that the ink confirms (2 mm)
+    refined = refine_primitives(draw([Rectangle(20, 15, 50, 30)]), SHEET, [Rectangle(20, 15, 46.5, 30)])
+    assert refined[0].width == pytest.approx(50, abs=0.7) and refined[0].height == 30
+
+
+def test_refined_recognitions_of_colour_and_large_images_are_measured_in_the_same_sheet_frame():
+    image = draw(TRUTH)
+    big_colour = np.repeat(np.kron(image, np.ones((3, 3), np.uint8))[..., None], 3, axis=2)  # 1800 x 1350 RGB
+    small, big = refine_primitives(image, SHEET, GUESS), refine_primitives(big_colour, SHEET, GUESS)
+    for a, b in zip(small, big):
+        assert pair_error(b, a, Sheet(200, 150)) is not None  # the same place, within the tolerance
+    assert pair_error(big[0], TRUTH[0], SHEET) is not None
+
+
+def test_the_ink_mask_ignores_uneven_light():
+    image = draw([Line(20, 75, 180, 75)]).astype(np.float32)
+    gradient = np.linspace(0, 120, image.shape[1])[None, :]  # paper from white to mid grey
+    ink = ink_mask(np.clip(image - gradient, 0, 255).astype(np.uint8))
+    row = round(75 * PX_PER_MM)
+    assert ink[row - 1:row + 2, 100:500].any(axis=0).all()  # the whole line
+    assert ink[:row - 10].mean() < 0.001 and ink[row + 10:].mean() < 0.001  # and nothing else
+
+
+def test_circular_runs_and_gap_closing():
+    on = span_degrees(350, 20)  # wraps through 0
+    assert on.sum() == 30 and runs(on) == [(350, 30)]
+    broken = on.copy()
+    broken[5:8] = False
+    assert len(runs(broken)) == 2 and runs(close_gaps(broken, 4)) == [(350, 30)]
+    assert runs(np.ones(360, bool)) == [(0, 360)] and runs(np.zeros(360, bool)) == []
