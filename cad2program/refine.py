@@ -31,7 +31,7 @@ from cad2program.program import Arc, Line, Polyline, Primitive, Rectangle, Sheet
 
 MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replace it
 MAX_GAP_DEGREES = 4  # gaps of ink this short along an arc are closed
-CENTRE_SEARCH_SHARE = 0.5  # the centre is searched within this share of the matching tolerance
+CENTRE_SEARCH_SHARE = 1.0  # segments are searched across within this share of the matching tolerance
 WORKING_SIDE = 800  # larger images are measured at this longer side (over 3x the model's 256 px)
 
 
@@ -149,7 +149,7 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
     if not predicted.any():
         return arc
     band = max(1, int(round(0.003 * max(ink.shape))))  # about a line width, and a hand's wobble
-    reach = max(1, int(round(CENTRE_SEARCH_SHARE * tolerance_px)))
+    reach = max(1, int(round(tolerance_px)))  # a centre the tolerance away still matches: search that far
     radii = np.arange(max(2, int(radius_px - tolerance_px)), int(radius_px + tolerance_px) + 1)
     outer = int(radii[-1] + reach + band + 2)
     top, left = max(0, int(row) - outer), max(0, int(col) - outer)
@@ -160,8 +160,10 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
     # The circle through the most ink pixels of the predicted span (within a pixel of it): every centre
     # within reach, every radius within the tolerance, from one histogram of distances per centre.
     best = (-1, 0.0, 0, 0, radius_px)  # (pixels, -how far from the model's circle, dc, dr, radius)
-    for dc in range(-reach, reach + 1):
-        for dr in range(-reach, reach + 1):
+
+    def fit(centres):
+        nonlocal best
+        for dc, dr in centres:
             dx, dy = cols - (col + dc), (row + dr) - rows  # y up on the sheet, down in the image
             in_span = predicted[np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360]
             halves = np.rint(2 * np.hypot(dx[in_span], dy[in_span])).astype(np.int64)  # half-pixel bins
@@ -172,6 +174,11 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
             key = (int(near[k]), -float(dc * dc + dr * dr + (k / 2 - radius_px) ** 2), dc, dr, k / 2)
             if key[:2] > best[:2]:
                 best = key
+
+    step = max(1, reach // 6)  # coarse to fine: centres `step` apart, then every pixel around the best
+    fit([(dc, dr) for dc in range(-reach, reach + 1, step) for dr in range(-reach, reach + 1, step)])
+    c0, r0 = best[2], best[3]
+    fit([(c0 + i, r0 + j) for i in range(1 - step, step) for j in range(1 - step, step) if i or j])
     _, _, dc, dr, radius = best
     along = _degrees_by_radius(cols, rows, col + dc, row + dr, np.array([int(round(radius))]), band)[0]
     covered = int((along & predicted).sum())
@@ -206,31 +213,41 @@ def _ink_along(ink: np.ndarray, start: np.ndarray, direction: np.ndarray, normal
     return hit.any(axis=1)
 
 
-def _fit_segment(ink: np.ndarray, p1: np.ndarray, p2: np.ndarray, reach: int, band: int
-                 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The segment near p1-p2 that lies on the most ink: each end moved across by up to `reach` pixels.
-
-    All (2 reach + 1)^2 candidates are sampled at once, a pixel apart along the segment and across
-    it within `band` (across the model's direction: the candidates differ from it by a few degrees
-    at most). None when even the best holds too little ink (nothing drawn there).
-    """
-    length = float(np.hypot(*(p2 - p1)))
-    direction = (p2 - p1) / length
-    normal = np.array([-direction[1], direction[0]])
-    share = np.linspace(0.0, 1.0, int(length) + 1)  # (L,) where along the segment
-    offsets = np.arange(-reach, reach + 1, dtype=np.float64)  # (O,)
-    across = (offsets[:, None, None] * (1 - share) + offsets[None, :, None] * share)  # (O, O, L)
-    across = across[..., None] + np.arange(-band, band + 1)  # (O, O, L, 2 band + 1)
+def _segment_coverage(ink: np.ndarray, p1: np.ndarray, p2: np.ndarray, normal: np.ndarray,
+                      offsets1: np.ndarray, offsets2: np.ndarray, band: int) -> np.ndarray:
+    """(len(offsets1), len(offsets2)): the share of each candidate segment (ends moved across by the
+    offsets) with ink within `band` across it, sampled a pixel apart, all candidates at once."""
+    share = np.linspace(0.0, 1.0, int(np.hypot(*(p2 - p1))) + 1)  # (L,) where along the segment
+    across = offsets1[:, None, None] * (1 - share) + offsets2[None, :, None] * share  # (O1, O2, L)
+    across = across[..., None] + np.arange(-band, band + 1)  # (O1, O2, L, 2 band + 1)
     points = (p1 + share[:, None] * (p2 - p1))[None, None, :, None, :] + across[..., None] * normal
     c, r = np.rint(points[..., 0]).astype(np.int64), np.rint(points[..., 1]).astype(np.int64)
     inside = (c >= 0) & (c < ink.shape[1]) & (r >= 0) & (r < ink.shape[0])
     hit = ink[np.clip(r, 0, ink.shape[0] - 1), np.clip(c, 0, ink.shape[1] - 1)] & inside
-    coverage = hit.any(axis=-1).mean(axis=-1)  # (O, O)
+    return hit.any(axis=-1).mean(axis=-1)
+
+
+def _fit_segment(ink: np.ndarray, p1: np.ndarray, p2: np.ndarray, reach: int, band: int
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The segment near p1-p2 that lies on the most ink: each end moved across by up to `reach` pixels.
+
+    Candidates are compared on a grid of offsets `step` apart, then every pixel around the best
+    (across the model's direction: the candidates differ from it by a few degrees at most). None
+    when even the best holds too little ink (nothing drawn there).
+    """
+    direction = (p2 - p1) / float(np.hypot(*(p2 - p1)))
+    normal = np.array([-direction[1], direction[0]])
+    step = max(1, reach // 4)
+    coarse = np.arange(-reach, reach + 1, step, dtype=np.float64)
+    coverage = _segment_coverage(ink, p1, p2, normal, coarse, coarse, band)
     if coverage.max() < MIN_OVERLAP:
         return None
+    i, j = np.unravel_index(np.argmax(coverage), coverage.shape)
+    fine1, fine2 = (coarse[k] + np.arange(-step, step + 1, dtype=np.float64) for k in (i, j))
+    coverage = _segment_coverage(ink, p1, p2, normal, fine1, fine2, band)
     # A stroke a few pixels wide is covered as well by several neighbouring segments: take their middle.
     i, j = np.nonzero(coverage >= 0.95 * coverage.max())
-    return p1 + offsets[i].mean() * normal, p2 + offsets[j].mean() * normal
+    return p1 + fine1[i].mean() * normal, p2 + fine2[j].mean() * normal
 
 
 def _ink_run_ends(ink: np.ndarray, a: np.ndarray, b: np.ndarray, extend: int, band: int
