@@ -6,7 +6,8 @@ The model is randomly initialised (the figure is about compute, not accuracy) an
 process; the first call compiles, and the timed calls are the ones after it, in-process, as `predict`
 on a folder or a server sees them. A random model writes until the length limit, so the number of
 generated tokens is reported beside the time: a trained model that stops earlier is faster.
-Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding).
+Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding +
+re-measuring the primitives on the image's ink); the last part is also timed alone (`refine_ms_median`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ def main() -> None:
         recognizer.recognize([image], [sheet])
         times.append(time.perf_counter() - start)
 
+    recognition = recognizer.recognize_prepared(prepare_image(image, recognizer.image_size)[None], [sheet])[0]
+    refine_times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        recognizer.refined(image, recognition)
+        refine_times.append(time.perf_counter() - start)
+
     tokens, _ = generate(recognizer.split, prepare_image(image, recognizer.image_size)[None],
                          np.array([tokenizer.encode_prompt(sheet)], np.int32), recognizer.grammar, recognizer.options,
                          limits=np.array([tokenizer.value_limits(sheet)], np.int32))
@@ -69,6 +77,7 @@ def main() -> None:
         "first_call_s": round(first, 2),
         "warm_ms_per_drawing_median": round(1000 * statistics.median(times), 1),
         "warm_ms_per_drawing_min": round(1000 * min(times), 1),
+        "refine_ms_median": round(1000 * statistics.median(refine_times), 1),
         "repeats": args.repeats, "generated_tokens": generated,
         "max_new_tokens": recognizer.options.max_new_tokens,
         "warm_ms_per_token": round(1000 * statistics.median(times) / max(generated, 1), 2),
