@@ -350,3 +350,18 @@ def test_training_writes_the_confidence_power_into_its_models_and_recognizers_ap
     calibrated = Recognizer(loaded_config, model, info={"confidence_power": 0.5}).recognize(list(images[..., 0]), sheets)
     assert [r.primitives for r in raw] == [r.primitives for r in calibrated] and any(r.primitives for r in raw)
     assert [c for r in calibrated for c in r.confidences] == pytest.approx([c ** 0.5 for r in raw for c in r.confidences])
+
+
+def test_calibrate_script_writes_a_fitted_power_into_the_model_file(tmp_path, capsys):
+    import runpy
+    from pathlib import Path
+
+    config = tiny()
+    path = export_model(tmp_path / "m.msgpack", config, nnx.state(DrawingReader(config.model, nnx.Rngs(4))),
+                        {"step": 7})
+    script = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_confidences.py"
+    main = runpy.run_path(str(script))["main"]
+    assert main([str(path), "--drawings", "3", "--image-size", "128", "--out", str(tmp_path / "c.msgpack")]) == 0
+    extra = load_model(tmp_path / "c.msgpack")[2]
+    assert extra["step"] == 7 and extra["confidence_power"] > 0  # other metadata kept
+    assert "confidence power 1.0 ->" in capsys.readouterr().out
