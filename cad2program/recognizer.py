@@ -26,6 +26,7 @@ from cad2program.errors import UserError
 from cad2program.model import DrawingReader
 from cad2program.program import Primitive, Sheet, format_program, program_problems
 from cad2program.refine import refine_primitives
+from cad2program.scoring import pair_error
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model.msgpack"
 # Without a sheet size, the longer side of the image is taken as this many mm (an A4 sheet's long side).
@@ -217,10 +218,21 @@ class Recognizer:
 
     @staticmethod
     def refined(image: np.ndarray, recognition: Recognition) -> Recognition:
-        """The recognition with its primitives re-measured on the image's ink (types, count, read sizes
-        and confidences stay the model's)."""
+        """The recognition with its primitives re-measured on the image's ink (types, read sizes and
+        confidences stay the model's), less any primitive written twice.
+
+        Two primitives of one type that would match each other under the contract's tolerance are one
+        primitive written twice (re-measuring often puts both on the same ink): the more confident stays.
+        """
         primitives = refine_primitives(image, recognition.sheet, recognition.primitives)
-        return dataclasses.replace(recognition, primitives=primitives)
+        kept: list[int] = []
+        for i in sorted(range(len(primitives)), key=lambda i: -recognition.confidences[i]):
+            if not any(type(primitives[i]) is type(primitives[k])
+                       and pair_error(primitives[i], primitives[k], recognition.sheet) is not None for k in kept):
+                kept.append(i)
+        kept.sort()
+        return dataclasses.replace(recognition, primitives=[primitives[i] for i in kept],
+                                   confidences=[recognition.confidences[i] for i in kept])
 
     def recognize_prepared(self, batch_images: np.ndarray, sheets: Sequence[Sheet], rng=None) -> list[Recognition]:
         """Images already through `prepare_image` (B, S, S, 1); pads the batch to a bucket size."""

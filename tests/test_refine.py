@@ -105,3 +105,13 @@ def test_circular_runs_and_gap_closing():
     broken[5:8] = False
     assert len(runs(broken)) == 2 and runs(close_gaps(broken, 4)) == [(350, 30)]
     assert runs(np.ones(360, bool)) == [(0, 360)] and runs(np.zeros(360, bool)) == []
+
+
+def test_a_primitive_written_twice_is_kept_once_with_the_higher_confidence():
+    from cad2program.recognizer import Recognition, Recognizer
+
+    image = draw([Line(110, 20, 190, 60), Circle(160, 120, 12)])
+    twice = Recognition(SHEET, [Line(111, 20, 189, 61), Circle(160, 120, 12), Line(110, 21, 190, 59)],
+                        [0.4, 0.9, 0.7], valid=True)
+    refined = Recognizer.refined(image, twice)
+    assert [type(p) for p in refined.primitives] == [Circle, Line] and refined.confidences == [0.9, 0.7]
