@@ -7,7 +7,8 @@ process; the first call compiles, and the timed calls are the ones after it, in-
 on a folder or a server sees them. A random model writes until the length limit, so the number of
 generated tokens is reported beside the time: a trained model that stops earlier is faster.
 Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding +
-re-measuring the primitives on the image's ink); the last part is also timed alone (`refine_ms_median`).
+`Recognizer.refined`: re-measuring on the image's ink and re-reading the sizes it contradicts); the
+last part is also timed alone (`refine_ms_median`).
 """
 
 from __future__ import annotations
@@ -60,11 +61,12 @@ def main() -> None:
         recognizer.recognize([image], [sheet])
         times.append(time.perf_counter() - start)
 
-    recognition = recognizer.recognize_prepared(prepare_image(image, recognizer.image_size)[None], [sheet])[0]
+    prepared = prepare_image(image, recognizer.image_size)[None]
+    recognition = recognizer.recognize_prepared(prepared, [sheet])[0]
     refine_times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        recognizer.refined(image, recognition)
+        recognizer.refined(prepared, [image], [recognition])
         refine_times.append(time.perf_counter() - start)
 
     tokens, _ = generate(recognizer.split, prepare_image(image, recognizer.image_size)[None],

@@ -293,6 +293,61 @@ def _full_logits_at(graphdef, params, memory, tokens, position):
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
+def _continuation_logprobs(graphdef, params, memory, prefix, prefix_len, continuations, lengths):
+    """memory (1, N, D), prefix (1, P) right-padded, continuations (K, C) -> (K,) summed log-probs."""
+    model = nnx.merge(graphdef, params)
+    offset = memory.shape[1] if model.cfg.fusion == "prefix" else 0
+    # The cache only needs the prefix and the continuations: a short one is cheap to copy and extend.
+    _, cache = model.prefill_cache(memory, prefix, model.init_cache(1, offset + prefix.shape[1] + continuations.shape[1]))
+    k = continuations.shape[0]
+    tile = lambda x: jnp.repeat(x, k, axis=0)
+    cache = {**cache, "layers": jax.tree_util.tree_map(tile, cache["layers"]),
+             "memory_kv": None if cache.get("memory_kv") is None else jax.tree_util.tree_map(tile, cache["memory_kv"]),
+             # The padding after the prefix is in the cache, but attention never sees keys beyond the
+             # position being written. Rewriting the prefix's last token gives the logits after it.
+             "index": offset + prefix_len - 1}
+    token = jnp.repeat(jax.lax.dynamic_index_in_dim(prefix[0], prefix_len - 1, keepdims=False)[None], k)
+    total = jnp.zeros(k, jnp.float32)
+    for step in range(continuations.shape[1]):
+        logits, cache = model.extend_cache(token, cache)
+        log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+        token = continuations[:, step]
+        total = total + jnp.where(step < lengths, jnp.take_along_axis(log_probs, token[:, None], axis=1)[:, 0], 0.0)
+    return total
+
+
+def continuation_logprobs(model_or_split, memory, prefix: list[int], continuations: list[list[int]], pad: int,
+                          max_len: int, width: int, rows: int = 16, bucket: int = 64) -> np.ndarray:
+    """log p(continuation | prefix, image) for each of several short continuations of one prefix.
+
+    `memory` (1, N, D): the image through `embed_images`. The prefix runs through the decoder once,
+    into a cache that every continuation then extends (cheap: a few tokens each). Shapes are padded
+    (the prefix to a multiple of `bucket`, continuations to `rows` rows of `width` tokens) so that
+    only a few shapes are ever compiled.
+    """
+    graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
+    padded = np.full((1, min(-(-len(prefix) // bucket) * bucket, max_len)), pad, np.int32)
+    padded[0, :len(prefix)] = prefix
+    out = []
+    for first in range(0, len(continuations), rows):
+        chunk = continuations[first:first + rows]
+        grid = np.full((rows, width), pad, np.int32)
+        for i, c in enumerate(chunk):
+            grid[i, :len(c)] = c
+        lengths = np.array([len(c) for c in chunk] + [0] * (rows - len(chunk)), np.int32)
+        scores = _continuation_logprobs(graphdef, params, jnp.asarray(memory), jnp.asarray(padded),
+                                        jnp.asarray(len(prefix), jnp.int32), jnp.asarray(grid), jnp.asarray(lengths))
+        out.append(np.asarray(scores)[:len(chunk)])
+    return np.concatenate(out)
+
+
+def embed_images(model_or_split, images) -> jax.Array:
+    """The images through the model's encoder: what `generate(memory=...)` and `token_logprobs` take."""
+    graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
+    return _embed(graphdef, params, jnp.asarray(images))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
 def _embed(graphdef, params, images):
     return nnx.merge(graphdef, params).embed_image(images)
 

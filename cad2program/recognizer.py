@@ -21,11 +21,11 @@ from flax import nnx, serialization
 from cad2program import tokenizer
 from cad2program.configs import TrainConfig, config_from_dict, config_to_dict
 from cad2program.data import prepare_image
-from cad2program.decode import DecodeOptions, default_grammar, generate
+from cad2program.decode import DecodeOptions, continuation_logprobs, default_grammar, embed_images, generate
 from cad2program.errors import UserError
 from cad2program.model import DrawingReader
-from cad2program.program import Primitive, Sheet, format_program, program_problems
-from cad2program.refine import refine_primitives
+from cad2program.program import Circle, Primitive, Rectangle, Sheet, format_program, program_problems
+from cad2program.refine import measure_primitives
 from cad2program.scoring import pair_error
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model.msgpack"
@@ -43,6 +43,9 @@ class Recognition:
     confidences: list[float]  # per primitive: the chance it matches, as the model sees it (primitive_confidence)
     valid: bool  # the output parsed into a program valid on this sheet
     problems: list[str] = dataclasses.field(default_factory=list)
+    # What the model wrote: its token row (after the prompt) and each primitive's [start, end) in it.
+    tokens: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    spans: list[tuple[int, int]] = dataclasses.field(default_factory=list, repr=False, compare=False)
 
     @property
     def program(self) -> str:
@@ -91,6 +94,94 @@ def fit_confidence_power(confidences: Sequence[float], matched: Sequence[bool]) 
     return float(round(powers[int(np.argmax(likelihood))], 4))
 
 
+def measured_on(image: np.ndarray, recognition: Recognition) -> tuple[Recognition, list[dict]]:
+    """The recognition with its primitives re-measured on the image's ink, and the sizes the ink
+    shows (`refine.measure_primitives`). Needs no model: a server runs it beside the model thread."""
+    primitives, sizes = measure_primitives(image, recognition.sheet, recognition.primitives)
+    return dataclasses.replace(recognition, primitives=primitives), sizes
+
+
+def without_repeats(recognition: Recognition) -> Recognition:
+    """The recognition less any primitive written twice: two of one type that would match each other
+    under the contract's tolerance (re-measuring often puts both on the same ink). The more confident stays."""
+    primitives, confidences = recognition.primitives, recognition.confidences
+    kept: list[int] = []
+    for i in sorted(range(len(primitives)), key=lambda i: -confidences[i]):
+        if not any(type(primitives[i]) is type(primitives[k])
+                   and pair_error(primitives[i], primitives[k], recognition.sheet) is not None for k in kept):
+            kept.append(i)
+    kept.sort()
+    spans = recognition.spans if len(recognition.spans) == len(primitives) else []
+    return dataclasses.replace(recognition, primitives=[primitives[i] for i in kept],
+                               confidences=[confidences[i] for i in kept],
+                               spans=[spans[i] for i in kept] if spans else [])
+
+
+def _digit_groups(tokens: np.ndarray, start: int, end: int) -> list[int]:
+    """Where each size's digits begin in tokens[start:end] (a size's digits end with `d;`)."""
+    groups, inside = [], False
+    for i in range(start, end):
+        digit = tokenizer.DIGIT0 <= int(tokens[i]) <= tokenizer.SIZE_END
+        if digit and not inside:
+            groups.append(i)
+        inside = digit and int(tokens[i]) != tokenizer.SIZE_END
+    return groups
+
+
+MAX_SIZE_CANDIDATES = 41
+SIZE_TOKENS = tokenizer.MAX_SIZE_DIGITS + 3  # the longest size: 3 digits, '.', a tenth, 'd;'
+
+
+def _read_digits(tokens: np.ndarray, start: int) -> float:
+    """The value a size's digit tokens (from `start` to its `d;`) spell."""
+    text = ""
+    for token in map(int, tokens[start:]):
+        if token == tokenizer.SIZE_END:
+            break
+        text += "." if token == tokenizer.DOT else str(token - tokenizer.DIGIT0)
+    return float(text)
+
+
+def _size_jobs(recognition: Recognition, sizes: list[dict]) -> list[list[tuple[str, int, list]]]:
+    """Per primitive, the sizes to read again: (field, where its digits begin, [(value, digit tokens)])."""
+    if recognition.tokens is None or len(recognition.spans) != len(recognition.primitives):
+        return [[] for _ in recognition.primitives]
+    jobs = []
+    for primitive, (a, b), measured in zip(recognition.primitives, recognition.spans, sizes):
+        fields = []
+        for field, start in zip(type(primitive).SIZE_FIELDS, _digit_groups(recognition.tokens, a, b)):
+            if field not in measured:
+                continue
+            # A circle's digits are its diameter's, on a 0.2 grid (twice a 0.1 radius).
+            factor, step = (2.0, 0.2) if isinstance(primitive, Circle) else (1.0, 0.1)
+            ink, read = factor * measured[field], _read_digits(recognition.tokens, start)
+            window = factor * max(2 * measured["mm_per_px"], 0.015 * measured[field])
+            if abs(read - ink) <= window:
+                continue  # the reading agrees with the ink
+            values = np.arange(np.ceil((ink - window) / step), np.floor((ink + window) / step) + 1) * step
+            values = sorted((v for v in values if v > 0), key=lambda v: abs(v - ink))[:MAX_SIZE_CANDIDATES]
+            candidates = []
+            for v in values:
+                try:
+                    candidates.append((round(float(v) / factor, 1), tokenizer.encode_size(round(float(v), 1))))
+                except tokenizer.TokenizerError:
+                    continue
+            if candidates:
+                fields.append((field, start, candidates))
+        jobs.append(fields)
+    return jobs
+
+
+def _with_size(primitive: Primitive, field: str, value: float, sheet: Sheet) -> Primitive:
+    """The primitive with one size changed; a rectangle keeps its centre."""
+    changes = {field: value}
+    if isinstance(primitive, Rectangle):
+        corner = "x" if field == "width" else "y"
+        changes[corner] = round(getattr(primitive, corner) + (getattr(primitive, field) - value) / 2, 1)
+    changed = dataclasses.replace(primitive, **changes)
+    return changed if not changed.problems(sheet) else primitive
+
+
 def programs_from_tokens(tokens: np.ndarray, logprobs: np.ndarray, sheets: Sequence[Sheet],
                          confidence_power: float = 1.0) -> list[Recognition]:
     """Decoded token rows -> recognitions. A row cut off by the length limit keeps its complete primitives.
@@ -116,7 +207,8 @@ def programs_from_tokens(tokens: np.ndarray, logprobs: np.ndarray, sheets: Seque
         primitives = [p for p, _, _ in spans]
         confidences = [primitive_confidence(row[a:b], row_logprobs[a:b]) ** confidence_power for _, a, b in spans]
         problems += program_problems(primitives, sheet)
-        out.append(Recognition(sheet, primitives, confidences, valid=not problems, problems=problems))
+        out.append(Recognition(sheet, primitives, confidences, valid=not problems, problems=problems,
+                               tokens=np.array(row[:end]), spans=[(a, b) for _, a, b in spans]))
     return out
 
 
@@ -212,27 +304,50 @@ class Recognizer:
         sheets = [s if s is not None else infer_sheet(img) for img, s in zip(images, sheets)]
         out: list[Recognition] = []
         for start in range(0, len(images), self.max_batch):
-            chunk = [prepare_image(img, self.image_size) for img in images[start:start + self.max_batch]]
-            out += self.recognize_prepared(np.stack(chunk), sheets[start:start + len(chunk)], rng)
-        return [self.refined(image, r) for image, r in zip(images, out)] if self.refine else out
+            originals = images[start:start + self.max_batch]
+            prepared = np.stack([prepare_image(img, self.image_size) for img in originals])
+            found = self.recognize_prepared(prepared, sheets[start:start + len(originals)], rng)
+            out += self.refined(prepared, originals, found) if self.refine else found
+        return out
 
-    @staticmethod
-    def refined(image: np.ndarray, recognition: Recognition) -> Recognition:
-        """The recognition with its primitives re-measured on the image's ink (types, read sizes and
-        confidences stay the model's), less any primitive written twice.
+    def refined(self, prepared: np.ndarray, images: Sequence[np.ndarray],
+                recognitions: list[Recognition]) -> list[Recognition]:
+        """What follows the model when `refine` is on: `measured` on each full-size image, sizes the
+        ink contradicts read again (`reread_sizes`), then `without_repeats`. `prepared`: the images as
+        the model saw them (B, S, S, 1)."""
+        measured = [measured_on(image, r) for image, r in zip(images, recognitions)]
+        reread = self.reread_sizes(prepared, [r for r, _ in measured], [sizes for _, sizes in measured])
+        return [without_repeats(r) for r in reread]
 
-        Two primitives of one type that would match each other under the contract's tolerance are one
-        primitive written twice (re-measuring often puts both on the same ink): the more confident stays.
+    def reread_sizes(self, prepared: np.ndarray, recognitions: list[Recognition],
+                     measured: list[list[dict]]) -> list[Recognition]:
+        """Sizes whose reading the ink contradicts, read again within what the ink allows.
+
+        When the model's digits for a size disagree with the size the ink shows (`measure_primitives`)
+        by more than the ink's own precision, every value on the 0.1 mm grid within that precision is a
+        candidate, and the model scores each candidate's digits after what it wrote before them
+        (`decode.continuation_logprobs`): the most likely one replaces the reading. The
+        geometry says roughly how big; the model's reading of the glyphs says which value exactly.
         """
-        primitives = refine_primitives(image, recognition.sheet, recognition.primitives)
-        kept: list[int] = []
-        for i in sorted(range(len(primitives)), key=lambda i: -recognition.confidences[i]):
-            if not any(type(primitives[i]) is type(primitives[k])
-                       and pair_error(primitives[i], primitives[k], recognition.sheet) is not None for k in kept):
-                kept.append(i)
-        kept.sort()
-        return dataclasses.replace(recognition, primitives=[primitives[i] for i in kept],
-                                   confidences=[recognition.confidences[i] for i in kept])
+        jobs = [(d, k, job) for d, (r, sizes) in enumerate(zip(recognitions, measured))
+                for k, job in enumerate(_size_jobs(r, sizes)) if job]
+        if not jobs:
+            return recognitions
+        drawings = sorted({d for d, _, _ in jobs})
+        memory = embed_images(self.split, prepared[drawings])
+        best: dict[tuple[int, int, str], float] = {}
+        for d, k, fields in jobs:
+            prefix_start = tokenizer.encode_prompt(recognitions[d].sheet)
+            for field, start, candidates in fields:
+                prefix = prefix_start + [int(t) for t in recognitions[d].tokens[:start]]
+                scores = continuation_logprobs(self.split, memory[drawings.index(d)][None], prefix,
+                                               [digits for _, digits in candidates], tokenizer.PAD,
+                                               self.config.model.max_len, width=SIZE_TOKENS)
+                best[d, k, field] = candidates[int(np.argmax(scores))][0]
+        out = [dataclasses.replace(r, primitives=list(r.primitives)) for r in recognitions]
+        for (d, k, field), value in best.items():
+            out[d].primitives[k] = _with_size(out[d].primitives[k], field, value, out[d].sheet)
+        return out
 
     def recognize_prepared(self, batch_images: np.ndarray, sheets: Sequence[Sheet], rng=None) -> list[Recognition]:
         """Images already through `prepare_image` (B, S, S, 1); pads the batch to a bucket size."""

@@ -27,7 +27,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from cad2program.program import Arc, Line, Polyline, Primitive, Rectangle, Sheet
+from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet
 
 MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replace it
 MAX_GAP_DEGREES = 4  # gaps of ink this short along an arc are closed
@@ -137,18 +137,15 @@ def _degrees_by_radius(cols: np.ndarray, rows: np.ndarray, col: float, row: floa
     return np.stack([found[i:i + 2 * band + 1].any(axis=0) for i in range(len(radii))])
 
 
-def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> Arc:
-    """The arc with its centre and angles re-measured on the ink (see the module's docstring)."""
-    scale = frame.px_per_mm
-    radius_px = arc.radius * scale
-    tolerance_px = tolerance_mm * scale
-    if radius_px < 4:  # too small to measure angles on
-        return arc
-    col, row = frame.to_px(arc.x, arc.y)
-    predicted = span_degrees(arc.start_angle, arc.end_angle)
-    if not predicted.any():
-        return arc
-    band = max(1, int(round(0.003 * max(ink.shape))))  # about a line width, and a hand's wobble
+def _fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolerance_px: float,
+                predicted: np.ndarray, band: int) -> tuple[float, float, float, np.ndarray] | None:
+    """The circle through the most ink pixels of the `predicted` degrees (within a pixel of it), its
+    centre within the tolerance of (col, row) and its radius within the tolerance of radius_px.
+
+    -> (centre col, centre row, radius in pixels, (360,) which degrees have ink on it), or None when
+    there is no ink near. One histogram of distances per centre gives every radius at once; centres are
+    searched on a coarse grid, then pixel by pixel around the best.
+    """
     reach = max(1, int(round(tolerance_px)))  # a centre the tolerance away still matches: search that far
     radii = np.arange(max(2, int(radius_px - tolerance_px)), int(radius_px + tolerance_px) + 1)
     outer = int(radii[-1] + reach + band + 2)
@@ -156,9 +153,7 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
     rows, cols = np.nonzero(ink[top:int(row) + outer + 1, left:int(col) + outer + 1])
     rows, cols = rows + top, cols + left
     if len(rows) == 0:
-        return arc
-    # The circle through the most ink pixels of the predicted span (within a pixel of it): every centre
-    # within reach, every radius within the tolerance, from one histogram of distances per centre.
+        return None
     best = (-1, 0.0, 0, 0, radius_px)  # (pixels, -how far from the model's circle, dc, dr, radius)
 
     def fit(centres):
@@ -175,19 +170,34 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
             if key[:2] > best[:2]:
                 best = key
 
-    step = max(1, reach // 6)  # coarse to fine: centres `step` apart, then every pixel around the best
+    step = max(1, reach // 6)
     fit([(dc, dr) for dc in range(-reach, reach + 1, step) for dr in range(-reach, reach + 1, step)])
     c0, r0 = best[2], best[3]
     fit([(c0 + i, r0 + j) for i in range(1 - step, step) for j in range(1 - step, step) if i or j])
     _, _, dc, dr, radius = best
     along = _degrees_by_radius(cols, rows, col + dc, row + dr, np.array([int(round(radius))]), band)[0]
-    covered = int((along & predicted).sum())
-    if covered < MIN_OVERLAP * predicted.sum():
-        return arc  # no circle of ink where the model saw the arc
-    along = close_gaps(along, MAX_GAP_DEGREES)
-    candidates = runs(along)
+    return col + dc, row + dr, float(radius), along
+
+
+def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Arc, dict]:
+    """The arc with its centre and angles re-measured on the ink (see the module's docstring), and
+    {"radius": the ink's radius in mm} when the ink shows the arc."""
+    scale = frame.px_per_mm
+    radius_px = arc.radius * scale
+    predicted = span_degrees(arc.start_angle, arc.end_angle)
+    if radius_px < 4 or not predicted.any():  # too small to measure angles on
+        return arc, {}
+    band = max(1, int(round(0.003 * max(ink.shape))))  # about a line width, and a hand's wobble
+    fitted = _fit_circle(ink, *frame.to_px(arc.x, arc.y), radius_px, tolerance_mm * scale, predicted, band)
+    if fitted is None:
+        return arc, {}
+    col, row, radius, along = fitted
+    if (along & predicted).sum() < MIN_OVERLAP * predicted.sum():
+        return arc, {}  # no circle of ink where the model saw the arc
+    measured = {"radius": radius / scale, "mm_per_px": 1 / scale}
+    candidates = runs(close_gaps(along, MAX_GAP_DEGREES))
     if not candidates or candidates == [(0, 360)]:
-        return arc
+        return arc, measured
 
     def overlap(run: tuple[int, int]) -> int:
         first, length = run
@@ -195,11 +205,30 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
 
     first, length = max(candidates, key=overlap)
     if overlap((first, length)) < MIN_OVERLAP * predicted.sum() or length >= 358:
-        return arc
-    x, y = frame.to_mm(col + dc, row + dr)
+        return arc, measured
+    x, y = frame.to_mm(col, row)
     start, end = float(first % 360), float((first + length) % 360)
     refined = dataclasses.replace(arc, x=round(x, 1), y=round(y, 1), start_angle=start, end_angle=end)
-    return refined if not refined.problems(frame.sheet) else arc
+    return (refined, measured) if not refined.problems(frame.sheet) else (arc, measured)
+
+
+def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Circle, dict]:
+    """The circle's centre re-measured on the ink (its radius stays the one read from the `Ø`
+    annotation), and {"radius": the ink's radius in mm} when most of the circle is inked."""
+    scale = frame.px_per_mm
+    if circle.radius * scale < 3:
+        return circle, {}
+    band = max(1, int(round(0.003 * max(ink.shape))))
+    everywhere = np.ones(360, bool)
+    fitted = _fit_circle(ink, *frame.to_px(circle.x, circle.y), circle.radius * scale, tolerance_mm * scale,
+                         everywhere, band)
+    if fitted is None or fitted[3].mean() < 0.7:
+        return circle, {}
+    col, row, radius, _ = fitted
+    x, y = frame.to_mm(col, row)
+    refined = dataclasses.replace(circle, x=round(x, 1), y=round(y, 1))
+    return (refined if not refined.problems(frame.sheet) else circle), {"radius": radius / scale,
+                                                                         "mm_per_px": 1 / scale}
 
 
 def _ink_along(ink: np.ndarray, start: np.ndarray, direction: np.ndarray, normal: np.ndarray,
@@ -364,7 +393,8 @@ def _best_offset(ink: np.ndarray, start: np.ndarray, direction: np.ndarray, norm
     return (int(offsets[low]) + int(offsets[high])) / 2
 
 
-def refine_rectangle(rect: Rectangle, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> Rectangle:
+def refine_rectangle(rect: Rectangle, ink: np.ndarray, frame: Frame, tolerance_mm: float
+                     ) -> tuple[Rectangle, dict]:
     """The rectangle with each edge re-measured on the ink, within the matching tolerance of the model's.
 
     A size the model read from its annotation is kept when the ink agrees with it to half the
@@ -375,7 +405,7 @@ def refine_rectangle(rect: Rectangle, ink: np.ndarray, frame: Frame, tolerance_m
     left, top = frame.to_px(rect.x, rect.y + rect.height)
     right, bottom = frame.to_px(rect.x + rect.width, rect.y)
     if right - left < 4 or bottom - top < 4:
-        return rect
+        return rect, {}
     band = max(1, int(round(0.003 * max(ink.shape))))
     reach = max(1, int(round(tolerance_px)))
     down, across = np.array([0.0, 1.0]), np.array([1.0, 0.0])
@@ -387,7 +417,7 @@ def refine_rectangle(rect: Rectangle, ink: np.ndarray, frame: Frame, tolerance_m
     new_top = top + _best_offset(ink, np.array([left + w_in, top]), across, down, h_len, reach, band)
     new_bottom = bottom + _best_offset(ink, np.array([left + w_in, bottom]), across, down, h_len, reach, band)
     if new_right - new_left < 2 or new_bottom - new_top < 2:
-        return rect
+        return rect, {}
     (x0, y1), (x1, y0) = frame.to_mm(new_left, new_top), frame.to_mm(new_right, new_bottom)
 
     def place(low: float, high: float, read: float) -> tuple[float, float]:
@@ -397,7 +427,8 @@ def refine_rectangle(rect: Rectangle, ink: np.ndarray, frame: Frame, tolerance_m
 
     (x, width), (y, height) = place(x0, x1, rect.width), place(y0, y1, rect.height)
     refined = Rectangle(x, y, width, height)
-    return refined if not refined.problems(frame.sheet) else rect
+    return (refined if not refined.problems(frame.sheet) else rect), {"width": x1 - x0, "height": y1 - y0,
+                                                                       "mm_per_px": 1 / scale}
 
 
 def _close_linear_gaps(on: np.ndarray, max_gap: int) -> np.ndarray:
@@ -416,9 +447,11 @@ def _linear_runs(on: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def refine_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive],
-                      tolerance_mm: float | None = None) -> list[Primitive]:
-    """The primitives with arcs and lines re-measured on the image's ink; the others as they were."""
+def measure_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive],
+                       tolerance_mm: float | None = None) -> tuple[list[Primitive], list[dict[str, float]]]:
+    """The primitives re-measured on the image's ink, and for each the sizes the ink shows, in mm
+    (a rectangle's "width" and "height", a circle's or arc's "radius", with "mm_per_px", the size of a
+    pixel they were measured with; {} when not measured)."""
     image = grey(image)
     scale = WORKING_SIDE / max(image.shape)
     if scale < 1:  # more pixels would cost time and add no precision that the tolerances need
@@ -427,5 +460,20 @@ def refine_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Prim
     ink = ink_mask(image)
     frame = Frame(sheet, ink.shape[1], ink.shape[0])
     tolerance_mm = 0.02 * max(sheet.width, sheet.height) if tolerance_mm is None else tolerance_mm
-    refiners = {Arc: refine_arc, Line: refine_line, Rectangle: refine_rectangle, Polyline: refine_polyline}
-    return [refiners[type(p)](p, ink, frame, tolerance_mm) if type(p) in refiners else p for p in primitives]
+    measured = {Arc: refine_arc, Circle: refine_circle, Rectangle: refine_rectangle}
+    positioned = {Line: refine_line, Polyline: refine_polyline}
+    out, sizes = [], []
+    for p in primitives:
+        if type(p) in measured:
+            p, size = measured[type(p)](p, ink, frame, tolerance_mm)
+        else:
+            p, size = (positioned[type(p)](p, ink, frame, tolerance_mm) if type(p) in positioned else p), {}
+        out.append(p)
+        sizes.append(size)
+    return out, sizes
+
+
+def refine_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive],
+                      tolerance_mm: float | None = None) -> list[Primitive]:
+    """The primitives re-measured on the image's ink (`measure_primitives` without the sizes)."""
+    return measure_primitives(image, sheet, primitives, tolerance_mm)[0]

@@ -365,3 +365,49 @@ def test_calibrate_script_writes_a_fitted_power_into_the_model_file(tmp_path, ca
     extra = load_model(tmp_path / "c.msgpack")[2]
     assert extra["step"] == 7 and extra["confidence_power"] > 0  # other metadata kept
     assert "confidence power 1.0 ->" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fusion", ["cross_attention", "prefix"])
+def test_continuation_scores_equal_the_full_forward_log_probabilities(fusion):
+    from cad2program.decode import continuation_logprobs, embed_images
+
+    model = tiny_model(fusion, seed=13)
+    images, prompts, _ = random_inputs(1)
+    prefix = [int(t) for t in prompts[0]] + [tokenizer.TYPE_ID["circle"], tokenizer.VALUE0 + 40,
+                                             tokenizer.VALUE0 + 30, tokenizer.VALUE0 + 9]
+    continuations = [tokenizer.encode_size(v) for v in (18, 18.2, 19.6, 120)]
+    memory = embed_images(model, images)
+    got = continuation_logprobs(model, memory, prefix, continuations, tokenizer.PAD, model.cfg.max_len, width=6)
+    for continuation, score in zip(continuations, got):
+        tokens = jnp.asarray([prefix + continuation])
+        logits, _ = model.decode_full(memory, tokens)
+        log_probs = jax.nn.log_softmax(logits[0], axis=-1)
+        expected = sum(float(log_probs[len(prefix) - 1 + i, t]) for i, t in enumerate(continuation))
+        assert score == pytest.approx(expected, abs=2e-3)
+
+
+def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
+    from cad2program.decode import continuation_logprobs, embed_images
+    from cad2program.recognizer import Recognition, SIZE_TOKENS, _size_jobs
+
+    sheet = Sheet(200, 100)
+    rect = Rectangle(20, 30, 30, 10)  # the model read 30 x 10
+    row = np.array(tokenizer.encode_primitive(rect, sheet) + [tokenizer.EOS])
+    recognition = Recognition(sheet, [rect], [0.5], valid=True, tokens=row, spans=[(0, len(row) - 1)])
+    ink = {"width": 34.04, "height": 10.1, "mm_per_px": 0.4}  # the ink agrees on the height only
+    [[(field, start, candidates)]] = _size_jobs(recognition, [ink])
+    assert field == "width" and row[start] == tokenizer.DIGIT0 + 3
+    values = [v for v, _ in candidates]
+    assert min(values) == pytest.approx(33.3) and max(values) == pytest.approx(34.8) and 30 not in values  # 34.04 +- 0.8
+
+    recognizer = Recognizer(tiny(), tiny_model(seed=17))
+    images, _, _ = random_inputs(1)
+    [reread] = recognizer.reread_sizes(images, [recognition], [[ink]])
+    scores = continuation_logprobs(recognizer.split, embed_images(recognizer.split, images),
+                                   tokenizer.encode_prompt(sheet) + [int(t) for t in row[:start]],
+                                   [digits for _, digits in candidates], tokenizer.PAD, 192, width=SIZE_TOKENS)
+    width = values[int(np.argmax(scores))]
+    assert reread.primitives[0].width == width and reread.primitives[0].height == 10
+    assert reread.primitives[0].x + width / 2 == pytest.approx(rect.x + rect.width / 2, abs=0.06)  # same centre
+    # A reading the ink agrees with is left alone.
+    assert _size_jobs(recognition, [{"width": 30.3, "height": 10.1, "mm_per_px": 0.4}]) == [[]]

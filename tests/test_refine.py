@@ -64,7 +64,7 @@ def test_guesses_are_moved_onto_the_drawn_ink(noise):
     assert refined[2] == Rectangle(20, 15, 50, 30)  # edges from the ink, width and height as read
     polyline = refined[3]
     assert all(np.hypot(x - tx, y - ty) <= tight for (x, y), (tx, ty) in zip(polyline.points, TRUTH[3].points))
-    assert refined[4] == GUESS[4]  # circles are not re-measured
+    assert refined[4] == GUESS[4]  # the circle was where the ink is, and its read radius stays
 
 
 def test_without_ink_where_the_model_saw_something_the_guesses_are_kept():
@@ -108,10 +108,10 @@ def test_circular_runs_and_gap_closing():
 
 
 def test_a_primitive_written_twice_is_kept_once_with_the_higher_confidence():
-    from cad2program.recognizer import Recognition, Recognizer
+    from cad2program.recognizer import Recognition, measured_on, without_repeats
 
     image = draw([Line(110, 20, 190, 60), Circle(160, 120, 12)])
     twice = Recognition(SHEET, [Line(111, 20, 189, 61), Circle(160, 120, 12), Line(110, 21, 190, 59)],
                         [0.4, 0.9, 0.7], valid=True)
-    refined = Recognizer.refined(image, twice)
+    refined = without_repeats(measured_on(image, twice)[0])
     assert [type(p) for p in refined.primitives] == [Circle, Line] and refined.confidences == [0.9, 0.7]

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cad2program.data import prepare_image
 from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
-from cad2program.recognizer import BATCH_BUCKETS, Recognizer, infer_sheet
+from cad2program.recognizer import BATCH_BUCKETS, Recognizer, infer_sheet, measured_on, without_repeats
 from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
 from cad2program.server.metrics import Metrics
@@ -133,6 +133,16 @@ class Engine:
         await self.batcher.stop()
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
 
+    async def refine(self, prepared: np.ndarray, image: np.ndarray, recognition):
+        """`Recognizer.refined`, split by who does what: measuring on the image and dropping repeats
+        need no model, so the decode pool does them; re-reading sizes runs on the model thread,
+        between batches."""
+        loop = asyncio.get_running_loop()
+        recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition)
+        [recognition] = await self.batcher.run_in_model_thread(
+            self.recognizer.reread_sizes, prepared[None], [recognition], [sizes])
+        return without_repeats(recognition)
+
     async def recognize(self, parse: Callable[[], tuple[np.ndarray, Sheet | None]]):
         """Runs `parse` (decoding) in the pool, then queues the result; the timeout covers both.
 
@@ -154,11 +164,8 @@ class Engine:
             recognition = await self.batcher.submit(item, timeout_s=max(0.0, deadline - time.monotonic()))
             if not self.recognizer.refine:
                 return recognition
-            # Re-measuring on the image is per drawing and needs no model: the decode pool does it,
-            # leaving the model thread to the next batch.
-            return await asyncio.wait_for(
-                loop.run_in_executor(self.decode_pool, self.recognizer.refined, image, recognition),
-                max(0.0, deadline - time.monotonic()))
+            return await asyncio.wait_for(self.refine(item[0], image, recognition),
+                                          max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise ClientError(f"the request took longer than {self.settings.request_timeout_s:g} s "
                                f"(decoding, queue and model); retry, or start the server with a longer "
