@@ -395,19 +395,21 @@ def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     row = np.array(tokenizer.encode_primitive(rect, sheet) + [tokenizer.EOS])
     recognition = Recognition(sheet, [rect], [0.5], valid=True, tokens=row, spans=[(0, len(row) - 1)])
     ink = {"width": 34.04, "height": 10.1, "mm_per_px": 0.4}  # the ink agrees on the height only
-    [[(field, start, candidates)]] = _size_jobs(recognition, [ink])
-    assert field == "width" and row[start] == tokenizer.DIGIT0 + 3
-    values = [v for v, _ in candidates]
-    assert min(values) == pytest.approx(33.3) and max(values) == pytest.approx(34.8) and 30 not in values  # 34.04 +- 0.8
+    [[(field, start, candidates), (other, _, _)]] = _size_jobs(recognition, [ink])
+    assert (field, other) == ("width", "height") and row[start] == tokenizer.DIGIT0 + 3
+    values = [v for v, _, _ in candidates]
+    assert min(values) == pytest.approx(32.9) and max(values) == pytest.approx(35.2) and 30 not in values  # 34.04 +- 1.2
+    prior = dict((v, p) for v, _, p in candidates)
+    assert prior[34.0] > prior[34.4] > prior[35.0]  # the nearer the ink's measurement, the likelier
 
     recognizer = Recognizer(tiny(), tiny_model(seed=17))
     images, _, _ = random_inputs(1)
     [reread] = recognizer.reread_sizes(images, [recognition], [[ink]])
     scores = continuation_logprobs(recognizer.split, embed_images(recognizer.split, images),
                                    tokenizer.encode_prompt(sheet) + [int(t) for t in row[:start]],
-                                   [digits for _, digits in candidates], tokenizer.PAD, 192, width=SIZE_TOKENS)
-    width = values[int(np.argmax(scores))]
-    assert reread.primitives[0].width == width and reread.primitives[0].height == 10
+                                   [digits for _, digits, _ in candidates], tokenizer.PAD, 192, width=SIZE_TOKENS)
+    width = values[int(np.argmax(scores + np.array([p for _, _, p in candidates])))]
+    assert reread.primitives[0].width == width
     assert reread.primitives[0].x + width / 2 == pytest.approx(rect.x + rect.width / 2, abs=0.06)  # same centre
-    # A reading the ink agrees with is left alone.
-    assert _size_jobs(recognition, [{"width": 30.3, "height": 10.1, "mm_per_px": 0.4}]) == [[]]
+    # Ink in other millimetres than the readings (a wrong sheet size): the readings stay.
+    assert _size_jobs(recognition, [{"width": 45.0, "height": 13.0, "mm_per_px": 0.4}]) == [[]]

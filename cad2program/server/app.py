@@ -133,14 +133,15 @@ class Engine:
         await self.batcher.stop()
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
 
-    async def refine(self, prepared: np.ndarray, image: np.ndarray, recognition):
+    async def refine(self, prepared: np.ndarray, image: np.ndarray, recognition, sheet_known: bool):
         """`Recognizer.refined`, split by who does what: measuring on the image and dropping repeats
-        need no model, so the decode pool does them; re-reading sizes runs on the model thread,
-        between batches."""
+        need no model, so the decode pool does them; re-reading sizes (only on a sheet the request
+        gave) runs on the model thread, between batches."""
         loop = asyncio.get_running_loop()
         recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition)
-        [recognition] = await self.batcher.run_in_model_thread(
-            self.recognizer.reread_sizes, prepared[None], [recognition], [sizes])
+        if sheet_known:
+            [recognition] = await self.batcher.run_in_model_thread(
+                self.recognizer.reread_sizes, prepared[None], [recognition], [sizes])
         return without_repeats(recognition)
 
     async def recognize(self, parse: Callable[[], tuple[np.ndarray, Sheet | None]]):
@@ -152,19 +153,19 @@ class Engine:
 
         def decode_and_prepare():
             image, sheet = parse()
-            return self.prepare(image, sheet), image
+            return self.prepare(image, sheet), image, sheet is not None
 
         try:
             with self.batcher.on_the_way():
-                item, image = await asyncio.wait_for(loop.run_in_executor(self.decode_pool, decode_and_prepare),
-                                                     self.settings.request_timeout_s)
+                item, image, sheet_known = await asyncio.wait_for(
+                    loop.run_in_executor(self.decode_pool, decode_and_prepare), self.settings.request_timeout_s)
             if not self.ready:  # after decoding, so bad input is refused as such even during warm-up
                 raise ClientError(self.warmup_error or "the model is still warming up; retry in a few seconds",
                                   status=503)
             recognition = await self.batcher.submit(item, timeout_s=max(0.0, deadline - time.monotonic()))
             if not self.recognizer.refine:
                 return recognition
-            return await asyncio.wait_for(self.refine(item[0], image, recognition),
+            return await asyncio.wait_for(self.refine(item[0], image, recognition, sheet_known),
                                           max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise ClientError(f"the request took longer than {self.settings.request_timeout_s:g} s "
