@@ -183,6 +183,17 @@ def _size_jobs(recognition: Recognition, sizes: list[dict]) -> list[list[tuple[s
     return jobs
 
 
+def _with_read_sizes(measured: Recognition, read: Recognition) -> Recognition:
+    """The re-measured recognition with the sizes as the model read them (on an inferred sheet, the
+    ink's millimetres are not the drawing's, and the reading is the better guess)."""
+    primitives = list(measured.primitives)
+    for k, (new, old) in enumerate(zip(measured.primitives, read.primitives)):
+        for field in type(old).SIZE_FIELDS:
+            if getattr(new, field) != getattr(old, field):
+                primitives[k] = _with_size(primitives[k], field, getattr(old, field), measured.sheet)
+    return dataclasses.replace(measured, primitives=primitives)
+
+
 def _with_size(primitive: Primitive, field: str, value: float, sheet: Sheet) -> Primitive:
     """The primitive with one size changed; a rectangle keeps its centre."""
     changes = {field: value}
@@ -330,9 +341,9 @@ class Recognizer:
         inferred sheet's millimetres are not the drawing's), then `without_repeats`. `prepared`: the
         images as the model saw them (B, S, S, 1)."""
         sheet_known = [True] * len(recognitions) if sheet_known is None else sheet_known
-        measured = [measured_on(image, r) for image, r in zip(images, recognitions)]
-        sizes = [s if k else [{} for _ in s] for (_, s), k in zip(measured, sheet_known)]
-        reread = self.reread_sizes(prepared, [r for r, _ in measured], sizes)
+        measured = [measured_on(image, r) if known else (_with_read_sizes(measured_on(image, r)[0], r), [])
+                    for image, r, known in zip(images, recognitions, sheet_known)]
+        reread = self.reread_sizes(prepared, [r for r, _ in measured], [sizes for _, sizes in measured])
         return [without_repeats(r) for r in reread]
 
     def reread_sizes(self, prepared: np.ndarray, recognitions: list[Recognition],

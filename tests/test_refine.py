@@ -115,3 +115,24 @@ def test_a_primitive_written_twice_is_kept_once_with_the_higher_confidence():
                         [0.4, 0.9, 0.7], valid=True)
     refined = without_repeats(measured_on(image, twice)[0])
     assert [type(p) for p in refined.primitives] == [Circle, Line] and refined.confidences == [0.9, 0.7]
+
+
+def test_on_an_inferred_sheet_positions_are_re_measured_but_sizes_stay_as_read():
+    import dataclasses as dc
+
+    from cad2program import tokenizer
+    from cad2program.configs import tiny
+    from cad2program.data import prepare_image
+    from cad2program.recognizer import Recognition, Recognizer, build_model
+
+    image = draw([Rectangle(20, 15, 50, 30)])
+    read = Rectangle(20, 15, 46.5, 30)  # read 46.5 wide; the ink says 50, 3.5 mm off: more than t / 2
+    row = np.array(tokenizer.encode_primitive(read, SHEET) + [tokenizer.EOS])
+    recognition = Recognition(SHEET, [read], [0.9], valid=True, tokens=row, spans=[(0, len(row) - 1)])
+    recognizer = Recognizer(tiny(), build_model(tiny()))
+    prepared = prepare_image(image, recognizer.image_size)[None]
+    [inferred] = recognizer.refined(prepared, [image], [dc.replace(recognition)], sheet_known=[False])
+    assert inferred.primitives[0].width == 46.5 and inferred.primitives[0].height == 30  # as read
+    assert inferred.primitives[0].x + 46.5 / 2 == pytest.approx(45, abs=0.4)  # centred on the ink (a pixel: 0.33 mm)
+    [known] = recognizer.refined(prepared, [image], [recognition], sheet_known=[True])
+    assert abs(known.primitives[0].width - 50) <= 1.2  # the ink's evidence moved it (within 3 px)
