@@ -342,7 +342,7 @@ def continuation_logprobs(model_or_split, memory, prefix: list[int], continuatio
 
 
 def embed_images(model_or_split, images) -> jax.Array:
-    """The images through the model's encoder: what `generate(memory=...)` and `token_logprobs` take."""
+    """The images through the model's encoder: what `generate(memory=...)` and `continuation_logprobs` take."""
     graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
     return _embed(graphdef, params, jnp.asarray(images))
 

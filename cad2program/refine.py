@@ -187,7 +187,7 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
     predicted = span_degrees(arc.start_angle, arc.end_angle)
     if radius_px < 4 or not predicted.any():  # too small to measure angles on
         return arc, {}
-    band = max(1, int(round(0.003 * max(ink.shape))))  # about a line width, and a hand's wobble
+    band = _band(ink)
     fitted = _fit_circle(ink, *frame.to_px(arc.x, arc.y), radius_px, tolerance_mm * scale, predicted, band)
     if fitted is None:
         return arc, {}
@@ -218,7 +218,7 @@ def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: f
     scale = frame.px_per_mm
     if circle.radius * scale < 3:
         return circle, {}
-    band = max(1, int(round(0.003 * max(ink.shape))))
+    band = _band(ink)
     everywhere = np.ones(360, bool)
     fitted = _fit_circle(ink, *frame.to_px(circle.x, circle.y), circle.radius * scale, tolerance_mm * scale,
                          everywhere, band)
@@ -231,14 +231,24 @@ def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: f
                                                                          "mm_per_px": 1 / scale}
 
 
+def _band(ink: np.ndarray) -> int:
+    """Pixels of slack across a stroke: about a line's width, and a hand's wobble."""
+    return max(1, int(round(0.003 * max(ink.shape))))
+
+
+def _ink_at(ink: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Ink at points (..., 2) given as (col, row); outside the image is paper."""
+    c, r = np.rint(points[..., 0]).astype(np.int64), np.rint(points[..., 1]).astype(np.int64)
+    inside = (c >= 0) & (c < ink.shape[1]) & (r >= 0) & (r < ink.shape[0])
+    return ink[np.clip(r, 0, ink.shape[0] - 1), np.clip(c, 0, ink.shape[1] - 1)] & inside
+
+
 def _ink_along(ink: np.ndarray, start: np.ndarray, direction: np.ndarray, normal: np.ndarray,
                positions: np.ndarray, band: int) -> np.ndarray:
     """(len(positions),) bool: ink within `band` pixels across the line start + t * direction at each t."""
     across = np.arange(-band, band + 1)
     points = start[None, None, :] + positions[:, None, None] * direction + across[None, :, None] * normal
-    c, r = np.rint(points[..., 0]).astype(np.int64), np.rint(points[..., 1]).astype(np.int64)
-    inside = (c >= 0) & (c < ink.shape[1]) & (r >= 0) & (r < ink.shape[0])
-    hit = ink[np.clip(r, 0, ink.shape[0] - 1), np.clip(c, 0, ink.shape[1] - 1)] & inside
+    hit = _ink_at(ink, points)
     return hit.any(axis=1)
 
 
@@ -250,9 +260,7 @@ def _segment_coverage(ink: np.ndarray, p1: np.ndarray, p2: np.ndarray, normal: n
     across = offsets1[:, None, None] * (1 - share) + offsets2[None, :, None] * share  # (O1, O2, L)
     across = across[..., None] + np.arange(-band, band + 1)  # (O1, O2, L, 2 band + 1)
     points = (p1 + share[:, None] * (p2 - p1))[None, None, :, None, :] + across[..., None] * normal
-    c, r = np.rint(points[..., 0]).astype(np.int64), np.rint(points[..., 1]).astype(np.int64)
-    inside = (c >= 0) & (c < ink.shape[1]) & (r >= 0) & (r < ink.shape[0])
-    hit = ink[np.clip(r, 0, ink.shape[0] - 1), np.clip(c, 0, ink.shape[1] - 1)] & inside
+    hit = _ink_at(ink, points)
     return hit.any(axis=-1).mean(axis=-1)
 
 
@@ -306,7 +314,7 @@ def _search_sizes(ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[i
     (half the matching tolerance), how far beyond its ends (three tolerances: the model's ends can be
     that far out, and the ink's own end stops the search anyway)."""
     tolerance_px = tolerance_mm * frame.px_per_mm
-    return (max(1, int(round(0.003 * max(ink.shape)))), max(1, int(round(CENTRE_SEARCH_SHARE * tolerance_px))),
+    return (_band(ink), max(1, int(round(CENTRE_SEARCH_SHARE * tolerance_px))),
             int(np.ceil(3 * tolerance_px)) + 2)
 
 
@@ -406,7 +414,7 @@ def refine_rectangle(rect: Rectangle, ink: np.ndarray, frame: Frame, tolerance_m
     right, bottom = frame.to_px(rect.x + rect.width, rect.y)
     if right - left < 4 or bottom - top < 4:
         return rect, {}
-    band = max(1, int(round(0.003 * max(ink.shape))))
+    band = _band(ink)
     reach = max(1, int(round(tolerance_px)))
     down, across = np.array([0.0, 1.0]), np.array([1.0, 0.0])
     # Each edge without its corners' last 15%: the neighbouring edges' ink is not evidence for it.

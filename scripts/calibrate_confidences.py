@@ -57,4 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cad2program.errors import UserError
+    try:
+        sys.exit(main())
+    except UserError as err:  # a missing or unreadable model or folder: say which, no traceback
+        sys.exit(f"error: {err}")
