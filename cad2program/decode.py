@@ -293,50 +293,53 @@ def _full_logits_at(graphdef, params, memory, tokens, position):
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
-def _continuation_logprobs(graphdef, params, memory, prefix, prefix_len, continuations, lengths):
-    """memory (1, N, D), prefix (1, P) right-padded, continuations (K, C) -> (K,) summed log-probs."""
+def _continuation_logprobs(graphdef, params, memory, sequence, starts, continuations, lengths):
+    """memory (1, N, D), sequence (1, P) right-padded, starts (K,), continuations (K, C) -> (K,) summed
+    log-probs of each continuation written over the sequence from its start on."""
     model = nnx.merge(graphdef, params)
     offset = memory.shape[1] if model.cfg.fusion == "prefix" else 0
-    # The cache only needs the prefix and the continuations: a short one is cheap to copy and extend.
-    _, cache = model.prefill_cache(memory, prefix, model.init_cache(1, offset + prefix.shape[1] + continuations.shape[1]))
-    k = continuations.shape[0]
-    tile = lambda x: jnp.repeat(x, k, axis=0)
-    cache = {**cache, "layers": jax.tree_util.tree_map(tile, cache["layers"]),
-             "memory_kv": None if cache.get("memory_kv") is None else jax.tree_util.tree_map(tile, cache["memory_kv"]),
-             # The padding after the prefix is in the cache, but attention never sees keys beyond the
-             # position being written. Rewriting the prefix's last token gives the logits after it.
-             "index": offset + prefix_len - 1}
-    token = jnp.repeat(jax.lax.dynamic_index_in_dim(prefix[0], prefix_len - 1, keepdims=False)[None], k)
-    total = jnp.zeros(k, jnp.float32)
-    for step in range(continuations.shape[1]):
-        logits, cache = model.extend_cache(token, cache)
-        log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-        token = continuations[:, step]
-        total = total + jnp.where(step < lengths, jnp.take_along_axis(log_probs, token[:, None], axis=1)[:, 0], 0.0)
-    return total
+    # One prefill of the whole sequence: causal attention makes its first `start` positions the cache
+    # of every prefix, which `branch_logits` shows each row.
+    _, cache = model.prefill_cache(memory, sequence, model.init_cache(1, offset + sequence.shape[1]))
+    # Each row: the token before its start, then its continuation but the last; the logits after
+    # each are those of the continuation's tokens.
+    before = sequence[0, starts - 1][:, None]
+    logits = model.branch_logits(jnp.concatenate([before, continuations[:, :-1]], axis=1), offset + starts - 1, cache)
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # (K, C, V)
+    picked = jnp.take_along_axis(log_probs, continuations[:, :, None], axis=2)[:, :, 0]
+    return jnp.sum(jnp.where(jnp.arange(continuations.shape[1])[None, :] < lengths[:, None], picked, 0.0), axis=1)
 
 
-def continuation_logprobs(model_or_split, memory, prefix: list[int], continuations: list[list[int]], pad: int,
-                          max_len: int, width: int, rows: int = 16, bucket: int = 64) -> np.ndarray:
-    """log p(continuation | prefix, image) for each of several short continuations of one prefix.
+CONTINUATION_ROWS = (16, 32, 64, 128, 256)  # continuations per call, padded up to one of these: few compiled shapes
 
-    `memory` (1, N, D): the image through `embed_images`. The prefix runs through the decoder once,
-    into a cache that every continuation then extends (cheap: a few tokens each). Shapes are padded
-    (the prefix to a multiple of `bucket`, continuations to `rows` rows of `width` tokens) so that
-    only a few shapes are ever compiled.
+
+def continuation_logprobs(model_or_split, memory, sequence: list[int], starts: list[int],
+                          continuations: list[list[int]], pad: int, max_len: int, width: int,
+                          bucket: int = 64) -> np.ndarray:
+    """log p(continuation | sequence[:start], image) for many short continuations of one sequence.
+
+    `memory` (1, N, D): the image through `embed_images`. Continuation k replaces `sequence` from
+    `starts[k]` on (0 < start <= len(sequence)); each is at most `width` tokens. The sequence runs
+    through the decoder once, into a cache that every continuation extends from its own start
+    (a few tokens each). Shapes are padded (the sequence to a multiple of `bucket`, the
+    continuations to CONTINUATION_ROWS rows of `width`) so that only a few are ever compiled.
     """
+    if not continuations:
+        return np.zeros(0, np.float32)
     graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
-    padded = np.full((1, min(-(-len(prefix) // bucket) * bucket, max_len)), pad, np.int32)
-    padded[0, :len(prefix)] = prefix
+    padded = np.full((1, min(-(-len(sequence) // bucket) * bucket, max_len)), pad, np.int32)
+    padded[0, :len(sequence)] = sequence
     out = []
-    for first in range(0, len(continuations), rows):
-        chunk = continuations[first:first + rows]
+    for first in range(0, len(continuations), CONTINUATION_ROWS[-1]):
+        chunk = continuations[first:first + CONTINUATION_ROWS[-1]]
+        rows = next(r for r in CONTINUATION_ROWS if r >= len(chunk))
         grid = np.full((rows, width), pad, np.int32)
         for i, c in enumerate(chunk):
             grid[i, :len(c)] = c
         lengths = np.array([len(c) for c in chunk] + [0] * (rows - len(chunk)), np.int32)
+        row_starts = np.array(list(starts[first:first + len(chunk)]) + [1] * (rows - len(chunk)), np.int32)
         scores = _continuation_logprobs(graphdef, params, jnp.asarray(memory), jnp.asarray(padded),
-                                        jnp.asarray(len(prefix), jnp.int32), jnp.asarray(grid), jnp.asarray(lengths))
+                                        jnp.asarray(row_starts), jnp.asarray(grid), jnp.asarray(lengths))
         out.append(np.asarray(scores)[:len(chunk)])
     return np.concatenate(out)
 

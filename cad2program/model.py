@@ -92,6 +92,26 @@ def attention(q, k, v, mask):
     return jnp.einsum("bhts,bhsd->bthd", weights, v)  # (B, T, H, Dh)
 
 
+def branch_attention(q, k, v, cache):
+    """Attention of rows that share a cached prefix. q (K, T, H, Dh), own k/v (K, H, T, Dh) heads-first;
+    cache k/v (1, H, S, Dh), of which row k sees the first cache["visible"][k] positions -> (K, T, H, Dh).
+
+    The same as writing each row into its own copy of the cache, without the copies: the softmax runs
+    over the shared keys and the row's own (causal) keys together.
+    """
+    scale = 1 / math.sqrt(q.shape[-1])
+    shared = jnp.einsum("bthd,hsd->bhts", q, cache["k"][0]).astype(jnp.float32) * scale  # (K, H, T, S)
+    own = jnp.einsum("bhtd,bhsd->bhts", heads_first(q), k).astype(jnp.float32) * scale  # (K, H, T, T)
+    seen = jnp.arange(shared.shape[-1])[None, :] < cache["visible"][:, None]  # (K, S)
+    shared = jnp.where(seen[:, None, None, :], shared, jnp.finfo(jnp.float32).min)
+    causal = jnp.tril(jnp.ones((own.shape[-1],) * 2, bool))
+    own = jnp.where(causal, own, jnp.finfo(jnp.float32).min)
+    weights = jax.nn.softmax(jnp.concatenate([shared, own], axis=-1), axis=-1).astype(v.dtype)
+    s = shared.shape[-1]
+    return (jnp.einsum("bhts,hsd->bthd", weights[..., :s], cache["v"][0])
+            + jnp.einsum("bhts,bhsd->bthd", weights[..., s:], v))
+
+
 def rotary(x, positions, theta: float):
     """Rotary position embedding (Llama's half-split layout). x (B, T, H, Dh), positions (T,) or (B, T)."""
     half = x.shape[-1] // 2
@@ -252,6 +272,8 @@ class SelfAttention(nnx.Module):
         q = rotary(self.q_proj(x).reshape(shape), positions, self.theta)
         k = heads_first(rotary(self.k_proj(x).reshape(shape), positions, self.theta))  # (B, H, T, Dh)
         v = heads_first(self.v_proj(x).reshape(shape))
+        if cache is not None and "visible" in cache:  # branches of one sequence (`branch_logits`)
+            return self.o_proj(branch_attention(q, k, v, cache).reshape(b, t, d)), cache
         if cache is None:
             mask = positions[None, :] <= positions[:, None]  # (T, T)
         else:
@@ -283,6 +305,9 @@ class CrossAttention(nnx.Module):
 
     def __call__(self, x, memory_kv):
         b, t, d = x.shape
+        rows = memory_kv["k"].shape[0]
+        if rows == 1 < b:  # one memory for all rows (`branch_logits`): fold the rows into the sequence
+            return self(x.reshape(1, b * t, d), memory_kv).reshape(b, t, d)
         q = self.q_proj(x).reshape(b, t, self.heads, self.head_dim)
         return self.o_proj(attention(q, memory_kv["k"], memory_kv["v"], True).reshape(b, t, d))
 
@@ -413,6 +438,15 @@ class DrawingReader(nnx.Module):
         logits, layers = self._run_layers(x, positions, cache.get("memory_kv"), cache["layers"])
         return logits[:, 0], {**cache, "layers": layers, "index": cache["index"] + 1}
 
+    def branch_logits(self, tokens, index, cache: Cache):
+        """Many short continuations of one cached sequence, in one pass, the cache left as it is.
 
-def count_params(model: nnx.Module) -> int:
-    return sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(model, nnx.Param)))
+        tokens (K, T): row k goes at positions index[k] on and sees the cache's first index[k]
+        positions (batch 1) -> logits after each token (K, T, V). Scoring K candidates this way reads
+        the shared cache instead of copying it K times.
+        """
+        x = self.embed_tokens(tokens)
+        positions = index[:, None] + jnp.arange(tokens.shape[1])  # (K, T)
+        layers = [{**layer, "visible": index} for layer in cache["layers"]]
+        logits, _ = self._run_layers(x, positions, cache.get("memory_kv"), layers)
+        return logits

@@ -12,9 +12,10 @@ import functools
 import json
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx, serialization
 
@@ -46,6 +47,8 @@ class Recognition:
     # What the model wrote: its token row (after the prompt) and each primitive's [start, end) in it.
     tokens: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     spans: list[tuple[int, int]] = dataclasses.field(default_factory=list, repr=False, compare=False)
+    # The image through the model's encoder (N, D): re-reading sizes needs it, and it costs a pass.
+    memory: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def program(self) -> str:
@@ -363,18 +366,24 @@ class Recognizer:
                 for k, job in enumerate(_size_jobs(r, sizes)) if job]
         if not jobs:
             return recognitions
-        drawings = sorted({d for d, _, _ in jobs})
-        memory = embed_images(self.split, prepared[drawings])
+        missing = sorted({d for d, _, _ in jobs if recognitions[d].memory is None})
+        embedded = dict(zip(missing, embed_images(self.split, prepared[missing]))) if missing else {}
         best: dict[tuple[int, int, str], float] = {}
-        for d, k, fields in jobs:
-            prefix_start = tokenizer.encode_prompt(recognitions[d].sheet)
-            for field, start, candidates in fields:
-                prefix = prefix_start + [int(t) for t in recognitions[d].tokens[:start]]
-                scores = continuation_logprobs(self.split, memory[drawings.index(d)][None], prefix,
-                                               [digits for _, digits, _ in candidates], tokenizer.PAD,
-                                               self.config.model.max_len, width=SIZE_TOKENS)
-                posterior = scores + np.array([prior for _, _, prior in candidates])
-                best[d, k, field] = candidates[int(np.argmax(posterior))][0]
+        for d in sorted({d for d, _, _ in jobs}):  # one call per drawing: all its sizes' candidates
+            r = recognitions[d]
+            sequence = tokenizer.encode_prompt(r.sheet) + [int(t) for t in r.tokens]
+            rows = [(k, field, len(sequence) - len(r.tokens) + start, candidate)
+                    for dd, k, fields in jobs if dd == d for field, start, candidates in fields
+                    for candidate in candidates]
+            memory = r.memory if r.memory is not None else embedded[d]
+            scores = continuation_logprobs(self.split, jnp.asarray(memory)[None], sequence,
+                                           [start for _, _, start, _ in rows],
+                                           [digits for *_, (_, digits, _) in rows], tokenizer.PAD,
+                                           self.config.model.max_len, width=SIZE_TOKENS)
+            top: dict[tuple[int, str], float] = {}
+            for (k, field, _, (value, _, prior)), score in zip(rows, scores):
+                if score + prior > top.get((k, field), -np.inf):  # the most likely under both
+                    top[k, field], best[d, k, field] = score + prior, value
         out = [dataclasses.replace(r, primitives=list(r.primitives)) for r in recognitions]
         for (d, k, field), value in best.items():
             out[d].primitives[k] = _with_size(out[d].primitives[k], field, value, out[d].sheet)
@@ -391,5 +400,7 @@ class Recognizer:
                                                                   batch_images.dtype)])
             prompts = np.concatenate([prompts, np.repeat(prompts[:1], size - n, axis=0)])
             limits = np.concatenate([limits, np.repeat(limits[:1], size - n, axis=0)])
-        tokens, logprobs = generate(self.split, batch_images, prompts, self.grammar, self.options, rng, limits)
-        return programs_from_tokens(tokens[:n], logprobs[:n], sheets, self.info.get("confidence_power", 1.0))
+        memory = embed_images(self.split, batch_images)
+        tokens, logprobs = generate(self.split, None, prompts, self.grammar, self.options, rng, limits, memory=memory)
+        found = programs_from_tokens(tokens[:n], logprobs[:n], sheets, self.info.get("confidence_power", 1.0))
+        return [dataclasses.replace(r, memory=m) for r, m in zip(found, memory[:n])]

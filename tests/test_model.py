@@ -373,16 +373,19 @@ def test_continuation_scores_equal_the_full_forward_log_probabilities(fusion):
 
     model = tiny_model(fusion, seed=13)
     images, prompts, _ = random_inputs(1)
-    prefix = [int(t) for t in prompts[0]] + [tokenizer.TYPE_ID["circle"], tokenizer.VALUE0 + 40,
-                                             tokenizer.VALUE0 + 30, tokenizer.VALUE0 + 9]
-    continuations = [tokenizer.encode_size(v) for v in (18, 18.2, 19.6, 120)]
+    circle = [tokenizer.TYPE_ID["circle"], tokenizer.VALUE0 + 40, tokenizer.VALUE0 + 30, tokenizer.VALUE0 + 9]
+    sequence = [int(t) for t in prompts[0]] + circle + tokenizer.encode_size(18) + circle
+    # Continuations over the circle's size, and after the whole sequence (its end is a start too).
+    starts = [len(prompts[0]) + len(circle)] * 4 + [len(sequence)] * 2
+    continuations = [tokenizer.encode_size(v) for v in (18, 18.2, 19.6, 120, 7, 33.3)]
     memory = embed_images(model, images)
-    got = continuation_logprobs(model, memory, prefix, continuations, tokenizer.PAD, model.cfg.max_len, width=6)
-    for continuation, score in zip(continuations, got):
-        tokens = jnp.asarray([prefix + continuation])
+    got = continuation_logprobs(model, memory, sequence, starts, continuations, tokenizer.PAD, model.cfg.max_len,
+                                width=6)
+    for start, continuation, score in zip(starts, continuations, got):
+        tokens = jnp.asarray([sequence[:start] + continuation])
         logits, _ = model.decode_full(memory, tokens)
         log_probs = jax.nn.log_softmax(logits[0], axis=-1)
-        expected = sum(float(log_probs[len(prefix) - 1 + i, t]) for i, t in enumerate(continuation))
+        expected = sum(float(log_probs[start - 1 + i, t]) for i, t in enumerate(continuation))
         assert score == pytest.approx(expected, abs=2e-3)
 
 
@@ -405,8 +408,9 @@ def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     recognizer = Recognizer(tiny(), tiny_model(seed=17))
     images, _, _ = random_inputs(1)
     [reread] = recognizer.reread_sizes(images, [recognition], [[ink]])
-    scores = continuation_logprobs(recognizer.split, embed_images(recognizer.split, images),
-                                   tokenizer.encode_prompt(sheet) + [int(t) for t in row[:start]],
+    sequence = tokenizer.encode_prompt(sheet) + [int(t) for t in row]
+    scores = continuation_logprobs(recognizer.split, embed_images(recognizer.split, images), sequence,
+                                   [len(sequence) - len(row) + start] * len(candidates),
                                    [digits for _, digits, _ in candidates], tokenizer.PAD, 192, width=SIZE_TOKENS)
     width = values[int(np.argmax(scores + np.array([p for _, _, p in candidates])))]
     assert reread.primitives[0].width == width
