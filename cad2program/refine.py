@@ -348,6 +348,185 @@ def _intersection(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray
     return a1 + t * d1
 
 
+NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))  # 4-neighbours first
+TRACE_COVERAGE = 0.97  # share of a stroke's skeleton one walk must cover: more is a branch (another stroke)
+
+
+def _stroke_component(ink: np.ndarray, points: np.ndarray, closed: bool, reach: int) -> np.ndarray | None:
+    """(H, W) bool: the connected stroke of ink that lies most along the polyline through `points`
+    (within `reach` pixels of it); None when none covers most of that path."""
+    near = np.zeros(ink.shape, np.uint8)
+    cv2.polylines(near, [np.rint(points).astype(np.int32)], closed, 1, 2 * reach + 1)
+    count, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
+    hits = np.bincount(labels[(near > 0) & ink], minlength=count)
+    hits[0] = 0
+    best = int(np.argmax(hits))
+    if hits[best] == 0:
+        return None
+    stroke = labels == best
+    on_path = np.zeros(ink.shape, np.uint8)
+    cv2.polylines(on_path, [np.rint(points).astype(np.int32)], closed, 1, 1)
+    along = cv2.dilate(stroke.astype(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8))
+    return stroke if (along[on_path > 0] > 0).mean() >= 0.5 else None
+
+
+def _walk(skeleton: np.ndarray, start: tuple[int, int]) -> list[tuple[int, int]]:
+    """The pixels of a one-pixel-wide skeleton in order, from `start` as far as it goes (at a fork,
+    4-neighbours before diagonal ones)."""
+    path, seen = [start], {start}
+    r, c = start
+    while True:
+        for dr, dc in NEIGHBOURS:
+            q = (r + dr, c + dc)
+            if 0 <= q[0] < skeleton.shape[0] and 0 <= q[1] < skeleton.shape[1] and skeleton[q] and q not in seen:
+                break
+        else:
+            return path
+        path.append(q)
+        seen.add(q)
+        r, c = q
+
+
+def _neighbours(skeleton: np.ndarray, pixel: tuple[int, int]) -> list[tuple[int, int]]:
+    """The skeleton's pixels around `pixel` (8-neighbourhood), 4-neighbours first."""
+    out = []
+    for dr, dc in NEIGHBOURS:
+        q = (pixel[0] + dr, pixel[1] + dc)
+        if 0 <= q[0] < skeleton.shape[0] and 0 <= q[1] < skeleton.shape[1] and skeleton[q]:
+            out.append(q)
+    return out
+
+
+def _without_spurs(skeleton: np.ndarray, spur: int) -> np.ndarray:
+    """The skeleton without the short branches (at most `spur` pixels, from an end to a fork) that a
+    thick stroke's sharp corner leaves in it."""
+    skeleton = skeleton.copy()
+    for end in map(tuple, np.argwhere(skeleton)):
+        if len(_neighbours(skeleton, end)) != 1:
+            continue
+        branch, at = [end], end
+        while len(branch) <= spur:
+            ahead = [q for q in _neighbours(skeleton, at) if q not in branch]
+            if len(ahead) != 1 or len(_neighbours(skeleton, ahead[0])) > 2:
+                break
+            at = ahead[0]
+            branch.append(at)
+        forks = len(ahead) > 1 or (len(ahead) == 1 and len(_neighbours(skeleton, ahead[0])) > 2)
+        if forks and len(branch) <= spur:
+            skeleton[tuple(np.array(branch).T)] = False
+    return skeleton
+
+
+def _walk(skeleton: np.ndarray, start: tuple[int, int]) -> list[tuple[int, int]]:
+    """The pixels of a one-pixel-wide skeleton in order, from `start` as far as it goes (at a fork,
+    4-neighbours before diagonal ones)."""
+    path, seen = [start], {start}
+    while True:
+        ahead = [q for q in _neighbours(skeleton, path[-1]) if q not in seen]
+        if not ahead:
+            return path
+        path.append(ahead[0])
+        seen.add(ahead[0])
+
+
+def _skeleton_path(stroke: np.ndarray, spur: int) -> tuple[np.ndarray, bool] | None:
+    """A stroke's centre line as ordered (col, row) points and whether it closes on itself; None when
+    the stroke branches (another primitive or an annotation touches it) by more than `spur` pixels."""
+    from skimage.morphology import skeletonize  # imported here: only polylines need it
+
+    rows, cols = np.nonzero(stroke)
+    r0, c0 = max(rows.min() - 1, 0), max(cols.min() - 1, 0)  # the stroke's box: less to walk over
+    skeleton = _without_spurs(skeletonize(stroke[r0:rows.max() + 2, c0:cols.max() + 2]), spur)
+    total = int(skeleton.sum())
+    if total < 8:
+        return None
+    ends = [tuple(p) for p in np.argwhere(skeleton) if len(_neighbours(skeleton, tuple(p))) == 1]
+    if len(ends) > 2:
+        return None
+    path = _walk(skeleton, ends[0] if ends else tuple(np.argwhere(skeleton)[0]))
+    # Pixels beside the walk (a diagonal step's corner) count as covered; a branch does not.
+    walked = np.zeros(skeleton.shape, np.uint8)
+    walked[tuple(np.array(path).T)] = 1
+    covered = cv2.dilate(walked, np.ones((3, 3), np.uint8)).astype(bool) & skeleton
+    if covered.sum() < TRACE_COVERAGE * total:
+        return None
+    return np.array(path, np.float64)[:, ::-1] + [c0, r0], not ends
+
+
+def _straightened(corners: np.ndarray, closed: bool, epsilon: float) -> np.ndarray:
+    """Corners without those that lie within `epsilon` of the line through their neighbours (on a
+    closed outline Douglas-Peucker keeps where the walk began, corner or not)."""
+    corners = list(corners)
+    changed = True
+    while changed and len(corners) > (3 if closed else 2):
+        changed = False
+        inner = range(len(corners)) if closed else range(1, len(corners) - 1)
+        for i in inner:
+            a, b, c = corners[i - 1], corners[i], corners[(i + 1) % len(corners)]
+            chord = c - a
+            if abs(chord[0] * (b - a)[1] - chord[1] * (b - a)[0]) <= epsilon * np.hypot(*chord):
+                del corners[i]
+                changed = True
+                break
+    return np.array(corners)
+
+
+def _fit_line(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Total least squares: a point on the line through `points` (N, 2) and its unit direction."""
+    centre = points.mean(axis=0)
+    _, _, vt = np.linalg.svd(points - centre)
+    return centre, vt[0]
+
+
+def trace_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> Polyline | None:
+    """The polyline traced on its own stroke of ink: its corners, their number and whether it closes,
+    all from the ink; None when the stroke cannot be followed alone (it touches other ink, or the ink
+    near the model's polyline is not one stroke).
+
+    The stroke is the connected ink along the model's polyline; its skeleton, walked end to end (or
+    round), is simplified (Douglas-Peucker) into corners; each side is then a straight line fitted to
+    its middle pixels, each corner the crossing of its two sides, each open end the end of its ink.
+    """
+    points = np.array([frame.to_px(x, y) for x, y in polyline.points])
+    band, reach, _ = _search_sizes(ink, frame, tolerance_mm)
+    stroke = _stroke_component(ink, points, polyline.closed, reach)
+    traced = stroke is not None and _skeleton_path(stroke, 3 * band + 2)
+    if not traced:
+        return None
+    path, closed = traced
+    if not closed and np.hypot(*(path[0] - path[-1])) <= 3 * band + 2:
+        closed = True  # a sharp corner's skeleton ends in a spur: the walk starts on it and comes round
+    tolerance_px = tolerance_mm * frame.px_per_mm
+    epsilon = float(np.clip(0.25 * tolerance_px, 2.0, 6.0))  # above a hand's wobble, below a 30-degree corner
+    corners = _straightened(cv2.approxPolyDP(path.astype(np.float32)[:, None, :], epsilon, closed)[:, 0, :]
+                            .astype(np.float64), closed, epsilon)
+    if len(corners) < 2 or (closed and len(corners) < 3):
+        return None
+    # Where each corner lies on the walk, to fit each side to the pixels between two corners.
+    at = [int(np.argmin(np.hypot(*(path - c).T))) for c in corners]
+    sides = [(at[i], at[i + 1]) for i in range(len(at) - 1)] + ([(at[-1], at[0])] if closed else [])
+    margin = band + 2  # the rounded pixels near a corner belong to neither side
+    lines = []
+    for a, b in sides:
+        piece = path[a:b + 1] if a < b else np.concatenate([path[a:], path[:b + 1]])
+        inner = piece[margin:len(piece) - margin] if len(piece) > 2 * margin + 2 else piece
+        lines.append(_fit_line(inner))
+    new = [c.copy() for c in corners]
+    for k in range(len(sides) if closed else len(sides) - 1):
+        (p, d), (q, e) = lines[k], lines[(k + 1) % len(lines)]
+        crossing = _intersection(p, p + d, q, q + e)
+        j = (k + 1) % len(corners)
+        if crossing is not None and np.hypot(*(crossing - corners[j])) <= 2 * epsilon + band:
+            new[j] = crossing
+    if not closed:  # the skeleton stops short of the stroke's ends; the ink along the end sides does not
+        for (i, j), end, index in (((0, 1), 0, 0), ((-2, -1), 1, -1)):
+            run = _ink_run_ends(ink, new[i], new[j], band + 2, band)
+            if run:
+                new[index] = run[end]
+    traced_polyline = Polyline(tuple((round(x, 1), round(y, 1)) for x, y in (frame.to_mm(*q) for q in new)), closed)
+    return traced_polyline if not traced_polyline.problems(frame.sheet) else None
+
+
 def refine_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> Polyline:
     """The polyline with its points re-measured on the ink, its point count and `closed` kept.
 
@@ -355,6 +534,9 @@ def refine_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance
     fitted segments, an open end the end of its segment's ink. A point whose new place is not within
     the matching tolerance of the model's stays where the model put it.
     """
+    traced = trace_polyline(polyline, ink, frame, tolerance_mm)
+    if traced is not None:
+        return traced
     points = [np.array(frame.to_px(x, y)) for x, y in polyline.points]
     n = len(points)
     pairs = [(i, (i + 1) % n) for i in range(n if polyline.closed else n - 1)]

@@ -136,3 +136,34 @@ def test_on_an_inferred_sheet_positions_are_re_measured_but_sizes_stay_as_read()
     assert inferred.primitives[0].x + 46.5 / 2 == pytest.approx(45, abs=0.4)  # centred on the ink (a pixel: 0.33 mm)
     [known] = recognizer.refined(prepared, [image], [recognition], sheet_known=[True])
     assert abs(known.primitives[0].width - 50) <= 1.2  # the ink's evidence moved it (within 3 px)
+
+
+STEPS = Polyline(((20, 20), (60, 20), (60, 50), (100, 50), (100, 80)), False)
+TRIANGLE = Polyline(((130, 30), (185, 40), (150, 75)), True)
+
+
+@pytest.mark.parametrize("noise", [0.0, 25.0])
+def test_a_polyline_is_traced_with_the_corners_the_ink_has_not_the_count_the_model_wrote(noise):
+    from cad2program.scoring import matched_flags
+
+    # The model's usual polyline mistakes: a corner too few, corners a tolerance or more off, a closed
+    # outline written open with its first point again at the end.
+    guesses = [Polyline(((22, 18), (58, 26), (104, 52), (98, 83)), False),
+               Polyline(((133, 27), (180, 45), (146, 70), (133, 28)), False)]
+    traced = refine_primitives(draw([STEPS, TRIANGLE], noise), SHEET, guesses)
+    assert [len(p.points) for p in traced] == [5, 3] and [p.closed for p in traced] == [False, True]
+    assert matched_flags(traced, [STEPS, TRIANGLE], SHEET) == [True, True]
+    tight = 0.5 * 0.02 * max(SHEET.width, SHEET.height)
+    assert all(pair_error(p, t, SHEET) <= tight for p, t in zip(traced, [STEPS, TRIANGLE]))
+
+
+def test_a_polyline_touching_other_ink_is_not_traced_but_refined_as_the_model_wrote_it():
+    from cad2program.refine import Frame, ink_mask as mask, trace_polyline
+
+    crossing = Line(40, 5, 40, 60)  # runs through the first side of the steps: the stroke forks
+    image = draw([STEPS, crossing])
+    guess = Polyline(((21, 19), (61, 21), (59, 51), (101, 49), (99, 81)), False)
+    ink = mask(image)
+    assert trace_polyline(guess, ink, Frame(SHEET, ink.shape[1], ink.shape[0]), 4.0) is None
+    [refined] = refine_primitives(image, SHEET, [guess])
+    assert len(refined.points) == 5 and pair_error(refined, STEPS, SHEET) is not None
