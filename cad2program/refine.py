@@ -349,6 +349,8 @@ def _intersection(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray
 
 
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))  # 4-neighbours first
+MIN_SIDE = 0.6  # polyline sides shorter than this share of the matching tolerance are not drawn ones
+STROKE_SHARE = 0.25  # share of the model's polyline a stroke must lie along to be traced as it
 TRACE_COVERAGE = 0.97  # share of a stroke's skeleton one walk must cover: more is a branch (another stroke)
 
 
@@ -367,7 +369,7 @@ def _stroke_component(ink: np.ndarray, points: np.ndarray, closed: bool, reach: 
     on_path = np.zeros(ink.shape, np.uint8)
     cv2.polylines(on_path, [np.rint(points).astype(np.int32)], closed, 1, 1)
     along = cv2.dilate(stroke.astype(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8))
-    return stroke if (along[on_path > 0] > 0).mean() >= 0.5 else None
+    return stroke if (along[on_path > 0] > 0).mean() >= STROKE_SHARE else None
 
 
 def _walk(skeleton: np.ndarray, start: tuple[int, int]) -> list[tuple[int, int]]:
@@ -453,6 +455,26 @@ def _skeleton_path(stroke: np.ndarray, spur: int) -> tuple[np.ndarray, bool] | N
     return np.array(path, np.float64)[:, ::-1] + [c0, r0], not ends
 
 
+def _without_short_sides(corners: np.ndarray, closed: bool, shortest: float) -> np.ndarray:
+    """Corners with every side shorter than `shortest` merged away: a rounded or blurred corner gives
+    Douglas-Peucker two corners close together. The short side's two corners become their middle;
+    at an open end, the end corner goes (a hook of the stroke's end, not a side)."""
+    corners = list(corners)
+    while len(corners) > (3 if closed else 2):
+        sides = [(i, (i + 1) % len(corners)) for i in range(len(corners) if closed else len(corners) - 1)]
+        length, (i, j) = min((float(np.hypot(*(corners[j] - corners[i]))), (i, j)) for i, j in sides)
+        if length >= shortest:
+            break
+        if not closed and i == 0:
+            del corners[0]
+        elif not closed and j == len(corners) - 1:
+            del corners[j]
+        else:
+            corners[i] = (corners[i] + corners[j]) / 2
+            del corners[j]
+    return np.array(corners)
+
+
 def _straightened(corners: np.ndarray, closed: bool, epsilon: float) -> np.ndarray:
     """Corners without those that lie within `epsilon` of the line through their neighbours (on a
     closed outline Douglas-Peucker keeps where the walk began, corner or not)."""
@@ -498,8 +520,8 @@ def trace_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance_
         closed = True  # a sharp corner's skeleton ends in a spur: the walk starts on it and comes round
     tolerance_px = tolerance_mm * frame.px_per_mm
     epsilon = float(np.clip(0.25 * tolerance_px, 2.0, 6.0))  # above a hand's wobble, below a 30-degree corner
-    corners = _straightened(cv2.approxPolyDP(path.astype(np.float32)[:, None, :], epsilon, closed)[:, 0, :]
-                            .astype(np.float64), closed, epsilon)
+    corners = cv2.approxPolyDP(path.astype(np.float32)[:, None, :], epsilon, closed)[:, 0, :].astype(np.float64)
+    corners = _straightened(_without_short_sides(corners, closed, MIN_SIDE * tolerance_px), closed, epsilon)
     if len(corners) < 2 or (closed and len(corners) < 3):
         return None
     # Where each corner lies on the walk, to fit each side to the pixels between two corners.
