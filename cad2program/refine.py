@@ -32,6 +32,7 @@ from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangl
 MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replace it
 MAX_GAP_DEGREES = 4  # gaps of ink this short along an arc are closed
 CENTRE_SEARCH_SHARE = 1.0  # segments are searched across within this share of the matching tolerance
+ARC_REFITS = 1  # fits of an arc's circle again, to the span of its ink
 WORKING_SIDE = 800  # larger images are measured at this longer side (over 3x the model's 256 px)
 
 
@@ -206,6 +207,16 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
     first, length = max(candidates, key=overlap)
     if overlap((first, length)) < MIN_OVERLAP * predicted.sum() or length >= 358:
         return arc, measured
+    for _ in range(ARC_REFITS):
+        # The model's span may miss part of the arc: fit the circle again to the ink's span.
+        span = predicted | (((np.arange(360) - first) % 360) < length)
+        fitted = _fit_circle(ink, *frame.to_px(arc.x, arc.y), radius_px, tolerance_mm * scale, span, band)
+        found = fitted and runs(close_gaps(fitted[3], MAX_GAP_DEGREES))
+        if not found or found == [(0, 360)] or overlap(max(found, key=overlap)) < MIN_OVERLAP * predicted.sum():
+            break
+        col, row, radius, along = fitted
+        first, length = max(found, key=overlap)
+        measured["radius"] = radius / scale
     x, y = frame.to_mm(col, row)
     start, end = float(first % 360), float((first + length) % 360)
     refined = dataclasses.replace(arc, x=round(x, 1), y=round(y, 1), start_angle=start, end_angle=end)
