@@ -156,18 +156,27 @@ def _fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, toler
     if len(rows) == 0:
         return None
     best = (-1, 0.0, 0, 0, radius_px)  # (pixels, -how far from the model's circle, dc, dr, radius)
+    bins = int(2 * radii[-1]) + 4
 
     def fit(centres):
         nonlocal best
-        for dc, dr in centres:
-            dx, dy = cols - (col + dc), (row + dr) - rows  # y up on the sheet, down in the image
-            in_span = predicted[np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360]
-            halves = np.rint(2 * np.hypot(dx[in_span], dy[in_span])).astype(np.int64)  # half-pixel bins
-            counts = np.bincount(halves, minlength=int(2 * radii[-1]) + 4)
-            near = np.convolve(counts, np.ones(5, np.int64), mode="same")  # within a pixel of each radius
-            candidates = np.arange(2 * radii[0], min(2 * radii[-1] + 1, len(near)))
-            k = candidates[np.argmax(near[candidates] - 1e-3 * np.abs(candidates / 2 - radius_px))]
-            key = (int(near[k]), -float(dc * dc + dr * dr + (k / 2 - radius_px) ** 2), dc, dr, k / 2)
+        if not centres:
+            return
+        centres = np.array(centres, np.float64)  # (C, 2) offsets of the centre, all scored at once
+        dx = cols[None, :] - (col + centres[:, :1])  # (C, N); y up on the sheet, down in the image
+        dy = (row + centres[:, 1:]) - rows[None, :]
+        in_span = predicted[np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360]
+        halves = np.minimum(np.rint(2 * np.hypot(dx, dy)).astype(np.int64), bins - 1)  # half-pixel bins
+        flat = (np.arange(len(centres))[:, None] * bins + halves)[in_span]
+        counts = np.bincount(flat, minlength=len(centres) * bins).reshape(len(centres), bins)
+        total = np.cumsum(counts, axis=1)
+        total = np.concatenate([np.zeros((len(centres), 3), np.int64), total, total[:, -1:], total[:, -1:]], axis=1)
+        near = total[:, 5:] - total[:, :-5]  # (C, bins): within a pixel of each radius (5 half-pixel bins)
+        candidates = np.arange(2 * radii[0], min(2 * radii[-1] + 1, bins))
+        score = near[:, candidates] - 1e-3 * np.abs(candidates / 2 - radius_px)
+        for c, (dc, dr) in enumerate(centres):
+            k = candidates[int(np.argmax(score[c]))]
+            key = (int(near[c, k]), -float(dc * dc + dr * dr + (k / 2 - radius_px) ** 2), dc, dr, k / 2)
             if key[:2] > best[:2]:
                 best = key
 
