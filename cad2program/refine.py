@@ -700,9 +700,34 @@ def measure_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Pri
             p, size = measured[type(p)](p, ink, frame, tolerance_mm)
         else:
             p, size = (positioned[type(p)](p, ink, frame, tolerance_mm) if type(p) in positioned else p), {}
+        if isinstance(p, (Line, Rectangle, Polyline)):
+            size = {**size, "ink_share": ink_share(p, ink, frame)}
         out.append(p)
         sizes.append(size)
     return out, sizes
+
+
+def _outline_px(primitive: Line | Rectangle | Polyline, frame: Frame) -> np.ndarray:
+    """(N, 2) pixel (col, row) points a pixel apart along a straight-edged primitive's strokes."""
+    if isinstance(primitive, Line):
+        corners = [(primitive.x1, primitive.y1), (primitive.x2, primitive.y2)]
+    elif isinstance(primitive, Rectangle):
+        x, y, w, h = primitive.x, primitive.y, primitive.width, primitive.height
+        corners = [(x, y), (x + w, y), (x + w, y + h), (x, y + h), (x, y)]
+    else:
+        corners = list(primitive.points) + ([primitive.points[0]] if primitive.closed else [])
+    px = np.array([frame.to_px(x, y) for x, y in corners])
+    return np.concatenate([a + np.linspace(0, 1, max(2, int(np.hypot(*(b - a))) + 1))[:, None] * (b - a)
+                           for a, b in zip(px[:-1], px[1:])])
+
+
+def ink_share(primitive: Line | Rectangle | Polyline, ink: np.ndarray, frame: Frame) -> float:
+    """The share of a straight-edged primitive's strokes that lies on ink (within a line's width).
+    After re-measuring, a drawn one lies on ink nearly all along; one the model saw where nothing is
+    drawn does not (measured on the test sets: no line under 0.5 and no polyline under 0.9 matched)."""
+    band = _band(ink)
+    near = cv2.dilate(ink.astype(np.uint8), np.ones((2 * band + 1,) * 2, np.uint8)).astype(bool)
+    return float(_ink_at(near, _outline_px(primitive, frame)).mean())
 
 
 def refine_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive],

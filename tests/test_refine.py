@@ -117,6 +117,19 @@ def test_a_primitive_written_twice_is_kept_once_with_the_higher_confidence():
     assert [type(p) for p in refined.primitives] == [Circle, Line] and refined.confidences == [0.9, 0.7]
 
 
+def test_straight_edged_primitives_without_ink_where_they_should_be_drawn_are_left_out():
+    from cad2program.recognizer import Recognition, measured_on
+
+    image = draw([Line(110, 20, 190, 60), Circle(160, 120, 12)])
+    seen = Recognition(SHEET, [Line(111, 20, 189, 61), Line(20, 100, 80, 140), Circle(160, 120, 12),
+                               Polyline(((20, 20), (50, 20), (50, 50)), False)],
+                       [0.8, 0.9, 0.7, 0.6], valid=True, spans=[(0, 5), (5, 10), (10, 14), (14, 22)])
+    kept, sizes = measured_on(image, seen)
+    assert [type(p) for p in kept.primitives] == [Line, Circle]  # nothing drawn under the 2nd line, the polyline
+    assert kept.confidences == [0.8, 0.7] and kept.spans == [(0, 5), (10, 14)] and len(sizes) == 2
+    assert sizes[0]["ink_share"] > 0.95 and "radius" in sizes[1]
+
+
 def test_on_an_inferred_sheet_positions_are_re_measured_but_sizes_stay_as_read():
     import dataclasses as dc
 

@@ -138,7 +138,7 @@ class Engine:
         need no model, so the decode pool does them; re-reading sizes (only on a sheet the request
         gave) runs on the model thread, between batches."""
         loop = asyncio.get_running_loop()
-        recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition)
+        recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition, sheet_known)
         if sheet_known:
             [recognition] = await self.batcher.run_in_model_thread(
                 self.recognizer.reread_sizes, prepared[None], [recognition], [sizes])
