@@ -25,7 +25,7 @@ from cad2program.data import prepare_image
 from cad2program.decode import DecodeOptions, continuation_logprobs, default_grammar, embed_images, generate
 from cad2program.errors import UserError
 from cad2program.model import DrawingReader
-from cad2program.program import Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_program, program_problems
+from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_program, program_problems
 from cad2program.refine import measure_primitives
 from cad2program.scoring import pair_error
 
@@ -151,9 +151,11 @@ def _digit_groups(tokens: np.ndarray, start: int, end: int) -> list[int]:
 
 MAX_SIZE_CANDIDATES = 41
 SIZE_TOKENS = tokenizer.MAX_SIZE_DIGITS + 3  # the longest size: 3 digits, '.', a tenth, 'd;'
-# How far an ink measurement strays from the true size, in pixels: on 96 held-out generated drawings
-# at 512 px, the standard deviation was 0.9 for rectangles, 0.4 for circles' radii, 1.4 for arcs'.
-INK_SIGMA_PX = 1.0
+# How far an ink measurement strays from the true size, in pixels, per type. `scripts/ink_spread.py`
+# (200 held-out drawings at 512 px, guesses displaced as the model's are): rectangles' sides std 0.63,
+# circles' radii 0.18 (bias +0.11), arcs' radii 0.53 robust with heavy tails (a short arc's circle is
+# loose). The model's guesses are worse than that script's, so each is taken a little wider.
+INK_SIGMA_PX = {Rectangle: 1.0, Circle: 0.3, Arc: 1.2}
 SCALE_SLACK = 0.25  # single readings stray by 10-20% at 256 px; a wrong sheet moves them all
 
 
@@ -178,19 +180,19 @@ def _size_jobs(recognition: Recognition, sizes: list[dict]) -> list[list[tuple[s
     empty = [[] for _ in recognition.primitives]
     if recognition.tokens is None or len(recognition.spans) != len(recognition.primitives):
         return empty
-    found = []  # (primitive index, field, where its digits begin, factor, read, ink, mm per pixel)
+    found = []  # (primitive index, field, where its digits begin, factor, read, ink, mm per pixel, ink's sigma)
     for k, (primitive, (a, b), measured) in enumerate(zip(recognition.primitives, recognition.spans, sizes)):
         for field, start in zip(type(primitive).SIZE_FIELDS, _digit_groups(recognition.tokens, a, b)):
             if field in measured:
                 factor = 2.0 if isinstance(primitive, Circle) else 1.0  # a circle's digits: its diameter
                 found.append((k, field, start, factor, _read_digits(recognition.tokens, start),
-                              factor * measured[field], measured["mm_per_px"]))
-    if not found or abs(np.median([read / ink for *_, read, ink, _ in found]) - 1) > SCALE_SLACK:
+                              factor * measured[field], measured["mm_per_px"], INK_SIGMA_PX[type(primitive)]))
+    if not found or abs(np.median([read / ink for *_, read, ink, _, _ in found]) - 1) > SCALE_SLACK:
         return empty
     jobs = empty
-    for k, field, start, factor, read, ink, mm_per_px in found:
+    for k, field, start, factor, read, ink, mm_per_px, sigma_px in found:
         step = 0.2 if factor == 2.0 else 0.1  # a diameter is twice a radius on the 0.1 grid
-        sigma = factor * INK_SIGMA_PX * mm_per_px
+        sigma = factor * sigma_px * mm_per_px
         values = np.arange(np.ceil((ink - 3 * sigma) / step), np.floor((ink + 3 * sigma) / step) + 1) * step
         candidates = []
         for v in sorted((v for v in values if v > 0), key=lambda v: abs(v - ink))[:MAX_SIZE_CANDIDATES]:

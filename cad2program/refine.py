@@ -189,6 +189,26 @@ def _fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, toler
     return col + dc, row + dr, float(radius), along
 
 
+def _least_squares_radius(ink: np.ndarray, col: float, row: float, radius: float, on: np.ndarray,
+                          band: int) -> float:
+    """The radius (pixels) of the least-squares circle through the ink within a stroke's width of the
+    given one, in its degrees `on` (360,): sub-pixel, where the fit's histogram has half-pixel bins.
+    The given radius when too few pixels are found."""
+    reach = int(radius + band + 2)
+    top, left = max(0, int(row) - reach), max(0, int(col) - reach)
+    rows, cols = np.nonzero(ink[top:int(row) + reach + 1, left:int(col) + reach + 1])
+    dx, dy = cols + left - col, row - (rows + top)
+    degree = np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360
+    keep = (np.abs(np.hypot(dx, dy) - radius) <= band + 1) & on[degree]
+    if keep.sum() < 12:
+        return radius
+    x, y = dx[keep], dy[keep]
+    # x^2 + y^2 = 2 a x + 2 b y + c is linear in (a, b, c): centre (a, b), radius^2 = c + a^2 + b^2.
+    (a, b, c), *_ = np.linalg.lstsq(np.stack([2 * x, 2 * y, np.ones_like(x)], axis=1), x * x + y * y, rcond=None)
+    fitted = float(np.sqrt(max(c + a * a + b * b, 0.0)))
+    return fitted if abs(fitted - radius) <= band + 1 else radius
+
+
 def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Arc, dict]:
     """The arc with its centre and angles re-measured on the ink (see the module's docstring), and
     {"radius": the ink's radius in mm} when the ink shows the arc."""
@@ -226,6 +246,8 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
         col, row, radius, along = fitted
         first, length = max(found, key=overlap)
         measured["radius"] = radius / scale
+    on = ((np.arange(360) - first) % 360) < length
+    measured["radius"] = _least_squares_radius(ink, col, row, radius, on, band) / scale
     x, y = frame.to_mm(col, row)
     start, end = float(first % 360), float((first + length) % 360)
     refined = dataclasses.replace(arc, x=round(x, 1), y=round(y, 1), start_angle=start, end_angle=end)
@@ -244,7 +266,8 @@ def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: f
                          everywhere, band)
     if fitted is None or fitted[3].mean() < 0.7:
         return circle, {}
-    col, row, radius, _ = fitted
+    col, row, radius, along = fitted
+    radius = _least_squares_radius(ink, col, row, radius, along, band)
     x, y = frame.to_mm(col, row)
     refined = dataclasses.replace(circle, x=round(x, 1), y=round(y, 1))
     return (refined if not refined.problems(frame.sheet) else circle), {"radius": radius / scale,

@@ -43,3 +43,12 @@ def test_confidence_bands_give_the_precision_of_each_band(tmp_path, capsys):
     assert "| 0.9–1.0 | 2 | 1 | 0.94 | 0.50 |" in out  # one sure and right, one sure and wrong
     # |0.05 - 0| * 1 + |0.935 - 0.5| * 2, over 3 primitives
     assert "3 primitives, expected calibration error 0.307" in out
+
+
+def test_ink_spread_measures_small_residuals_on_held_out_drawings(capsys):
+    script = runpy.run_path(str(SCRIPTS / "ink_spread.py"))
+    assert script["main"](["--drawings", "12"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "Rectangle" in rows or "Circle" in rows
+    for name, row in rows.items():  # re-measured sizes stray by a pixel or two, not by tens
+        assert int(row[1]) > 0 and abs(float(row[2])) < 2 and float(row[4]) < 2, row
