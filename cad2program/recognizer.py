@@ -152,10 +152,10 @@ def _digit_groups(tokens: np.ndarray, start: int, end: int) -> list[int]:
 MAX_SIZE_CANDIDATES = 41
 SIZE_TOKENS = tokenizer.MAX_SIZE_DIGITS + 3  # the longest size: 3 digits, '.', a tenth, 'd;'
 # How far an ink measurement strays from the true size, in pixels, per type. `scripts/ink_spread.py`
-# (200 held-out drawings at 512 px, guesses displaced as the model's are): rectangles' sides std 0.63,
+# (200 held-out drawings at 512 px, guesses displaced as the model's are): rectangles' sides std 0.61,
 # circles' radii 0.18 (bias +0.11), arcs' radii 0.53 robust with heavy tails (a short arc's circle is
 # loose). The model's guesses are worse than that script's, so each is taken a little wider.
-INK_SIGMA_PX = {Rectangle: 1.0, Circle: 0.3, Arc: 1.2}
+INK_SIGMA_PX = {Rectangle: 0.8, Circle: 0.3, Arc: 1.2}
 SCALE_SLACK = 0.25  # single readings stray by 10-20% at 256 px; a wrong sheet moves them all
 
 

@@ -631,7 +631,8 @@ def refine_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance
 def _best_offset(ink: np.ndarray, start: np.ndarray, direction: np.ndarray, normal: np.ndarray, length: float,
                  reach: int, band: int) -> float:
     """How far across (within +-reach pixels) a segment lies on the most ink: the middle of the stroke
-    (the offsets within 90% of the best coverage next to the best one), 0 when there is no stroke."""
+    (the offsets within 90% of the best coverage next to the best one, then the centroid of the ink
+    across them), 0 when there is no stroke."""
     positions = np.arange(0.0, length + 0.5)
     offsets = np.arange(-reach, reach + 1)
     coverage = np.array([_ink_along(ink, start + o * normal, direction, normal, positions, band).mean()
@@ -645,7 +646,11 @@ def _best_offset(ink: np.ndarray, start: np.ndarray, direction: np.ndarray, norm
         low -= 1
     while high < len(offsets) - 1 and good[high + 1]:
         high += 1
-    return (int(offsets[low]) + int(offsets[high])) / 2
+    middle = (int(offsets[low]) + int(offsets[high])) / 2
+    # Sub-pixel: the centroid across the stroke of its ink pixels (no slack), over the whole segment.
+    near = np.arange(np.floor(middle) - band - 1, np.ceil(middle) + band + 2)
+    counts = np.array([_ink_at(ink, start + o * normal + positions[:, None] * direction).sum() for o in near])
+    return float(counts @ near / counts.sum()) if counts.sum() else middle
 
 
 def refine_rectangle(rect: Rectangle, ink: np.ndarray, frame: Frame, tolerance_mm: float
