@@ -391,7 +391,7 @@ def test_continuation_scores_equal_the_full_forward_log_probabilities(fusion):
 
 def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     from cad2program.decode import continuation_logprobs, embed_images
-    from cad2program.recognizer import Recognition, SIZE_TOKENS, _size_jobs
+    from cad2program.recognizer import INK_SIGMA_PX, Recognition, SIZE_TOKENS, _size_jobs
 
     sheet = Sheet(200, 100)
     rect = Rectangle(20, 30, 30, 10)  # the model read 30 x 10
@@ -401,7 +401,9 @@ def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     [[(field, start, candidates), (other, _, _)]] = _size_jobs(recognition, [ink])
     assert (field, other) == ("width", "height") and row[start] == tokenizer.DIGIT0 + 3
     values = [v for v, _, _ in candidates]
-    assert min(values) == pytest.approx(32.9) and max(values) == pytest.approx(35.2) and 30 not in values  # 34.04 +- 1.2
+    reach = 3 * INK_SIGMA_PX[Rectangle] * ink["mm_per_px"]  # candidates: within 3 sigmas of the ink's 34.04
+    assert min(values) >= 34.04 - reach and min(values) - 0.1 < 34.04 - reach
+    assert max(values) <= 34.04 + reach and max(values) + 0.1 > 34.04 + reach and 30 not in values
     prior = dict((v, p) for v, _, p in candidates)
     assert prior[34.0] > prior[34.4] > prior[35.0]  # the nearer the ink's measurement, the likelier
 
