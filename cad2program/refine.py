@@ -189,6 +189,12 @@ def _fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, toler
     return col + dc, row + dr, float(radius), along
 
 
+def _max_gap(radius_px: float) -> int:
+    """The gap in degrees closed along a circle: MAX_GAP_DEGREES, or two pixels' worth on a small
+    circle (a one-pixel stroke of radius 15 px leaves every fourth degree without a pixel)."""
+    return max(MAX_GAP_DEGREES, int(np.ceil(2 * 360 / (2 * np.pi * max(radius_px, 1.0)))))
+
+
 def _least_squares_radius(ink: np.ndarray, col: float, row: float, radius: float, on: np.ndarray,
                           band: int) -> float:
     """The radius (pixels) of the least-squares circle through the ink within a stroke's width of the
@@ -225,7 +231,7 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
     if (along & predicted).sum() < MIN_OVERLAP * predicted.sum():
         return arc, {}  # no circle of ink where the model saw the arc
     measured = {"radius": radius / scale, "mm_per_px": 1 / scale}
-    candidates = runs(close_gaps(along, MAX_GAP_DEGREES))
+    candidates = runs(close_gaps(along, _max_gap(radius)))
     if not candidates or candidates == [(0, 360)]:
         return arc, measured
 
@@ -240,7 +246,7 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
         # The model's span may miss part of the arc: fit the circle again to the ink's span.
         span = predicted | (((np.arange(360) - first) % 360) < length)
         fitted = _fit_circle(ink, *frame.to_px(arc.x, arc.y), radius_px, tolerance_mm * scale, span, band)
-        found = fitted and runs(close_gaps(fitted[3], MAX_GAP_DEGREES))
+        found = fitted and runs(close_gaps(fitted[3], _max_gap(fitted[2])))
         if not found or found == [(0, 360)] or overlap(max(found, key=overlap)) < MIN_OVERLAP * predicted.sum():
             break
         col, row, radius, along = fitted
@@ -264,7 +270,7 @@ def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: f
     everywhere = np.ones(360, bool)
     fitted = _fit_circle(ink, *frame.to_px(circle.x, circle.y), circle.radius * scale, tolerance_mm * scale,
                          everywhere, band)
-    if fitted is None or fitted[3].mean() < 0.7:
+    if fitted is None or close_gaps(fitted[3], _max_gap(fitted[2])).mean() < 0.7:
         return circle, {}
     col, row, radius, along = fitted
     radius = _least_squares_radius(ink, col, row, radius, along, band)
