@@ -391,7 +391,7 @@ def test_continuation_scores_equal_the_full_forward_log_probabilities(fusion):
 
 def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     from cad2program.decode import continuation_logprobs, embed_images
-    from cad2program.recognizer import INK_SIGMA_PX, Recognition, SIZE_TOKENS, _size_jobs
+    from cad2program.recognizer import INK_SIGMA_PX, READING_WEIGHT, Recognition, SIZE_TOKENS, _size_jobs
 
     sheet = Sheet(200, 100)
     rect = Rectangle(20, 30, 30, 10)  # the model read 30 x 10
@@ -414,7 +414,7 @@ def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     scores = continuation_logprobs(recognizer.split, embed_images(recognizer.split, images), sequence,
                                    [len(sequence) - len(row) + start] * len(candidates),
                                    [digits for _, digits, _ in candidates], tokenizer.PAD, 192, width=SIZE_TOKENS)
-    width = values[int(np.argmax(scores + np.array([p for _, _, p in candidates])))]
+    width = values[int(np.argmax(READING_WEIGHT * scores + np.array([p for _, _, p in candidates])))]
     assert reread.primitives[0].width == width
     assert reread.primitives[0].x + width / 2 == pytest.approx(rect.x + rect.width / 2, abs=0.06)  # same centre
     # Ink in other millimetres than the readings (a wrong sheet size): the readings stay.

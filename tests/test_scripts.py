@@ -52,3 +52,20 @@ def test_ink_spread_measures_small_residuals_on_held_out_drawings(capsys):
     assert "Rectangle" in rows or "Circle" in rows
     for name, row in rows.items():  # re-measured sizes stray by a pixel or two, not by tens
         assert int(row[1]) > 0 and abs(float(row[2])) < 2 and float(row[4]) < 2, row
+
+
+def test_reading_weight_scores_a_folder_at_each_weight(tmp_path, capsys):
+    from cad2program import recognizer
+    from cad2program.cli import main as cli
+
+    data = tmp_path / "data"
+    assert cli(["generate", "--out", str(data), "--count", "2", "--seed", "5", "--size", "256", "--workers", "1"]) == 0
+    capsys.readouterr()
+    weight = recognizer.READING_WEIGHT
+    script = runpy.run_path(str(SCRIPTS / "reading_weight.py"))
+    try:
+        assert script["main"]([str(data), "1.0", "0.3"]) == 0
+    finally:
+        recognizer.READING_WEIGHT = weight
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1.0 ") or line.startswith("| 0.3 ")]
+    assert len(rows) == 2 and all(0 <= float(row.split("|")[4]) <= 1 for row in rows)  # F1, always defined
