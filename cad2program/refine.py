@@ -33,6 +33,8 @@ MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replac
 MAX_GAP_DEGREES = 4  # gaps of ink this short along an arc are closed
 CENTRE_SEARCH_SHARE = 1.0  # segments are searched across within this share of the matching tolerance
 ARC_REFITS = 1  # fits of an arc's circle again, to the span of its ink
+FAR_EDGE_TOLERANCES = 4  # a rectangle's edge with no stroke near is searched this many tolerances out
+FAR_EDGE_COVERAGE = 0.8  # ... for a stroke along this share of it
 WORKING_SIDE = 800  # larger images are measured at this longer side (over 3x the model's 256 px)
 
 
@@ -635,14 +637,25 @@ def refine_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance
 
 
 def _best_offset(ink: np.ndarray, start: np.ndarray, direction: np.ndarray, normal: np.ndarray, length: float,
-                 reach: int, band: int) -> float:
+                 reach: int, band: int, far: int = 0) -> float:
     """How far across (within +-reach pixels) a segment lies on the most ink: the middle of the stroke
     (the offsets within 90% of the best coverage next to the best one, then the centroid of the ink
-    across them), 0 when there is no stroke."""
+    across them), 0 when there is no stroke. With no stroke within `reach`, the nearest one within `far`
+    that runs along the whole segment."""
     positions = np.arange(0.0, length + 0.5)
     offsets = np.arange(-reach, reach + 1)
     coverage = np.array([_ink_along(ink, start + o * normal, direction, normal, positions, band).mean()
                          for o in offsets])
+    if coverage.max() < MIN_OVERLAP and far > reach:
+        # No stroke here (a size misread by more than the tolerance): the nearest whole stroke further out.
+        offsets = np.array(sorted(range(-far, far + 1), key=abs))
+        coverage = np.array([_ink_along(ink, start + o * normal, direction, normal, positions, band).mean()
+                             for o in offsets])
+        whole = np.flatnonzero(coverage >= FAR_EDGE_COVERAGE)
+        if not len(whole):
+            return 0
+        nearest = offsets[whole[0]]
+        return _best_offset(ink, start + nearest * normal, direction, normal, length, band + 1, band) + nearest
     if coverage.max() < MIN_OVERLAP:
         return 0
     good = coverage >= 0.9 * coverage.max()
@@ -678,10 +691,11 @@ def refine_rectangle(rect: Rectangle, ink: np.ndarray, frame: Frame, tolerance_m
     # Each edge without its corners' last 15%: the neighbouring edges' ink is not evidence for it.
     h_in, w_in = 0.15 * (bottom - top), 0.15 * (right - left)
     v_len, h_len = (bottom - top) - 2 * h_in, (right - left) - 2 * w_in
-    new_left = left + _best_offset(ink, np.array([left, top + h_in]), down, across, v_len, reach, band)
-    new_right = right + _best_offset(ink, np.array([right, top + h_in]), down, across, v_len, reach, band)
-    new_top = top + _best_offset(ink, np.array([left + w_in, top]), across, down, h_len, reach, band)
-    new_bottom = bottom + _best_offset(ink, np.array([left + w_in, bottom]), across, down, h_len, reach, band)
+    far = int(round(FAR_EDGE_TOLERANCES * tolerance_px))
+    new_left = left + _best_offset(ink, np.array([left, top + h_in]), down, across, v_len, reach, band, far)
+    new_right = right + _best_offset(ink, np.array([right, top + h_in]), down, across, v_len, reach, band, far)
+    new_top = top + _best_offset(ink, np.array([left + w_in, top]), across, down, h_len, reach, band, far)
+    new_bottom = bottom + _best_offset(ink, np.array([left + w_in, bottom]), across, down, h_len, reach, band, far)
     if new_right - new_left < 2 or new_bottom - new_top < 2:
         return rect, {}
     (x0, y1), (x1, y0) = frame.to_mm(new_left, new_top), frame.to_mm(new_right, new_bottom)

@@ -80,6 +80,15 @@ def test_a_rectangle_whose_read_width_the_ink_contradicts_takes_the_inks():
     assert refined[0].width == pytest.approx(50, abs=0.7) and refined[0].height == 30
 
 
+def test_a_rectangle_edge_misread_by_several_tolerances_finds_its_stroke_further_out():
+    # Read 38 wide where 50 is drawn: the right edge is 12 mm (3 tolerances) from any ink the model
+    # put it near; a parallel dimension line below does not run along the edge and is not taken.
+    image = draw([Rectangle(20, 15, 50, 30), Line(20, 8, 70, 8)])
+    [refined] = refine_primitives(image, SHEET, [Rectangle(20.5, 15, 38, 30)])
+    assert refined.width == pytest.approx(50, abs=0.7) and refined.x == pytest.approx(20, abs=0.7)
+    assert refined.height == 30
+
+
 def test_refined_recognitions_of_colour_and_large_images_are_measured_in_the_same_sheet_frame():
     image = draw(TRUTH)
     big_colour = np.repeat(np.kron(image, np.ones((3, 3), np.uint8))[..., None], 3, axis=2)  # 1800 x 1350 RGB
