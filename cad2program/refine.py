@@ -381,6 +381,12 @@ def refine_line(line: Line, ink: np.ndarray, frame: Frame, tolerance_mm: float) 
         return line
     band, reach, extend = _search_sizes(ink, frame, tolerance_mm)
     fitted = _fit_segment(ink, p1, p2, reach, band)
+    if fitted is None:  # no stroke near: the nearest parallel one along most of it, a few tolerances out
+        direction = (p2 - p1) / float(np.hypot(*(p2 - p1)))
+        normal = np.array([-direction[1], direction[0]])
+        offset = _best_offset(ink, p1, direction, normal, float(np.hypot(*(p2 - p1))), 0, band,
+                              int(round(FAR_EDGE_TOLERANCES * tolerance_mm * frame.px_per_mm)))
+        fitted = offset and _fit_segment(ink, p1 + offset * normal, p2 + offset * normal, reach, band)
     ends = fitted and _ink_run_ends(ink, *fitted, extend, band)
     if not ends:
         return line
