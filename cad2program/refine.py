@@ -33,6 +33,8 @@ MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replac
 MAX_GAP_DEGREES = 4  # gaps of ink this short along an arc are closed
 CENTRE_SEARCH_SHARE = 1.0  # segments are searched across within this share of the matching tolerance
 ARC_REFITS = 1  # fits of an arc's circle again, to the span of its ink
+ARC_CENTRE_REACH = 2.0  # arc centres are searched this many tolerances from the model's (held-out F1 up)
+ARC_MIN_RUN = 15  # degrees of ink that an arc whose span the model misplaced must show
 FAR_EDGE_TOLERANCES = 4  # a rectangle's edge with no stroke near is searched this many tolerances out
 FAR_EDGE_COVERAGE = 0.8  # ... for a stroke along this share of it
 WORKING_SIDE = 800  # larger images are measured at this longer side (over 3x the model's 256 px)
@@ -141,7 +143,8 @@ def _degrees_by_radius(cols: np.ndarray, rows: np.ndarray, col: float, row: floa
 
 
 def _fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolerance_px: float,
-                predicted: np.ndarray, band: int) -> tuple[float, float, float, np.ndarray] | None:
+                predicted: np.ndarray, band: int, reach_share: float = 1.0
+                ) -> tuple[float, float, float, np.ndarray] | None:
     """The circle through the most ink pixels of the `predicted` degrees (within a pixel of it), its
     centre within the tolerance of (col, row) and its radius within the tolerance of radius_px.
 
@@ -149,7 +152,7 @@ def _fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, toler
     there is no ink near. One histogram of distances per centre gives every radius at once; centres are
     searched on a coarse grid, then pixel by pixel around the best.
     """
-    reach = max(1, int(round(tolerance_px)))  # a centre the tolerance away still matches: search that far
+    reach = max(1, int(round(reach_share * tolerance_px)))
     radii = np.arange(max(2, int(radius_px - tolerance_px)), int(radius_px + tolerance_px) + 1)
     outer = int(radii[-1] + reach + band + 2)
     top, left = max(0, int(row) - outer), max(0, int(col) - outer)
@@ -217,6 +220,28 @@ def _least_squares_radius(ink: np.ndarray, col: float, row: float, radius: float
     return fitted if abs(fitted - radius) <= band + 1 else radius
 
 
+def _ink_span_near(ink: np.ndarray, centre: tuple[float, float], radius_px: float, tolerance_px: float,
+                   predicted: np.ndarray, band: int) -> np.ndarray | None:
+    """(360,) the degrees of the run of ink nearest the model's span on the circle that carries most ink
+    near the model's, for an arc whose span has little ink: the model saw the circle but not which
+    part of it is drawn. None when that circle shows no run of ARC_MIN_RUN degrees."""
+    fitted = _fit_circle(ink, *centre, radius_px, tolerance_px, np.ones(360, bool), band, ARC_CENTRE_REACH)
+    if fitted is None:
+        return None
+    found = [run for run in runs(close_gaps(fitted[3], _max_gap(fitted[2]))) if ARC_MIN_RUN <= run[1] < 358]
+    if not found:
+        return None
+    span = np.flatnonzero(predicted)
+
+    def distance(run: tuple[int, int]) -> float:
+        degrees = (run[0] + np.arange(run[1])) % 360
+        gaps = np.abs(degrees[:, None] - span[None, :])
+        return float(np.minimum(gaps, 360 - gaps).min())
+
+    first, length = min(found, key=distance)
+    return ((np.arange(360) - first) % 360) < length
+
+
 def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Arc, dict]:
     """The arc with its centre and angles re-measured on the ink (see the module's docstring), and
     {"radius": the ink's radius in mm} when the ink shows the arc."""
@@ -226,12 +251,17 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
     if radius_px < 4 or not predicted.any():  # too small to measure angles on
         return arc, {}
     band = _band(ink)
-    fitted = _fit_circle(ink, *frame.to_px(arc.x, arc.y), radius_px, tolerance_mm * scale, predicted, band)
+    centre = frame.to_px(arc.x, arc.y)
+    fitted = _fit_circle(ink, *centre, radius_px, tolerance_mm * scale, predicted, band, ARC_CENTRE_REACH)
     if fitted is None:
         return arc, {}
     col, row, radius, along = fitted
     if (along & predicted).sum() < MIN_OVERLAP * predicted.sum():
-        return arc, {}  # no circle of ink where the model saw the arc
+        predicted = _ink_span_near(ink, centre, radius_px, tolerance_mm * scale, predicted, band)
+        if predicted is None:
+            return arc, {}  # no circle of ink where the model saw the arc
+        fitted = _fit_circle(ink, *centre, radius_px, tolerance_mm * scale, predicted, band, ARC_CENTRE_REACH)
+        col, row, radius, along = fitted
     measured = {"radius": radius / scale, "mm_per_px": 1 / scale}
     candidates = runs(close_gaps(along, _max_gap(radius)))
     if not candidates or candidates == [(0, 360)]:
@@ -247,7 +277,9 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
     for _ in range(ARC_REFITS):
         # The model's span may miss part of the arc: fit the circle again to the ink's span.
         span = predicted | (((np.arange(360) - first) % 360) < length)
-        fitted = _fit_circle(ink, *frame.to_px(arc.x, arc.y), radius_px, tolerance_mm * scale, span, band)
+        # ... from the circle found so far: a model's centre off by about the tolerance leaves the
+        # first fit at the edge of its search.
+        fitted = _fit_circle(ink, col, row, radius, tolerance_mm * scale, span, band)
         found = fitted and runs(close_gaps(fitted[3], _max_gap(fitted[2])))
         if not found or found == [(0, 360)] or overlap(max(found, key=overlap)) < MIN_OVERLAP * predicted.sum():
             break
@@ -427,23 +459,6 @@ def _stroke_component(ink: np.ndarray, points: np.ndarray, closed: bool, reach: 
     cv2.polylines(on_path, [np.rint(points).astype(np.int32)], closed, 1, 1)
     along = cv2.dilate(stroke.astype(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8))
     return stroke if (along[on_path > 0] > 0).mean() >= STROKE_SHARE else None
-
-
-def _walk(skeleton: np.ndarray, start: tuple[int, int]) -> list[tuple[int, int]]:
-    """The pixels of a one-pixel-wide skeleton in order, from `start` as far as it goes (at a fork,
-    4-neighbours before diagonal ones)."""
-    path, seen = [start], {start}
-    r, c = start
-    while True:
-        for dr, dc in NEIGHBOURS:
-            q = (r + dr, c + dc)
-            if 0 <= q[0] < skeleton.shape[0] and 0 <= q[1] < skeleton.shape[1] and skeleton[q] and q not in seen:
-                break
-        else:
-            return path
-        path.append(q)
-        seen.add(q)
-        r, c = q
 
 
 def _neighbours(skeleton: np.ndarray, pixel: tuple[int, int]) -> list[tuple[int, int]]:

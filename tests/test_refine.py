@@ -89,6 +89,22 @@ def test_a_rectangle_edge_misread_by_several_tolerances_finds_its_stroke_further
     assert refined.height == 30
 
 
+def test_an_arc_whose_centre_the_model_put_beyond_the_tolerance_is_found():
+    truth = Arc(50, 100, 20, 30, 200)
+    guess = Arc(56, 101, 20, 30, 200)  # 6 mm off, the tolerance is 4 mm
+    [refined] = refine_primitives(draw([truth]), SHEET, [guess])
+    assert pair_error(guess, truth, SHEET) is None and pair_error(refined, truth, SHEET) is not None
+
+
+def test_an_arc_on_the_right_circle_but_the_wrong_part_of_it_takes_the_inked_part():
+    truth = Arc(50, 100, 20, 30, 200)
+    guess = Arc(50.5, 99, 20, 240, 330)  # where nothing of this circle is drawn
+    [refined] = refine_primitives(draw([truth, Line(100, 20, 190, 20)]), SHEET, [guess])
+    assert pair_error(refined, truth, SHEET) is not None
+    blank_elsewhere = draw([Line(100, 20, 190, 20)])  # no circle near: the guess stays
+    assert refine_primitives(blank_elsewhere, SHEET, [guess]) == [guess]
+
+
 def test_refined_recognitions_of_colour_and_large_images_are_measured_in_the_same_sheet_frame():
     image = draw(TRUTH)
     big_colour = np.repeat(np.kron(image, np.ones((3, 3), np.uint8))[..., None], 3, axis=2)  # 1800 x 1350 RGB
