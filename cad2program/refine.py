@@ -438,7 +438,7 @@ def _intersection(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray
 
 
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))  # 4-neighbours first
-MIN_SIDE = 0.6  # polyline sides shorter than this share of the matching tolerance are not drawn ones
+MIN_SIDE = 1.0  # polyline sides shorter than the matching tolerance are corner artefacts, not drawn ones
 STROKE_SHARE = 0.25  # share of the model's polyline a stroke must lie along to be traced as it
 TRACE_COVERAGE = 0.97  # share of a stroke's skeleton one walk must cover: more is a branch (another stroke)
 

@@ -195,6 +195,13 @@ def test_a_polyline_is_traced_with_the_corners_the_ink_has_not_the_count_the_mod
     assert all(pair_error(p, t, SHEET) <= tight for p, t in zip(traced, [STEPS, TRIANGLE]))
 
 
+def test_a_hook_shorter_than_the_tolerance_where_a_pen_turned_a_corner_is_not_a_side():
+    drawn = Polyline(((100, 40), (150, 40), (152, 42), (150, 80)), False)  # a 2.8 mm hook; tolerance 4 mm
+    truth = Polyline(((100, 40), (150, 40), (150, 80)), False)
+    [traced] = refine_primitives(draw([drawn]), SHEET, [Polyline(((101, 41), (149, 41), (151, 79)), False)])
+    assert len(traced.points) == 3 and pair_error(traced, truth, SHEET) is not None
+
+
 def test_a_polyline_touching_other_ink_is_not_traced_but_refined_as_the_model_wrote_it():
     from cad2program.refine import Frame, ink_mask as mask, trace_polyline
 
