@@ -1,14 +1,14 @@
 """Latency of `predict` for one drawing, warm: a `cpu`-config model, batch 1, greedy; prints one JSON object.
 
-    python3 benchmarks/bench_predict.py [--config cpu] [--repeats 10] [--image testsets/clean/images/000000.png]
+    python3 benchmarks/bench_predict.py [--config cpu | --model M] [--repeats 10] [--image PNG] [--sheet WxH]
 
 The model is randomly initialised (the figure is about compute, not accuracy) and built in this
 process; the first call compiles, and the timed calls are the ones after it, in-process, as `predict`
 on a folder or a server sees them. A random model writes until the length limit, so the number of
 generated tokens is reported beside the time: a trained model that stops earlier is faster.
 Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding +
-`Recognizer.refined`: re-measuring on the image's ink and re-reading the sizes it contradicts); the
-last part is also timed alone (`refine_ms_median`).
+`Recognizer.refined`: re-measuring on the image's ink and, given the real sheet, re-reading the sizes);
+the last part is also timed alone (`refine_ms_median`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ def main() -> None:
                                                   "--config model: then the output length is the real one")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    parser.add_argument("--sheet", metavar="WxH", help="the drawing's sheet in mm, as `predict --sheet` takes it: "
+                                                      "sizes are then re-read (default: inferred, as `predict` "
+                                                      "without --sheet does, and sizes stay as read)")
     args = parser.parse_args()
 
     from cad2program import tokenizer
@@ -41,6 +44,7 @@ def main() -> None:
     from cad2program.dataset import load_image
     from cad2program.decode import generate
     from cad2program.data import prepare_image
+    from cad2program.commands.render import parse_sheet
     from cad2program.recognizer import Recognizer, build_model, infer_sheet
 
     if args.model is not None:
@@ -50,7 +54,7 @@ def main() -> None:
         config = get_config(args.config)
         recognizer = Recognizer(config, build_model(config), max_batch=1)
     image = load_image(args.image) if args.image.exists() else np.full((362, 512), 255, np.uint8)
-    sheet = infer_sheet(image)
+    sheet = parse_sheet(args.sheet) if args.sheet else infer_sheet(image)
 
     start = time.perf_counter()
     recognizer.recognize([image], [sheet])
@@ -76,6 +80,7 @@ def main() -> None:
     print(json.dumps({
         "config": config.name, "model": str(args.model) if args.model else "random", "image_size": config.model.image_size, "batch": 1, "decoding": "greedy",
         "image": str(args.image) if args.image.exists() else "blank 512 x 362",
+        "sheet": f"{sheet.width:g}x{sheet.height:g}" + ("" if args.sheet else " (inferred: sizes stay as read)"),
         "first_call_s": round(first, 2),
         "warm_ms_per_drawing_median": round(1000 * statistics.median(times), 1),
         "warm_ms_per_drawing_min": round(1000 * min(times), 1),
