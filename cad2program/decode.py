@@ -344,6 +344,17 @@ def continuation_logprobs(model_or_split, memory, sequence: list[int], starts: l
     return np.concatenate(out)
 
 
+def warm_up_continuations(model_or_split, memory, pad: int, max_len: int, width: int, bucket: int = 64) -> int:
+    """Compiles every shape `continuation_logprobs` pads to (sequence buckets x CONTINUATION_ROWS), so
+    that a server's first requests do not pay for it; -> the number of shapes."""
+    lengths = sorted({min(n, max_len) for n in range(bucket, max_len + bucket, bucket)})
+    for length in lengths:
+        for rows in CONTINUATION_ROWS:
+            continuation_logprobs(model_or_split, memory, [pad] * length, [1] * rows, [[pad]] * rows, pad,
+                                  max_len, width, bucket)
+    return len(lengths) * len(CONTINUATION_ROWS)
+
+
 def embed_images(model_or_split, images) -> jax.Array:
     """The images through the model's encoder: what `generate(memory=...)` and `continuation_logprobs` take."""
     graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)

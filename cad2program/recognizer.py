@@ -22,7 +22,8 @@ from flax import nnx, serialization
 from cad2program import tokenizer
 from cad2program.configs import TrainConfig, config_from_dict, config_to_dict
 from cad2program.data import prepare_image
-from cad2program.decode import DecodeOptions, continuation_logprobs, default_grammar, embed_images, generate
+from cad2program.decode import (DecodeOptions, continuation_logprobs, default_grammar, embed_images, generate,
+                                warm_up_continuations)
 from cad2program.errors import UserError
 from cad2program.model import DrawingReader
 from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_program, program_problems
@@ -357,6 +358,12 @@ class Recognizer:
             out += (self.refined(prepared, originals, found, known[start:start + len(originals)])
                     if self.refine else found)
         return out
+
+    def warm_up_rereading(self) -> int:
+        """Compiles what `reread_sizes` runs, for every shape it can take; -> the number of shapes."""
+        blank = np.zeros((1, self.image_size, self.image_size, 1), np.float32)
+        return warm_up_continuations(self.split, embed_images(self.split, blank), tokenizer.PAD,
+                                     self.config.model.max_len, width=SIZE_TOKENS)
 
     def refined(self, prepared: np.ndarray, images: Sequence[np.ndarray], recognitions: list[Recognition],
                 sheet_known: Sequence[bool] | None = None) -> list[Recognition]:

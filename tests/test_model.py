@@ -419,3 +419,21 @@ def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     assert reread.primitives[0].x + width / 2 == pytest.approx(rect.x + rect.width / 2, abs=0.06)  # same centre
     # Ink in other millimetres than the readings (a wrong sheet size): the readings stay.
     assert _size_jobs(recognition, [{"width": 45.0, "height": 13.0, "mm_per_px": 0.4}]) == [[]]
+
+
+def test_after_the_warm_up_re_reading_sizes_compiles_nothing():
+    from cad2program.decode import CONTINUATION_ROWS, _continuation_logprobs
+    from cad2program.recognizer import Recognition
+
+    recognizer = Recognizer(tiny(), tiny_model(seed=18))
+    shapes = recognizer.warm_up_rereading()
+    compiled = _continuation_logprobs._cache_size()
+    assert shapes >= len(CONTINUATION_ROWS) and compiled >= shapes
+    sheet = Sheet(200, 100)
+    rect = Rectangle(20, 30, 30, 10)
+    row = np.array(tokenizer.encode_primitive(rect, sheet) + [tokenizer.EOS])
+    recognition = Recognition(sheet, [rect], [0.5], valid=True, tokens=row, spans=[(0, len(row) - 1)])
+    images, _, _ = random_inputs(1)
+    [reread] = recognizer.reread_sizes(images, [recognition], [[{"width": 34.04, "height": 10.1, "mm_per_px": 0.4}]])
+    assert reread.primitives[0].width != 30  # it did re-read, on an already compiled shape
+    assert _continuation_logprobs._cache_size() == compiled

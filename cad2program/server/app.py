@@ -115,6 +115,10 @@ class Engine:
             blank = np.zeros((n, size, size, 1), np.float32)
             self.recognizer.recognize_prepared(blank, [Sheet(297, 210)] * n)
             log.info("warm-up: batch size %d ready in %.1f s", n, time.monotonic() - started)
+        if self.recognizer.refine:
+            started = time.monotonic()
+            shapes = self.recognizer.warm_up_rereading()
+            log.info("warm-up: re-reading sizes (%d shapes) ready in %.1f s", shapes, time.monotonic() - started)
 
     async def start(self) -> None:
         self.batcher.start()
