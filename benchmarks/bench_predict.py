@@ -28,13 +28,15 @@ DEFAULT_IMAGE = Path(__file__).resolve().parent.parent / "testsets" / "clean" / 
 
 
 def main() -> None:
+    from cad2program.commands.render import parse_sheet
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="cpu", help="named model config (default cpu)")
     parser.add_argument("--model", type=Path, help="a model file (e.g. the packaged default) instead of a random "
                                                   "--config model: then the output length is the real one")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
-    parser.add_argument("--sheet", metavar="WxH", help="the drawing's sheet in mm, as `predict --sheet` takes it: "
+    parser.add_argument("--sheet", type=parse_sheet, metavar="WxH", help="the drawing's sheet in mm, as `predict --sheet` takes it: "
                                                       "sizes are then re-read (default: inferred, as `predict` "
                                                       "without --sheet does, and sizes stay as read)")
     args = parser.parse_args()
@@ -44,7 +46,6 @@ def main() -> None:
     from cad2program.dataset import load_image
     from cad2program.decode import generate
     from cad2program.data import prepare_image
-    from cad2program.commands.render import parse_sheet
     from cad2program.recognizer import Recognizer, build_model, infer_sheet
 
     if args.model is not None:
@@ -54,7 +55,7 @@ def main() -> None:
         config = get_config(args.config)
         recognizer = Recognizer(config, build_model(config), max_batch=1)
     image = load_image(args.image) if args.image.exists() else np.full((362, 512), 255, np.uint8)
-    sheet = parse_sheet(args.sheet) if args.sheet else infer_sheet(image)
+    sheet = args.sheet or infer_sheet(image)
 
     start = time.perf_counter()
     recognizer.recognize([image], [sheet])

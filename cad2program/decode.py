@@ -311,11 +311,16 @@ def _continuation_logprobs(graphdef, params, memory, sequence, starts, continuat
 
 
 CONTINUATION_ROWS = (16, 32, 64, 128, 256)  # continuations per call, padded up to one of these: few compiled shapes
+SEQUENCE_BUCKET = 64  # the re-read sequence is padded to a multiple of this (or max_len)
+
+
+def _padded_length(length: int, bucket: int, max_len: int) -> int:
+    return min(-(-length // bucket) * bucket, max_len)
 
 
 def continuation_logprobs(model_or_split, memory, sequence: list[int], starts: list[int],
                           continuations: list[list[int]], pad: int, max_len: int, width: int,
-                          bucket: int = 64) -> np.ndarray:
+                          bucket: int = SEQUENCE_BUCKET) -> np.ndarray:
     """log p(continuation | sequence[:start], image) for many short continuations of one sequence.
 
     `memory` (1, N, D): the image through `embed_images`. Continuation k replaces `sequence` from
@@ -327,7 +332,7 @@ def continuation_logprobs(model_or_split, memory, sequence: list[int], starts: l
     if not continuations:
         return np.zeros(0, np.float32)
     graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
-    padded = np.full((1, min(-(-len(sequence) // bucket) * bucket, max_len)), pad, np.int32)
+    padded = np.full((1, _padded_length(len(sequence), bucket, max_len)), pad, np.int32)
     padded[0, :len(sequence)] = sequence
     out = []
     for first in range(0, len(continuations), CONTINUATION_ROWS[-1]):
@@ -344,10 +349,11 @@ def continuation_logprobs(model_or_split, memory, sequence: list[int], starts: l
     return np.concatenate(out)
 
 
-def warm_up_continuations(model_or_split, memory, pad: int, max_len: int, width: int, bucket: int = 64) -> int:
+def warm_up_continuations(model_or_split, memory, pad: int, max_len: int, width: int,
+                          bucket: int = SEQUENCE_BUCKET) -> int:
     """Compiles every shape `continuation_logprobs` pads to (sequence buckets x CONTINUATION_ROWS), so
     that a server's first requests do not pay for it; -> the number of shapes."""
-    lengths = sorted({min(n, max_len) for n in range(bucket, max_len + bucket, bucket)})
+    lengths = sorted({_padded_length(n, bucket, max_len) for n in range(1, max_len + 1)})
     for length in lengths:
         for rows in CONTINUATION_ROWS:
             continuation_logprobs(model_or_split, memory, [pad] * length, [1] * rows, [[pad]] * rows, pad,

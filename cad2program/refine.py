@@ -146,7 +146,7 @@ def _fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, toler
                 predicted: np.ndarray, band: int, reach_share: float = 1.0
                 ) -> tuple[float, float, float, np.ndarray] | None:
     """The circle through the most ink pixels of the `predicted` degrees (within a pixel of it), its
-    centre within the tolerance of (col, row) and its radius within the tolerance of radius_px.
+    centre within `reach_share` tolerances of (col, row) and its radius within the tolerance of radius_px.
 
     -> (centre col, centre row, radius in pixels, (360,) which degrees have ink on it), or None when
     there is no ink near. One histogram of distances per centre gives every radius at once; centres are
@@ -261,6 +261,8 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
         if predicted is None:
             return arc, {}  # no circle of ink where the model saw the arc
         fitted = _fit_circle(ink, *centre, radius_px, tolerance_mm * scale, predicted, band, ARC_CENTRE_REACH)
+        if fitted is None:
+            return arc, {}
         col, row, radius, along = fitted
     measured = {"radius": radius / scale, "mm_per_px": 1 / scale}
     candidates = runs(close_gaps(along, _max_gap(radius)))
