@@ -45,6 +45,29 @@ def test_confidence_bands_give_the_precision_of_each_band(tmp_path, capsys):
     assert "3 primitives, expected calibration error 0.307" in out
 
 
+def test_miss_breakdown_counts_unwritten_lines_unreadable_polylines_and_exact_sizes(tmp_path, capsys):
+    truth = tmp_path / "clean"
+    truth.mkdir()
+    line = {"type": "line", "x1": 10, "y1": 10, "x2": 60, "y2": 10}
+    misplaced = {"type": "line", "x1": 10, "y1": 20, "x2": 60, "y2": 20}
+    segment = {"type": "polyline", "points": [[100, 50], [150, 50]], "closed": False}
+    straightish = {"type": "polyline", "points": [[100, 80], [130, 80], [160, 81], [160, 95]], "closed": False}
+    rect = {"type": "rectangle", "x": 120, "y": 10, "width": 30, "height": 20}
+    (truth / "labels.jsonl").write_text(json.dumps({
+        "image": "images/a.png", "sheet": {"width": 200, "height": 100},
+        "primitives": [line, misplaced, segment, straightish, rect]}) + "\n")
+    predictions = tmp_path / "preds"
+    predictions.mkdir()
+    wrote = [{**misplaced, "y1": 26, "y2": 26}, {**rect, "width": 31}]  # a line 6 mm off (t = 4); width misread
+    (predictions / "clean.jsonl").write_text(json.dumps({"image": "images/a.png", "primitives": wrote}) + "\n")
+    script = runpy.run_path(str(SCRIPTS / "miss_breakdown.py"))
+    assert script["main"]([str(predictions), str(truth)]) == 0
+    out = capsys.readouterr().out
+    assert "| rectangle | height | 1 | 1 | 1.00 |" in out and "| rectangle | width | 0 | 1 | 0.00 |" in out
+    assert "unmatched true lines: 2; with no predicted line within 3 tolerances (never written): 1" in out
+    assert "true polylines: 2; two points (drawn as a line is): 1; a corner turning < 10 degrees: 1" in out
+
+
 def test_ink_spread_measures_small_residuals_on_held_out_drawings(capsys):
     script = runpy.run_path(str(SCRIPTS / "ink_spread.py"))
     assert script["main"](["--drawings", "12"]) == 0
