@@ -13,4 +13,7 @@ if command -v apt-get >/dev/null 2>&1; then
     || echo "warning: could not install chromium; the web page's browser tests will be skipped" >&2
 fi
 python3 -m pip install -q -e ".[dev]"
+# The OCR engine (annotations.py). 1.4.4 is the last version whose wheel ships its models (later ones
+# download them at first use, which an offline machine cannot); --no-deps: see pyproject.toml.
+python3 -m pip install -q --no-deps "rapidocr_onnxruntime==1.4.4"
 echo "cad2program installed: try 'cad2program --help'"

@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx, serialization
 
 from cad2program import tokenizer
+from cad2program.annotations import written_numbers
 from cad2program.configs import TrainConfig, config_from_dict, config_to_dict
 from cad2program.data import prepare_image
 from cad2program.decode import (DecodeOptions, continuation_logprobs, default_grammar, embed_images, generate,
@@ -50,6 +51,8 @@ class Recognition:
     spans: list[tuple[int, int]] = dataclasses.field(default_factory=list, repr=False, compare=False)
     # The image through the model's encoder (N, D): re-reading sizes needs it, and it costs a pass.
     memory: Any = dataclasses.field(default=None, repr=False, compare=False)
+    # The numbers an OCR engine read on the full-resolution image (`annotations.written_numbers`).
+    written: frozenset[float] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def program(self) -> str:
@@ -104,22 +107,24 @@ def fit_confidence_power(confidences: Sequence[float], matched: Sequence[bool]) 
 MIN_INK_SHARE = {Line: 0.5, Rectangle: 0.7, Polyline: 0.85}
 
 
-def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: bool = True
-                ) -> tuple[Recognition, list[dict]]:
+def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: bool = True,
+                read_text: bool = True) -> tuple[Recognition, list[dict]]:
     """The recognition with its primitives re-measured on the image's ink, those without ink where
     they should be drawn left out (MIN_INK_SHARE), and the sizes the ink shows for each one kept
     (`refine.measure_primitives`). `sizes_from_ink=False` keeps the sizes the model read (an inferred
-    sheet: the ink's millimetres are not the drawing's). Needs no model: a server runs it beside the
-    model thread."""
+    sheet: the ink's millimetres are not the drawing's). `read_text`: the numbers written on the
+    image are read too (`annotations.written_numbers`), for `reread_sizes`. Needs no model: a server
+    runs it beside the model thread."""
     primitives, sizes = measure_primitives(image, recognition.sheet, recognition.primitives)
     if not sizes_from_ink:
         primitives = [_with_read_sizes(new, old, recognition.sheet) for new, old in zip(primitives, recognition.primitives)]
     keep = [k for k, (p, size) in enumerate(zip(primitives, sizes))
             if size.get("ink_share", 1.0) >= MIN_INK_SHARE.get(type(p), 0.0)]
     spans = recognition.spans if len(recognition.spans) == len(primitives) else []
+    written = written_numbers(image) if read_text and sizes_from_ink else None
     kept = dataclasses.replace(recognition, primitives=[primitives[k] for k in keep],
                                confidences=[recognition.confidences[k] for k in keep],
-                               spans=[spans[k] for k in keep] if spans else [])
+                               spans=[spans[k] for k in keep] if spans else [], written=written)
     return kept, [sizes[k] for k in keep] if sizes_from_ink else [{} for _ in keep]
 
 
@@ -161,6 +166,8 @@ INK_SIGMA_PX = {Rectangle: 0.8, Circle: 0.3, Arc: 1.2}
 # (`scripts/reading_weight.py` on 150 held-out generated drawings: 1.0 -> size exactness 0.779,
 # 0.6 -> 0.806, 0.35 -> 0.816, 0.2 -> 0.820, 0.1 -> 0.804, 0 -> 0.430).
 READING_WEIGHT = 0.3
+# A value the OCR found written on the drawing gains this much log-likelihood (see WRITTEN_BONUS's figures).
+WRITTEN_BONUS = 8.0
 SCALE_SLACK = 0.25  # single readings stray by 10-20% at 256 px; a wrong sheet moves them all
 
 
@@ -176,7 +183,8 @@ def _read_digits(tokens: np.ndarray, start: int) -> float:
 
 def _size_jobs(recognition: Recognition, sizes: list[dict]) -> list[list[tuple[str, int, list]]]:
     """Per primitive, the sizes to read again: (field, where its digits begin, [(value, digit tokens,
-    log-likelihood of the ink's measurement if the size were that value)]).
+    log-likelihood of the ink's measurement if the size were that value, plus WRITTEN_BONUS when the
+    value is among the numbers the OCR read on the drawing)]).
 
     None at all when the readings and the ink disagree on the drawing's scale (the median ratio of
     read to measured sizes is off by more than SCALE_SLACK): then the sheet size given is wrong, the
@@ -202,8 +210,9 @@ def _size_jobs(recognition: Recognition, sizes: list[dict]) -> list[list[tuple[s
         candidates = []
         for v in sorted((v for v in values if v > 0), key=lambda v: abs(v - ink))[:MAX_SIZE_CANDIDATES]:
             try:
+                written = WRITTEN_BONUS if round(float(v), 1) in (recognition.written or ()) else 0.0
                 candidates.append((round(float(v) / factor, 1), tokenizer.encode_size(round(float(v), 1)),
-                                   -0.5 * ((v - ink) / sigma) ** 2))
+                                   -0.5 * ((v - ink) / sigma) ** 2 + written))
             except tokenizer.TokenizerError:  # more digits than a size may have
                 continue
         if candidates:
@@ -318,13 +327,15 @@ class Recognizer:
     """A loaded model plus decoding options; `recognize` takes any number of images."""
 
     def __init__(self, config: TrainConfig, model: DrawingReader | tuple, options: DecodeOptions | None = None,
-                 max_batch: int = 32, info: dict | None = None, refine: bool = True):
+                 max_batch: int = 32, info: dict | None = None, refine: bool = True, read_text: bool = True):
         """`model`: a DrawingReader, or its `nnx.split` pair (as training holds it).
 
-        `refine`: `recognize` re-measures the primitives on the full-resolution image (`refine.py`).
+        `refine`: `recognize` re-measures the primitives on the full-resolution image (`refine.py`);
+        `read_text`: and weighs the numbers an OCR engine reads on it when reading sizes again
+        (`annotations.py`).
         """
         self.config, self.options, self.max_batch = config, options or DecodeOptions(), max_batch
-        self.refine = refine
+        self.refine, self.read_text = refine, read_text
         self.options = dataclasses.replace(self.options, max_new_tokens=min(
             self.options.max_new_tokens, config.model.max_len - tokenizer.PROMPT_LENGTH))
         self.split = model if isinstance(model, tuple) else nnx.split(model)
@@ -372,7 +383,7 @@ class Recognizer:
         inferred sheet's millimetres are not the drawing's), then `without_repeats`. `prepared`: the
         images as the model saw them (B, S, S, 1)."""
         sheet_known = [True] * len(recognitions) if sheet_known is None else sheet_known
-        measured = [measured_on(image, r, sizes_from_ink=known)
+        measured = [measured_on(image, r, sizes_from_ink=known, read_text=self.read_text)
                     for image, r, known in zip(images, recognitions, sheet_known)]
         reread = self.reread_sizes(prepared, [r for r, _ in measured], [sizes for _, sizes in measured])
         return [without_repeats(r) for r in reread]

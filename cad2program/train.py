@@ -376,7 +376,7 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
 
     def run_eval():
         nonlocal best, calibration
-        report, recognitions = evaluate(Recognizer(config, (graphdef, params)), eval_set)
+        report, recognitions = evaluate(Recognizer(config, (graphdef, params), read_text=False), eval_set)
         scalars = eval_scalars(report)
         calibration = confidence_calibration(recognitions, eval_set)
         log(f"eval @ step {step} ({examples_seen} drawings seen): " +

@@ -421,6 +421,27 @@ def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     assert _size_jobs(recognition, [{"width": 45.0, "height": 13.0, "mm_per_px": 0.4}]) == [[]]
 
 
+def test_a_value_the_ocr_read_on_the_drawing_is_favoured_among_those_the_ink_allows():
+    from cad2program.recognizer import WRITTEN_BONUS, Recognition, _size_jobs
+
+    sheet = Sheet(200, 100)
+    circle = Circle(50, 50, 10)  # the model read Ø20
+    row = np.array(tokenizer.encode_primitive(circle, sheet) + [tokenizer.EOS])
+    recognition = Recognition(sheet, [circle], [0.5], valid=True, tokens=row, spans=[(0, len(row) - 1)],
+                              written=frozenset({20.4, 75.0}))  # the OCR: 'Ø20.4' and an unrelated '75'
+    ink = {"radius": 10.15, "mm_per_px": 0.4}
+    [[(field, _, candidates)]] = _size_jobs(recognition, [ink])
+    without = dict((v, p) for v, _, p in _size_jobs(dataclasses.replace(recognition, written=None), [ink])[0][0][2])
+    prior = dict((v, p) for v, _, p in candidates)
+    assert field == "radius" and prior[10.2] == pytest.approx(without[10.2] + WRITTEN_BONUS)  # 20.4 written
+    assert all(prior[v] == without[v] for v in prior if v != 10.2)  # 75 is beyond what the ink allows
+
+    recognizer = Recognizer(tiny(), tiny_model(seed=17))
+    images, _, _ = random_inputs(1)
+    [reread] = recognizer.reread_sizes(images, [recognition], [[ink]])
+    assert reread.primitives[0].radius == 10.2
+
+
 def test_after_the_warm_up_re_reading_sizes_compiles_nothing():
     from cad2program.decode import CONTINUATION_ROWS, _continuation_logprobs
     from cad2program.recognizer import Recognition

@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cad2program.annotations import written_numbers
 from cad2program.data import prepare_image
 from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
@@ -119,6 +120,11 @@ class Engine:
             started = time.monotonic()
             shapes = self.recognizer.warm_up_rereading()
             log.info("warm-up: re-reading sizes (%d shapes) ready in %.1f s", shapes, time.monotonic() - started)
+        if self.recognizer.refine and self.recognizer.read_text:
+            started = time.monotonic()
+            found = written_numbers(np.full((64, 64), 255, np.uint8)) is not None  # loads the OCR's models
+            log.info("warm-up: OCR %s in %.1f s", "ready" if found else "not installed (sizes read without it)",
+                     time.monotonic() - started)
 
     async def start(self) -> None:
         self.batcher.start()
@@ -142,7 +148,8 @@ class Engine:
         need no model, so the decode pool does them; re-reading sizes (only on a sheet the request
         gave) runs on the model thread, between batches."""
         loop = asyncio.get_running_loop()
-        recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition, sheet_known)
+        recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition, sheet_known,
+                                                        self.recognizer.read_text)
         if sheet_known:
             [recognition] = await self.batcher.run_in_model_thread(
                 self.recognizer.reread_sizes, prepared[None], [recognition], [sizes])
