@@ -3,9 +3,14 @@
 The model reads a size's digits at its input size (256 px in the `cpu` config), where a dimension's
 glyphs are a few pixels tall: it gets the magnitude right far more often than the last digit. An OCR
 engine reading the full-resolution image sees the glyphs clearly. `written_numbers` returns every
-number it finds (a dimension's value, its prefix R or Ø dropped); `Recognizer.reread_sizes` favours a
-size whose value is among them. Which number belongs to which primitive is left to the ink's
-measurement and the model: a number counts only for sizes the ink already allows.
+number it finds (a dimension's value, its prefix R or Ø dropped) and where its text is;
+`Recognizer.reread_sizes` favours a size whose value is written near the primitive. A number counts
+only for sizes the ink's measurement already allows.
+
+Dimensions along vertical lines are written turned a quarter (upwards, or downwards by some drafting
+rules). The detector, trained on level text, finds such text one character at a time, so the page is
+read twice: as it is, and turned a quarter clockwise (where upward text is level and downward text is
+level upside down, read both ways round).
 
 The engine is RapidOCR 1.4 (PP-OCRv4 text detection and recognition, as ONNX models run by
 onnxruntime). Its wheel ships the models, so reading works offline; it is loaded once, on first use.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -78,20 +84,33 @@ def _crop(page: np.ndarray, box: np.ndarray) -> np.ndarray:
                                borderMode=cv2.BORDER_REPLICATE)
 
 
-def written_numbers(image: np.ndarray) -> frozenset[float] | None:
+class WrittenNumber(NamedTuple):
+    """A number read on the image, and the centre of its text there (pixels: column, row)."""
+
+    value: float
+    col: float
+    row: float
+
+
+def written_numbers(image: np.ndarray) -> tuple[WrittenNumber, ...] | None:
     """The numbers written on a drawing (any uint8 image array); None when no OCR engine is installed."""
     engine = _engine()
     if engine is None:
         return None
     page = cv2.cvtColor(grey(image), cv2.COLOR_GRAY2BGR)
+    height = page.shape[0]
     turned = np.ascontiguousarray(np.rot90(page, -1))  # a quarter clockwise: text written upwards is level
-    crops = []
+    crops, centres = [], []
     with _lock:
         for view, ways in ((page, (0,)), (turned, (0, 2))):  # text written downwards is level upside down
             boxes, _ = engine.text_det(view)
             for box in (boxes if boxes is not None else []):
                 crop = _crop(view, box)
                 if crop.shape[1] >= LEVEL_SHARE * crop.shape[0]:  # the other view has it level
+                    col, row = np.asarray(box, float).mean(axis=0)
+                    centre = (col, row) if view is page else (row, height - 1 - col)  # turned back
                     crops += [np.ascontiguousarray(np.rot90(crop, k)) for k in ways]
+                    centres += [centre] * len(ways)
         texts, _ = engine.text_rec(crops) if crops else ([], 0.0)
-    return frozenset(v for text, score, *_ in texts if score >= TEXT_SCORE for v in numbers_in(text))
+    return tuple(WrittenNumber(v, float(col), float(row)) for (text, score, *_), (col, row) in zip(texts, centres)
+                 if score >= TEXT_SCORE for v in sorted(numbers_in(text)))

@@ -27,7 +27,7 @@ def test_most_sizes_written_on_a_clean_test_drawing_are_read():
     found = total = 0
     for line in (CLEAN / "labels.jsonl").read_text().splitlines()[:3]:
         label = json.loads(line)
-        numbers = written_numbers(np.array(Image.open(CLEAN / label["image"])))
+        numbers = {n.value for n in written_numbers(np.array(Image.open(CLEAN / label["image"])))}
         for primitive in map(primitive_from_json, label["primitives"]):
             for field in type(primitive).SIZE_FIELDS:  # a circle is dimensioned by its diameter
                 value = getattr(primitive, field) * (2 if isinstance(primitive, Circle) else 1)
@@ -37,4 +37,15 @@ def test_most_sizes_written_on_a_clean_test_drawing_are_read():
 
 @pytest.mark.skipif(not available(), reason="rapidocr_onnxruntime is not installed")
 def test_blank_paper_has_no_numbers():
-    assert written_numbers(np.full((200, 300), 255, np.uint8)) == frozenset()
+    assert written_numbers(np.full((200, 300), 255, np.uint8)) == ()
+
+
+@pytest.mark.skipif(not available(), reason="rapidocr_onnxruntime is not installed")
+def test_text_written_upwards_is_read_and_placed_where_it_is_drawn():
+    # testsets/clean/images/000019.png: '21.5' runs up the right of the rectangle, its centre near
+    # column 281, row 398; '38' is level above it, centred near column 169, row 311.
+    numbers = written_numbers(np.array(Image.open(CLEAN / "images" / "000019.png")))
+    [upwards] = [n for n in numbers if n.value == 21.5]
+    [level] = [n for n in numbers if n.value == 38.0]
+    assert abs(upwards.col - 281) < 6 and abs(upwards.row - 398) < 6
+    assert abs(level.col - 169) < 6 and abs(level.row - 311) < 6

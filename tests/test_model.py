@@ -427,14 +427,17 @@ def test_a_value_the_ocr_read_on_the_drawing_is_favoured_among_those_the_ink_all
     sheet = Sheet(200, 100)
     circle = Circle(50, 50, 10)  # the model read Ø20
     row = np.array(tokenizer.encode_primitive(circle, sheet) + [tokenizer.EOS])
+    # The OCR read 'Ø20.4' at the circle's edge, '20' far away (another primitive's) and an unrelated '75'.
+    written = ((20.4, 60.0, 50.0), (20.0, 190.0, 95.0), (75.0, 60.0, 52.0))
     recognition = Recognition(sheet, [circle], [0.5], valid=True, tokens=row, spans=[(0, len(row) - 1)],
-                              written=frozenset({20.4, 75.0}))  # the OCR: 'Ø20.4' and an unrelated '75'
+                              written=written)
     ink = {"radius": 10.15, "mm_per_px": 0.4}
     [[(field, _, candidates)]] = _size_jobs(recognition, [ink])
     without = dict((v, p) for v, _, p in _size_jobs(dataclasses.replace(recognition, written=None), [ink])[0][0][2])
     prior = dict((v, p) for v, _, p in candidates)
-    assert field == "radius" and prior[10.2] == pytest.approx(without[10.2] + WRITTEN_BONUS)  # 20.4 written
-    assert all(prior[v] == without[v] for v in prior if v != 10.2)  # 75 is beyond what the ink allows
+    assert field == "radius" and prior[10.2] == pytest.approx(without[10.2] + WRITTEN_BONUS)  # 20.4, on the outline
+    assert 0 < prior[10.0] - without[10.0] < WRITTEN_BONUS - 4  # 20 is written, but 8 tolerances away
+    assert all(prior[v] == without[v] for v in prior if v not in (10.0, 10.2))  # 75 is beyond what the ink allows
 
     recognizer = Recognizer(tiny(), tiny_model(seed=17))
     images, _, _ = random_inputs(1)
