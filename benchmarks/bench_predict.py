@@ -1,6 +1,6 @@
 """Latency of `predict` for one drawing, warm: a `cpu`-config model, batch 1, greedy; prints one JSON object.
 
-    python3 benchmarks/bench_predict.py [--config cpu | --model M] [--repeats 10] [--image PNG] [--sheet WxH]
+    python3 benchmarks/bench_predict.py [--config cpu | --model M] [--repeats 10] [--image PNG] [--sheet WxH] [--no-ocr]
 
 The model is randomly initialised (the figure is about compute, not accuracy) and built in this
 process; the first call compiles, and the timed calls are the ones after it, in-process, as `predict`
@@ -8,7 +8,8 @@ on a folder or a server sees them. A random model writes until the length limit,
 generated tokens is reported beside the time: a trained model that stops earlier is faster.
 Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding +
 `Recognizer.refined`: re-measuring on the image's ink and, given the real sheet, re-reading the sizes);
-the last part is also timed alone (`refine_ms_median`).
+the last part is also timed alone (`refine_ms_median`), and within it the OCR reading the numbers
+written on the image (`ocr_ms_median`; `--no-ocr` leaves it out, as `predict --no-ocr` does).
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ def main() -> None:
     parser.add_argument("--sheet", type=parse_sheet, metavar="WxH", help="the drawing's sheet in mm, as `predict --sheet` takes it: "
                                                       "sizes are then re-read (default: inferred, as `predict` "
                                                       "without --sheet does, and sizes stay as read)")
+    parser.add_argument("--no-ocr", dest="read_text", action="store_false",
+                        help="do not read the written numbers with OCR (as `predict --no-ocr`)")
     args = parser.parse_args()
 
     from cad2program import tokenizer
+    from cad2program.annotations import written_numbers
     from cad2program.configs import get_config
     from cad2program.dataset import load_image
     from cad2program.decode import generate
@@ -49,11 +53,11 @@ def main() -> None:
     from cad2program.recognizer import Recognizer, build_model, infer_sheet
 
     if args.model is not None:
-        recognizer = Recognizer.load(args.model, max_batch=1)
+        recognizer = Recognizer.load(args.model, max_batch=1, read_text=args.read_text)
         config = recognizer.config
     else:
         config = get_config(args.config)
-        recognizer = Recognizer(config, build_model(config), max_batch=1)
+        recognizer = Recognizer(config, build_model(config), max_batch=1, read_text=args.read_text)
     image = load_image(args.image) if args.image.exists() else np.full((362, 512), 255, np.uint8)
     sheet = args.sheet or infer_sheet(image)
 
@@ -74,6 +78,12 @@ def main() -> None:
         recognizer.refined(prepared, [image], [recognition])
         refine_times.append(time.perf_counter() - start)
 
+    ocr_times = []
+    for _ in range(args.repeats if args.read_text else 0):
+        start = time.perf_counter()
+        written_numbers(image)
+        ocr_times.append(time.perf_counter() - start)
+
     tokens, _ = generate(recognizer.split, prepare_image(image, recognizer.image_size)[None],
                          np.array([tokenizer.encode_prompt(sheet)], np.int32), recognizer.grammar, recognizer.options,
                          limits=np.array([tokenizer.value_limits(sheet)], np.int32))
@@ -86,6 +96,7 @@ def main() -> None:
         "warm_ms_per_drawing_median": round(1000 * statistics.median(times), 1),
         "warm_ms_per_drawing_min": round(1000 * min(times), 1),
         "refine_ms_median": round(1000 * statistics.median(refine_times), 1),
+        "ocr_ms_median": round(1000 * statistics.median(ocr_times), 1) if ocr_times else None,
         "repeats": args.repeats, "generated_tokens": generated,
         "max_new_tokens": recognizer.options.max_new_tokens,
         "warm_ms_per_token": round(1000 * statistics.median(times) / max(generated, 1), 2),

@@ -77,18 +77,18 @@ def test_ink_spread_measures_small_residuals_on_held_out_drawings(capsys):
         assert int(row[1]) > 0 and abs(float(row[2])) < 2 and float(row[4]) < 2, row
 
 
-def test_reading_weight_scores_a_folder_at_each_weight(tmp_path, capsys):
+def test_reading_weight_scores_a_folder_at_each_weight_and_ocr_bonus(tmp_path, capsys, monkeypatch):
     from cad2program import recognizer
     from cad2program.cli import main as cli
 
     data = tmp_path / "data"
     assert cli(["generate", "--out", str(data), "--count", "2", "--seed", "5", "--size", "256", "--workers", "1"]) == 0
     capsys.readouterr()
-    weight = recognizer.READING_WEIGHT
+    for name in ("READING_WEIGHT", "WRITTEN_BONUS", "written_numbers"):  # the script sets them: put them back after
+        monkeypatch.setattr(recognizer, name, getattr(recognizer, name))
     script = runpy.run_path(str(SCRIPTS / "reading_weight.py"))
-    try:
-        assert script["main"]([str(data), "1.0", "0.3"]) == 0
-    finally:
-        recognizer.READING_WEIGHT = weight
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1.0 ") or line.startswith("| 0.3 ")]
-    assert len(rows) == 2 and all(0 <= float(row.split("|")[4]) <= 1 for row in rows)  # F1, always defined
+    assert script["main"]([str(data), "1.0", "0.3", "--bonus", "0", "8"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| 1.0 ") or line.startswith("| 0.3 ")]
+    assert [(float(r[0]), float(r[1])) for r in rows] == [(1.0, 0.0), (1.0, 8.0), (0.3, 0.0), (0.3, 8.0)]
+    assert all(0 <= float(row[4]) <= 1 for row in rows)  # F1, always defined
