@@ -109,20 +109,23 @@ MIN_INK_SHARE = {Line: 0.5, Rectangle: 0.7, Polyline: 0.85}
 
 
 def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: bool = True,
-                read_text: bool = True) -> tuple[Recognition, list[dict]]:
+                read_text: bool = True, written: tuple | None = None) -> tuple[Recognition, list[dict]]:
     """The recognition with its primitives re-measured on the image's ink, those without ink where
     they should be drawn left out (MIN_INK_SHARE), and the sizes the ink shows for each one kept
     (`refine.measure_primitives`). `sizes_from_ink=False` keeps the sizes the model read (an inferred
     sheet: the ink's millimetres are not the drawing's). `read_text`: the numbers written on the
-    image are read too (`annotations.written_numbers`), for `reread_sizes`. Needs no model: a server
-    runs it beside the model thread."""
+    image are read too (`annotations.written_numbers`, unless `written` holds them already), for
+    `reread_sizes`. Needs no model: a server runs it beside the model thread."""
     primitives, sizes = measure_primitives(image, recognition.sheet, recognition.primitives)
     if not sizes_from_ink:
         primitives = [_with_read_sizes(new, old, recognition.sheet) for new, old in zip(primitives, recognition.primitives)]
     keep = [k for k, (p, size) in enumerate(zip(primitives, sizes))
             if size.get("ink_share", 1.0) >= MIN_INK_SHARE.get(type(p), 0.0)]
     spans = recognition.spans if len(recognition.spans) == len(primitives) else []
-    written = written_numbers(image) if read_text and sizes_from_ink else None
+    if not (read_text and sizes_from_ink):
+        written = None
+    elif written is None:
+        written = written_numbers(image)
     if written is not None:
         frame = Frame(recognition.sheet, image.shape[1], image.shape[0])
         written = tuple((n.value, *frame.to_mm(n.col, n.row)) for n in written)
@@ -130,6 +133,48 @@ def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: boo
                                confidences=[recognition.confidences[k] for k in keep],
                                spans=[spans[k] for k in keep] if spans else [], written=written)
     return kept, [sizes[k] for k in keep] if sizes_from_ink else [{} for _ in keep]
+
+
+# Sizes that agree on the drawing's scale within this share are one scale (`sheet_from_numbers`), and
+# a number's text counts for primitives within this many matching tolerances (dimension text stands
+# off its primitive by the dimension line's offset, often 3-5 tolerances).
+SCALE_AGREEMENT = 0.03
+SCALE_TEXT_REACH = 8
+
+
+def sheet_from_numbers(image: np.ndarray, recognition: Recognition, written) -> Sheet | None:
+    """The drawing's real sheet, from the sizes written on it, when the sheet was only inferred.
+
+    Each rectangle, circle and arc is measured on the ink in the inferred sheet's millimetres; a
+    number written near it (SCALE_TEXT_REACH) divided by that measure is a candidate scale. The
+    scale that most sizes agree on (SCALE_AGREEMENT), if at least two do, scales the inferred sheet;
+    None otherwise. `written`: `annotations.written_numbers(image)`."""
+    sheet = recognition.sheet
+    if not written:
+        return None
+    frame = Frame(sheet, image.shape[1], image.shape[0])
+    placed = [(n.value, *frame.to_mm(n.col, n.row)) for n in written]
+    _, sizes = measure_primitives(image, sheet, recognition.primitives)
+    near = SCALE_TEXT_REACH * tolerance(sheet)
+    keys, ratios = [], []  # which size (primitive, field) each candidate scale comes from
+    for k, (primitive, measured) in enumerate(zip(recognition.primitives, sizes)):
+        for field in type(primitive).SIZE_FIELDS:
+            if measured.get(field, 0) > 0:
+                factor = 2.0 if isinstance(primitive, Circle) else 1.0  # a circle's number: its diameter
+                values = {value for value, x, y in placed if _distance_to_outline(primitive, x, y) <= near}
+                keys += [(k, field)] * len(values)
+                ratios += [value / (factor * measured[field]) for value in values]
+    if not ratios:
+        return None
+    ratios = np.array(ratios)
+    support = [len({key for key, other in zip(keys, ratios) if abs(other / r - 1) <= SCALE_AGREEMENT}) for r in ratios]
+    if max(support) < 2:  # one size alone could be any number near it
+        return None
+    best = ratios[int(np.argmax(support))]
+    agreeing = ratios[np.abs(ratios / best - 1) <= SCALE_AGREEMENT]
+    scale = float(np.median(agreeing))
+    found = Sheet(round(sheet.width * scale), round(sheet.height * scale))
+    return found if not found.in_scope_problems() else None
 
 
 def without_repeats(recognition: Recognition) -> Recognition:
@@ -398,9 +443,34 @@ class Recognizer:
             originals = images[start:start + self.max_batch]
             prepared = np.stack([prepare_image(img, self.image_size) for img in originals])
             found = self.recognize_prepared(prepared, sheets[start:start + len(originals)], rng)
-            out += (self.refined(prepared, originals, found, known[start:start + len(originals)])
-                    if self.refine else found)
+            if not self.refine:
+                out += found
+                continue
+            batch_known = known[start:start + len(originals)]
+            written = [None] * len(originals)
+            if self.read_text and not all(batch_known):
+                found, batch_known, written = self.with_sheets_from_numbers(prepared, originals, found, batch_known, rng)
+            out += self.refined(prepared, originals, found, batch_known, written)
         return out
+
+    def with_sheets_from_numbers(self, prepared: np.ndarray, images: Sequence[np.ndarray],
+                                 recognitions: list[Recognition], sheet_known: Sequence[bool], rng=None):
+        """Where the sheet was inferred, the real one found from the numbers written on the drawing
+        (`sheet_from_numbers`) and the drawing read again on it, as if the user had given it.
+        -> (recognitions, whether each sheet is now known, the numbers read on each image or None)."""
+        recognitions, known, written = list(recognitions), list(sheet_known), [None] * len(recognitions)
+        redo = []
+        for i, (image, r) in enumerate(zip(images, recognitions)):
+            if not known[i]:
+                written[i] = written_numbers(image)
+                sheet = sheet_from_numbers(image, r, written[i])
+                if sheet is not None:
+                    redo.append((i, sheet))
+        if redo:
+            again = self.recognize_prepared(prepared[[i for i, _ in redo]], [s for _, s in redo], rng)
+            for (i, _), r in zip(redo, again):
+                recognitions[i], known[i] = r, True
+        return recognitions, known, written
 
     def warm_up_rereading(self) -> int:
         """Compiles what `reread_sizes` runs, for every shape it can take; -> the number of shapes."""
@@ -409,14 +479,16 @@ class Recognizer:
                                      self.config.model.max_len, width=SIZE_TOKENS)
 
     def refined(self, prepared: np.ndarray, images: Sequence[np.ndarray], recognitions: list[Recognition],
-                sheet_known: Sequence[bool] | None = None) -> list[Recognition]:
+                sheet_known: Sequence[bool] | None = None, written: Sequence | None = None) -> list[Recognition]:
         """What follows the model when `refine` is on: `measured_on` each full-size image, sizes read
         again with the ink's evidence (`reread_sizes`, only where the sheet size was given: an
         inferred sheet's millimetres are not the drawing's), then `without_repeats`. `prepared`: the
-        images as the model saw them (B, S, S, 1)."""
+        images as the model saw them (B, S, S, 1); `written`: the numbers already read on each image
+        (None: read them here)."""
         sheet_known = [True] * len(recognitions) if sheet_known is None else sheet_known
-        measured = [measured_on(image, r, sizes_from_ink=known, read_text=self.read_text)
-                    for image, r, known in zip(images, recognitions, sheet_known)]
+        written = [None] * len(recognitions) if written is None else written
+        measured = [measured_on(image, r, sizes_from_ink=known, read_text=self.read_text, written=numbers)
+                    for image, r, known, numbers in zip(images, recognitions, sheet_known, written)]
         reread = self.reread_sizes(prepared, [r for r, _ in measured], [sizes for _, sizes in measured])
         return [without_repeats(r) for r in reread]
 

@@ -49,3 +49,30 @@ def test_text_written_upwards_is_read_and_placed_where_it_is_drawn():
     [level] = [n for n in numbers if n.value == 38.0]
     assert abs(upwards.col - 281) < 6 and abs(upwards.row - 398) < 6
     assert abs(level.col - 169) < 6 and abs(level.row - 311) < 6
+
+
+@pytest.mark.skipif(not available(), reason="rapidocr_onnxruntime is not installed")
+def test_the_real_sheet_is_found_from_the_written_sizes_when_it_was_only_inferred():
+    import dataclasses
+
+    from cad2program.program import Arc, Rectangle, Sheet
+    from cad2program.recognizer import Recognition, infer_sheet, sheet_from_numbers
+
+    # testsets/clean/images/000019.png: a 103 x 103 mm sheet; without it, 297 x 297 is assumed.
+    label = json.loads((CLEAN / "labels.jsonl").read_text().splitlines()[19])
+    image = np.array(Image.open(CLEAN / label["image"]))
+    assumed = infer_sheet(image)
+    factor = assumed.width / label["sheet"]["width"]
+    scaled = []  # the sized primitives as a model reading on the assumed sheet writes them
+    for primitive in map(primitive_from_json, label["primitives"]):
+        if isinstance(primitive, Rectangle):
+            scaled.append(Rectangle(*(round(v * factor, 1) for v in (primitive.x, primitive.y, primitive.width, primitive.height))))
+        elif isinstance(primitive, (Arc, Circle)):
+            scaled.append(dataclasses.replace(primitive, x=round(primitive.x * factor, 1), y=round(primitive.y * factor, 1),
+                                              radius=round(primitive.radius * factor, 1)))
+    seen = Recognition(assumed, scaled, [0.9] * len(scaled), valid=True)
+    assert len(scaled) >= 3 and assumed == Sheet(297, 297)
+    assert sheet_from_numbers(image, seen, written_numbers(image)) == Sheet(103, 103)
+    assert sheet_from_numbers(image, seen, ()) is None  # nothing written: nothing to go on
+    assert sheet_from_numbers(image, dataclasses.replace(seen, primitives=scaled[:1], confidences=[0.9]),
+                              written_numbers(image)) is None  # one size alone could match any number near it

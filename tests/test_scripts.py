@@ -92,3 +92,12 @@ def test_reading_weight_scores_a_folder_at_each_weight_and_ocr_bonus(tmp_path, c
             if line.startswith("| 1.0 ") or line.startswith("| 0.3 ")]
     assert [(float(r[0]), float(r[1])) for r in rows] == [(1.0, 0.0), (1.0, 8.0), (0.3, 0.0), (0.3, 8.0)]
     assert all(0 <= float(row[4]) <= 1 for row in rows)  # F1, always defined
+
+
+def test_sheet_from_numbers_scores_both_ways_of_getting_a_sheet(capsys):
+    script = runpy.run_path(str(SCRIPTS / "sheet_from_numbers.py"))
+    clean = Path(__file__).parent.parent / "testsets" / "clean"
+    assert script["main"](["2", str(clean)]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| clean ")]
+    assert len(rows) == 2 and "assumed" in rows[0][1] and "numbers" in rows[1][1]
+    assert all(0 <= float(row[3]) <= 1 and row[2].strip().endswith("of 2") for row in rows)
