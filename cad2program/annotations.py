@@ -30,13 +30,11 @@ import numpy as np
 
 from cad2program.refine import grey
 
-# Detection runs on the image scaled so its shorter side is this many pixels (RapidOCR's default, 736,
-# makes small sheets needlessly large; dimension text in a 512 px drawing is 8-10 px tall and is found
-# at this size).
+# Detection runs on the image scaled so its shorter side is this many pixels (RapidOCR's default):
+# dimension text in a 512 px drawing is 8-10 px tall, too small for the detector unscaled (with 512
+# instead, a first version found 0.70 of the clean set's sizes against 0.85).
 DETECTION_SIDE = 736
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-
-
 TEXT_SCORE = 0.5  # recognitions the engine is less sure of are dropped
 LEVEL_SHARE = 0.7  # text boxes narrower than this for their height are vertical text, read in the turned view
 

@@ -127,12 +127,17 @@ def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: boo
     elif written is None:
         written = written_numbers(image)
     if written is not None:
-        frame = Frame(recognition.sheet, image.shape[1], image.shape[0])
-        written = tuple((n.value, *frame.to_mm(n.col, n.row)) for n in written)
+        written = _written_in_mm(written, image, recognition.sheet)
     kept = dataclasses.replace(recognition, primitives=[primitives[k] for k in keep],
                                confidences=[recognition.confidences[k] for k in keep],
                                spans=[spans[k] for k in keep] if spans else [], written=written)
     return kept, [sizes[k] for k in keep] if sizes_from_ink else [{} for _ in keep]
+
+
+def _written_in_mm(written, image: np.ndarray, sheet: Sheet) -> tuple[tuple[float, float, float], ...]:
+    """`annotations.written_numbers` (pixels) -> (value, x, y) in the sheet's millimetres."""
+    frame = Frame(sheet, image.shape[1], image.shape[0])
+    return tuple((n.value, *frame.to_mm(n.col, n.row)) for n in written)
 
 
 # Sizes that agree on the drawing's scale within this share are one scale (`sheet_from_numbers`), and
@@ -152,12 +157,12 @@ def sheet_from_numbers(image: np.ndarray, recognition: Recognition, written) -> 
     sheet = recognition.sheet
     if not written:
         return None
-    frame = Frame(sheet, image.shape[1], image.shape[0])
-    placed = [(n.value, *frame.to_mm(n.col, n.row)) for n in written]
-    _, sizes = measure_primitives(image, sheet, recognition.primitives)
+    placed = _written_in_mm(written, image, sheet)
+    sized = [p for p in recognition.primitives if type(p).SIZE_FIELDS]  # lines and polylines say nothing of scale
+    _, sizes = measure_primitives(image, sheet, sized)
     near = SCALE_TEXT_REACH * tolerance(sheet)
     keys, ratios = [], []  # which size (primitive, field) each candidate scale comes from
-    for k, (primitive, measured) in enumerate(zip(recognition.primitives, sizes)):
+    for k, (primitive, measured) in enumerate(zip(sized, sizes)):
         for field in type(primitive).SIZE_FIELDS:
             if measured.get(field, 0) > 0:
                 factor = 2.0 if isinstance(primitive, Circle) else 1.0  # a circle's number: its diameter
@@ -215,6 +220,8 @@ INK_SIGMA_PX = {Rectangle: 0.8, Circle: 0.3, Arc: 1.2}
 # (`scripts/reading_weight.py` on 150 held-out generated drawings: 1.0 -> size exactness 0.779,
 # 0.6 -> 0.806, 0.35 -> 0.816, 0.2 -> 0.820, 0.1 -> 0.804, 0 -> 0.430).
 READING_WEIGHT = 0.3
+SCALE_SLACK = 0.25  # single readings stray by 10-20% at 256 px; a wrong sheet moves them all
+
 # A value the OCR found written on the drawing gains this much log-likelihood as a size, less
 # DISTANCE_WEIGHT per matching tolerance between its text and the primitive (another primitive's
 # dimension may hold a value near this one's), but at least WRITTEN_FLOOR. `scripts/reading_weight.py`
@@ -244,7 +251,6 @@ def _written_bonus(primitive: Primitive, written, sheet: Sheet) -> dict[float, f
                    WRITTEN_FLOOR)
         bonus[value] = max(bonus.get(value, 0.0), gain)
     return bonus
-SCALE_SLACK = 0.25  # single readings stray by 10-20% at 256 px; a wrong sheet moves them all
 
 
 def _read_digits(tokens: np.ndarray, start: int) -> float:
@@ -259,8 +265,8 @@ def _read_digits(tokens: np.ndarray, start: int) -> float:
 
 def _size_jobs(recognition: Recognition, sizes: list[dict]) -> list[list[tuple[str, int, list]]]:
     """Per primitive, the sizes to read again: (field, where its digits begin, [(value, digit tokens,
-    log-likelihood of the ink's measurement if the size were that value, plus WRITTEN_BONUS when the
-    value is among the numbers the OCR read on the drawing)]).
+    log-likelihood of the ink's measurement if the size were that value, plus what the value gains
+    from being written near the primitive, `_written_bonus`)]).
 
     None at all when the readings and the ink disagree on the drawing's scale (the median ratio of
     read to measured sizes is off by more than SCALE_SLACK): then the sheet size given is wrong, the
@@ -278,13 +284,15 @@ def _size_jobs(recognition: Recognition, sizes: list[dict]) -> list[list[tuple[s
                               factor * measured[field], measured["mm_per_px"], INK_SIGMA_PX[type(primitive)]))
     if not found or abs(np.median([read / ink for *_, read, ink, _, _ in found]) - 1) > SCALE_SLACK:
         return empty
-    jobs = empty
+    jobs, bonuses = empty, {}
     for k, field, start, factor, read, ink, mm_per_px, sigma_px in found:
         step = 0.2 if factor == 2.0 else 0.1  # a diameter is twice a radius on the 0.1 grid
         sigma = factor * sigma_px * mm_per_px
         values = np.arange(np.ceil((ink - 3 * sigma) / step), np.floor((ink + 3 * sigma) / step) + 1) * step
         values = sorted((round(float(v), 1) for v in values if v > 0), key=lambda v: abs(v - ink))[:MAX_SIZE_CANDIDATES]
-        bonus = _written_bonus(recognition.primitives[k], recognition.written or (), recognition.sheet)
+        if k not in bonuses:  # a rectangle has two sizes, one set of numbers near it
+            bonuses[k] = _written_bonus(recognition.primitives[k], recognition.written or (), recognition.sheet)
+        bonus = bonuses[k]
         candidates = []
         for v in values:
             try:
