@@ -225,9 +225,10 @@ SCALE_SLACK = 0.25  # single readings stray by 10-20% at 256 px; a wrong sheet m
 # A value the OCR found written on the drawing gains this much log-likelihood as a size, less
 # DISTANCE_WEIGHT per matching tolerance between its text and the primitive (another primitive's
 # dimension may hold a value near this one's), but at least WRITTEN_FLOOR. `scripts/reading_weight.py`
-# on 150 held-out drawings, shipped model: size exactness 0.77 without the OCR; bonus 2, 4, 8, 16
-# (anywhere on the sheet) -> 0.905, 0.909, 0.918, 0.918 (first OCR pass, level text only); then with
-# turned text read too, distance weight 0, 0.25, 0.5, 1, 2 -> 0.934, 0.952, 0.947, 0.912, 0.878.
+# on 150 held-out drawings with run 5's model: size exactness 0.77 without the OCR; --bonus 2, 4, 8, 16
+# (anywhere on the sheet) -> 0.905, 0.909, 0.918, 0.918 (commit 85392a3: level text only); then with
+# turned text read too, --distance 0, 0.25, 0.5, 1, 2 -> 0.934, 0.952, 0.947, 0.912, 0.878. Run 6's
+# model: 0.939, 0.946, 0.946, 0.911, 0.875.
 WRITTEN_BONUS = 8.0
 DISTANCE_WEIGHT = 0.25
 WRITTEN_FLOOR = 1.0
@@ -248,7 +249,7 @@ def _written_bonus(primitive: Primitive, written, sheet: Sheet) -> dict[float, f
     bonus: dict[float, float] = {}
     for value, x, y in written:
         gain = max(WRITTEN_BONUS - DISTANCE_WEIGHT * _distance_to_outline(primitive, x, y) / tolerance(sheet),
-                   WRITTEN_FLOOR)
+                   min(WRITTEN_FLOOR, WRITTEN_BONUS))  # a bonus of 0 turns the OCR's numbers off
         bonus[value] = max(bonus.get(value, 0.0), gain)
     return bonus
 

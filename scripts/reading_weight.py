@@ -2,13 +2,15 @@
 
 `Recognizer.reread_sizes` picks each size as the value that maximises
 READING_WEIGHT * log p(digits | image, program so far) + log p(ink's measurement | value)
-+ WRITTEN_BONUS * [the OCR read the value on the drawing]. The model is over-confident in what it
-reads at 256 px, so its weight is below 1; this measures where, and how much the OCR's numbers should
-weigh (--bonus: one row per pair). Use drawings that no test set shares, e.g. held-out generated ones:
++ the OCR's bonus for a value written near the primitive (WRITTEN_BONUS, less DISTANCE_WEIGHT per
+tolerance away). The model is over-confident in what it reads at 256 px, so its weight is below 1;
+this measures where, and how much the OCR's numbers should weigh (--bonus, --distance: one row per
+combination). Use drawings that no test set shares, e.g. held-out generated ones:
 
     cad2program generate --out /tmp/heldout --count 150 --seed 1000003 --style mixed --size 512
     python3 scripts/reading_weight.py /tmp/heldout 1.0 0.6 0.3 0.2 0.1
     python3 scripts/reading_weight.py /tmp/heldout 0.3 --bonus 0 2 4 8
+    python3 scripts/reading_weight.py /tmp/heldout 0.3 --distance 0 0.25 0.5 1 2
 """
 
 from __future__ import annotations
@@ -35,14 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("weights", type=float, nargs="+", help="reading weights to try")
     parser.add_argument("--bonus", type=float, nargs="+", default=[recognizer.WRITTEN_BONUS],
                         help=f"OCR bonuses to try (default: the shipped {recognizer.WRITTEN_BONUS})")
+    parser.add_argument("--distance", type=float, nargs="+", default=[recognizer.DISTANCE_WEIGHT],
+                        help=f"bonus lost per tolerance between a number's text and the primitive "
+                             f"(default: the shipped {recognizer.DISTANCE_WEIGHT})")
     parser.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     args = parser.parse_args(argv)
     read = recognizer.written_numbers
     read_once = functools.lru_cache(maxsize=None)(lambda key, unhashed: read(unhashed.image))
     recognizer.written_numbers = lambda image: read_once(_digest(image), _Unhashed(image))  # OCR each image once
-    print("| reading weight | OCR bonus | size exactness | drawing accuracy | F1 |\n| --- | --- | --- | --- | --- |")
-    for weight, bonus in itertools.product(args.weights, args.bonus):
-        recognizer.READING_WEIGHT, recognizer.WRITTEN_BONUS = weight, bonus
+    print("| reading weight | OCR bonus | distance weight | size exactness | drawing accuracy | F1 |\n"
+          "| --- | --- | --- | --- | --- | --- |")
+    for weight, bonus, distance in itertools.product(args.weights, args.bonus, args.distance):
+        recognizer.READING_WEIGHT, recognizer.WRITTEN_BONUS, recognizer.DISTANCE_WEIGHT = weight, bonus, distance
         with tempfile.TemporaryDirectory() as tmp:
             report_path = Path(tmp) / "report.json"
             command = ["eval", "--data", str(args.data), "--batch-size", "32", "--report", str(report_path)]
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 return code
             overall = json.loads(report_path.read_text())
         cells = ["n/a" if overall[k] is None else f"{overall[k]:.3f}" for k in ("size_exactness", "drawing_accuracy", "f1")]
-        print(f"| {weight} | {bonus} | " + " | ".join(cells) + " |")
+        print(f"| {weight} | {bonus} | {distance} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -4,6 +4,8 @@ import json
 import runpy
 from pathlib import Path
 
+import pytest
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
@@ -84,14 +86,15 @@ def test_reading_weight_scores_a_folder_at_each_weight_and_ocr_bonus(tmp_path, c
     data = tmp_path / "data"
     assert cli(["generate", "--out", str(data), "--count", "2", "--seed", "5", "--size", "256", "--workers", "1"]) == 0
     capsys.readouterr()
-    for name in ("READING_WEIGHT", "WRITTEN_BONUS", "written_numbers"):  # the script sets them: put them back after
+    for name in ("READING_WEIGHT", "WRITTEN_BONUS", "DISTANCE_WEIGHT", "written_numbers"):  # the script sets them: put them back after
         monkeypatch.setattr(recognizer, name, getattr(recognizer, name))
     script = runpy.run_path(str(SCRIPTS / "reading_weight.py"))
     assert script["main"]([str(data), "1.0", "0.3", "--bonus", "0", "8"]) == 0
     rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
             if line.startswith("| 1.0 ") or line.startswith("| 0.3 ")]
     assert [(float(r[0]), float(r[1])) for r in rows] == [(1.0, 0.0), (1.0, 8.0), (0.3, 0.0), (0.3, 8.0)]
-    assert all(0 <= float(row[4]) <= 1 for row in rows)  # F1, always defined
+    assert {float(r[2]) for r in rows} == {recognizer.DISTANCE_WEIGHT}
+    assert all(0 <= float(row[5]) <= 1 for row in rows)  # F1, always defined
 
 
 def test_sheet_from_numbers_scores_both_ways_of_getting_a_sheet(capsys):
@@ -101,3 +104,15 @@ def test_sheet_from_numbers_scores_both_ways_of_getting_a_sheet(capsys):
     rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| clean ")]
     assert len(rows) == 2 and "assumed" in rows[0][1] and "numbers" in rows[1][1]
     assert all(0 <= float(row[3]) <= 1 and row[2].strip().endswith("of 2") for row in rows)
+
+
+def test_ocr_recall_counts_the_true_sizes_read(capsys):
+    from cad2program.annotations import available
+
+    if not available():
+        pytest.skip("rapidocr_onnxruntime is not installed")
+    script = runpy.run_path(str(SCRIPTS / "ocr_recall.py"))
+    clean = Path(__file__).parent.parent / "testsets" / "clean"
+    assert script["main"](["2", str(clean)]) == 0
+    [row] = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| clean ")]
+    assert 0 < int(row[1]) <= int(row[2]) and float(row[3]) >= 0.7
