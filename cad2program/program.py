@@ -331,6 +331,18 @@ def primitives_to_json(primitives: Iterable[Primitive]) -> list[dict]:
 # ----------------------------------------------------------------------------------------------
 
 
+def reading_order(primitive: Primitive) -> tuple[float, float]:
+    """The order programs are written in: top to bottom, then left to right, by the primitive's highest
+    point (what a reader scans first). Training targets follow it, so the model writes in it too."""
+    if isinstance(primitive, (Circle, Arc)):
+        points = [(primitive.x, primitive.y + primitive.radius)]
+    elif isinstance(primitive, Rectangle):
+        points = [(primitive.x, primitive.y + primitive.height)]
+    else:
+        points = primitive.key_points()
+    return (-max(y for _, y in points), min(x for x, _ in points))
+
+
 def format_program(primitives: Iterable[Primitive]) -> str:
     """The program text: one call a line, canonical formatting, a trailing newline when not empty."""
     lines = [p.to_program() for p in primitives]

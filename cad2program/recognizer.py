@@ -27,8 +27,9 @@ from cad2program.decode import (DecodeOptions, continuation_logprobs, default_gr
                                 warm_up_continuations)
 from cad2program.errors import UserError
 from cad2program.model import DrawingReader
-from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_program, program_problems
-from cad2program.refine import Frame, measure_primitives
+from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_program,
+                                 program_problems, reading_order)
+from cad2program.refine import Frame, erase_primitives, measure_primitives
 from cad2program.scoring import pair_error, tolerance
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model.msgpack"
@@ -180,6 +181,25 @@ def sheet_from_numbers(image: np.ndarray, recognition: Recognition, written) -> 
     scale = float(np.median(agreeing))
     found = Sheet(round(sheet.width * scale), round(sheet.height * scale))
     return found if not found.in_scope_problems() else None
+
+
+# A second look's candidate is kept when the first reading gives its tokens at least this summed
+# log-probability in its place (`Recognizer.with_second_look`). Chosen on 150 held-out generated
+# drawings (`scripts/second_look.py`), never on the test sets.
+SECOND_LOOK_MIN_LOGPROB = -17.5
+CANDIDATE_WIDTHS = (16, 32, 64, 128)
+
+
+def with_candidates(recognition: Recognition, candidates: Sequence[tuple[Primitive, float, float]],
+                    min_logprob: float) -> Recognition:
+    """The recognition plus the second look's candidates (primitive, confidence, log-probability)
+    that score at least `min_logprob`, less repeats."""
+    added = [(p, c) for p, c, score in candidates if score >= min_logprob]
+    if not added:
+        return recognition
+    return without_repeats(dataclasses.replace(
+        recognition, primitives=recognition.primitives + [p for p, _ in added],
+        confidences=recognition.confidences + [c for _, c in added], spans=[]))
 
 
 def without_repeats(recognition: Recognition) -> Recognition:
@@ -413,15 +433,17 @@ class Recognizer:
     """A loaded model plus decoding options; `recognize` takes any number of images."""
 
     def __init__(self, config: TrainConfig, model: DrawingReader | tuple, options: DecodeOptions | None = None,
-                 max_batch: int = 32, info: dict | None = None, refine: bool = True, read_text: bool = True):
+                 max_batch: int = 32, info: dict | None = None, refine: bool = True, read_text: bool = True,
+                 second_look: bool = True):
         """`model`: a DrawingReader, or its `nnx.split` pair (as training holds it).
 
         `refine`: `recognize` re-measures the primitives on the full-resolution image (`refine.py`);
         `read_text`: and weighs the numbers an OCR engine reads on it when reading sizes again
-        (`annotations.py`).
+        (`annotations.py`); `second_look`: and reads what the found primitives leave unexplained
+        again (`with_second_look`).
         """
         self.config, self.options, self.max_batch = config, options or DecodeOptions(), max_batch
-        self.refine, self.read_text = refine, read_text
+        self.refine, self.read_text, self.second_look = refine, read_text, second_look
         self.options = dataclasses.replace(self.options, max_new_tokens=min(
             self.options.max_new_tokens, config.model.max_len - tokenizer.PROMPT_LENGTH))
         self.split = model if isinstance(model, tuple) else nnx.split(model)
@@ -456,22 +478,25 @@ class Recognizer:
                 out += found
                 continue
             batch_known = known[start:start + len(originals)]
-            written = [None] * len(originals)
+            written = [written_numbers(img) if self.read_text else None for img in originals]
             if self.read_text and not all(batch_known):
-                found, batch_known, written = self.with_sheets_from_numbers(prepared, originals, found, batch_known, rng)
-            out += self.refined(prepared, originals, found, batch_known, written)
+                found, batch_known = self.with_sheets_from_numbers(prepared, originals, found, batch_known, written, rng)
+            found = self.refined(prepared, originals, found, batch_known, written)
+            if self.second_look:
+                found = self.with_second_look(originals, found, batch_known, written, rng)
+            out += found
         return out
 
     def with_sheets_from_numbers(self, prepared: np.ndarray, images: Sequence[np.ndarray],
-                                 recognitions: list[Recognition], sheet_known: Sequence[bool], rng=None):
+                                 recognitions: list[Recognition], sheet_known: Sequence[bool], written: Sequence,
+                                 rng=None) -> tuple[list[Recognition], list[bool]]:
         """Where the sheet was inferred, the real one found from the numbers written on the drawing
-        (`sheet_from_numbers`) and the drawing read again on it, as if the user had given it.
-        -> (recognitions, whether each sheet is now known, the numbers read on each image or None)."""
-        recognitions, known, written = list(recognitions), list(sheet_known), [None] * len(recognitions)
+        (`written`: `annotations.written_numbers` of each image; `sheet_from_numbers`) and the drawing
+        read again on it, as if the user had given it. -> (recognitions, whether each sheet is now known)."""
+        recognitions, known = list(recognitions), list(sheet_known)
         redo = []
         for i, (image, r) in enumerate(zip(images, recognitions)):
             if not known[i]:
-                written[i] = written_numbers(image)
                 sheet = sheet_from_numbers(image, r, written[i])
                 if sheet is not None:
                     redo.append((i, sheet))
@@ -479,7 +504,61 @@ class Recognizer:
             again = self.recognize_prepared(prepared[[i for i, _ in redo]], [s for _, s in redo], rng)
             for (i, _), r in zip(redo, again):
                 recognitions[i], known[i] = r, True
-        return recognitions, known, written
+        return recognitions, known
+
+    def with_second_look(self, images: Sequence[np.ndarray], recognitions: list[Recognition],
+                         sheet_known: Sequence[bool], written: Sequence, rng=None) -> list[Recognition]:
+        """Each drawing read again with the ink of what was found erased, and what that second reading
+        finds added where the model, looking at the whole drawing, finds it likely enough.
+
+        The model sometimes leaves out a primitive it plainly sees (a line among many, in a busy
+        drawing). On the residual image (`refine.erase_primitives`) that primitive stands alone and is
+        read, but so are false ones: the annotations of erased primitives, orphaned, look like parts
+        of something. Each candidate is therefore scored by the first reading: the log-probability
+        of its tokens where the program's reading order puts it (`_slot_logprobs`). A missed primitive
+        scores far above an orphaned annotation's (SECOND_LOOK_MIN_LOGPROB).
+        """
+        found = self.second_look_candidates(images, recognitions, sheet_known, written, rng)
+        return [with_candidates(r, candidates, SECOND_LOOK_MIN_LOGPROB) for r, candidates in zip(recognitions, found)]
+
+    def second_look_candidates(self, images: Sequence[np.ndarray], recognitions: list[Recognition],
+                               sheet_known: Sequence[bool], written: Sequence, rng=None
+                               ) -> list[list[tuple[Primitive, float, float]]]:
+        """What the second reading finds that the first lacks, per drawing: (primitive, confidence,
+        log-probability in the first reading's place for it)."""
+        residual = [erase_primitives(image, r.sheet, r.primitives) for image, r in zip(images, recognitions)]
+        prepared = np.stack([prepare_image(img, self.image_size) for img in residual])
+        found = self.recognize_prepared(prepared, [r.sheet for r in recognitions], rng)
+        found = self.refined(prepared, residual, found, sheet_known, written)
+        out = []
+        for first, second in zip(recognitions, found):
+            new = [(p, c) for p, c in zip(second.primitives, second.confidences)
+                   if not any(type(p) is type(q) and pair_error(p, q, first.sheet) is not None
+                              for q in first.primitives)]
+            if not new or first.tokens is None or first.memory is None:
+                out.append([])
+                continue
+            scores = self._slot_logprobs(first, [p for p, _ in new])
+            out.append([(p, c, float(score)) for (p, c), score in zip(new, scores)])
+        return out
+
+    def _slot_logprobs(self, recognition: Recognition, candidates: Sequence[Primitive]) -> np.ndarray:
+        """log p(candidate's tokens | the image, what the model wrote before the candidate's place in
+        reading order) for each candidate, from one pass over the recognition's tokens."""
+        prompt = tokenizer.encode_prompt(recognition.sheet)
+        sequence = prompt + [int(t) for t in recognition.tokens]
+        written = sorted(zip(recognition.spans, recognition.primitives), key=lambda pair: pair[0])
+        end = len(recognition.tokens)  # where the model wrote its end token
+        starts, continuations = [], []
+        for candidate in candidates:
+            key = reading_order(candidate)
+            slot = next((a for (a, _), p in written if reading_order(p) > key), end)
+            starts.append(len(prompt) + slot)
+            continuations.append(tokenizer.encode_primitive(candidate, recognition.sheet))
+        longest = max(len(c) for c in continuations)
+        width = next((w for w in CANDIDATE_WIDTHS if w >= longest), longest)  # few compiled shapes
+        return continuation_logprobs(self.split, jnp.asarray(recognition.memory)[None], sequence, starts,
+                                     continuations, tokenizer.PAD, self.config.model.max_len, width=width)
 
     def warm_up_rereading(self) -> int:
         """Compiles what `reread_sizes` runs, for every shape it can take; -> the number of shapes."""

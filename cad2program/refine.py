@@ -27,6 +27,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from cad2program.outputs.scene import primitive_polyline
 from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet
 
 MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replace it
@@ -48,6 +49,11 @@ def grey(image: np.ndarray) -> np.ndarray:
     return image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
 
 
+def paper_around(image: np.ndarray) -> np.ndarray:
+    """Grey uint8 -> the paper's shade around each pixel: a median over several line widths."""
+    return cv2.medianBlur(image, min(255, max(15, (max(image.shape) // 25) | 1)))
+
+
 def ink_mask(image: np.ndarray) -> np.ndarray:
     """(H, W) bool: ink, i.e. pixels clearly darker than the paper around them.
 
@@ -56,10 +62,7 @@ def ink_mask(image: np.ndarray) -> np.ndarray:
     tint (scans) harmless.
     """
     image = grey(image)
-    h, w = image.shape
-    block = min(255, max(15, (max(h, w) // 25) | 1))  # odd, several line widths: the paper around the ink
-    background = cv2.medianBlur(image, block)
-    darker = background.astype(np.int16) - image.astype(np.int16)
+    darker = paper_around(image).astype(np.int16) - image.astype(np.int16)
     contrast = np.percentile(darker, 99.5)
     return darker > max(25, 0.35 * contrast)
 
@@ -805,3 +808,20 @@ def refine_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Prim
                       tolerance_mm: float | None = None) -> list[Primitive]:
     """The primitives re-measured on the image's ink (`measure_primitives` without the sizes)."""
     return measure_primitives(image, sheet, primitives, tolerance_mm)[0]
+
+
+ERASE_SHARE = 0.012  # strokes are erased this share of the image's longer side wide (a pen's width and wobble)
+
+
+def erase_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive]) -> np.ndarray:
+    """(H, W) grey uint8: the image with the primitives' strokes painted over with the paper around
+    them, so that what is left is what they do not explain (the annotations, and anything missed)."""
+    image = grey(image)
+    frame = Frame(sheet, image.shape[1], image.shape[0])
+    strokes = np.zeros(image.shape, np.uint8)
+    width = max(3, round(max(image.shape) * ERASE_SHARE))
+    for primitive in primitives:
+        points, closed = primitive_polyline(primitive)
+        px = np.array([frame.to_px(x, y) for x, y in points]) * 16  # 4 bits of sub-pixel precision
+        cv2.polylines(strokes, [np.round(px).astype(np.int32)], closed, 255, width, cv2.LINE_AA, shift=4)
+    return np.where(strokes > 0, paper_around(image), image)

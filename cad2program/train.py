@@ -376,7 +376,8 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
 
     def run_eval():
         nonlocal best, calibration
-        report, recognitions = evaluate(Recognizer(config, (graphdef, params), read_text=False), eval_set)
+        recognizer = Recognizer(config, (graphdef, params), read_text=False, second_look=False)  # the model's own
+        report, recognitions = evaluate(recognizer, eval_set)
         scalars = eval_scalars(report)
         calibration = confidence_calibration(recognitions, eval_set)
         log(f"eval @ step {step} ({examples_seen} drawings seen): " +

@@ -58,7 +58,7 @@ def positive_int(text: str) -> int:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --beam, --batch-size, --no-refine and --no-ocr: shared by predict and eval."""
+    """--model, --beam, --batch-size, --no-refine, --no-ocr and --one-look: shared by predict and eval."""
     parser.add_argument("--model", metavar="M",
                         help="a model file (.msgpack) or a training workdir (default: the model in the package)")
     parser.add_argument("--beam", type=positive_int, default=1, metavar="N",
@@ -71,6 +71,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ocr", dest="read_text", action="store_false",
                         help="do not read the numbers written on the image with OCR when reading sizes "
                              "again (faster; sizes less often exact)")
+    parser.add_argument("--one-look", dest="second_look", action="store_false",
+                        help="read each drawing once: skip the second reading of what the found primitives "
+                             "leave unexplained (faster; primitives the model left out stay out)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -259,13 +262,13 @@ def prediction_line(key: str, recognition) -> dict:
 
 
 def load_recognizer(args: argparse.Namespace):
-    """The Recognizer the --model, --beam, --batch-size, --no-refine and --no-ocr flags ask for."""
+    """The Recognizer the --model, --beam, --batch-size, --no-refine, --no-ocr and --one-look flags ask for."""
     from cad2program.decode import DecodeOptions
     from cad2program.recognizer import Recognizer
 
     options = DecodeOptions(method="beam", beam_width=args.beam) if args.beam > 1 else DecodeOptions()
     return Recognizer.load(args.model, options, max_batch=args.batch_size, refine=args.refine,
-                           read_text=args.read_text)
+                           read_text=args.read_text, second_look=args.second_look)
 
 
 # ----------------------------------------------------------------------------------------------

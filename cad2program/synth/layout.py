@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_number
+from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_number,
+                                 reading_order)
 from cad2program.synth import fonts
 
 # x0, y0, x1, y1 in mm. Plain float tuples while a group is built (tiny numpy arrays cost more to
@@ -706,11 +707,3 @@ def layout(pen: Pen, sheet: Sheet, count: int, types: Sequence[str], minimum: in
     groups.sort(key=lambda g: reading_order(g.primitive))
     return groups
 
-
-def reading_order(primitive: Primitive) -> tuple[float, float]:
-    """Top to bottom, then left to right, by the primitive's key points (what a reader scans first)."""
-    points = np.array(primitive.key_points() if not isinstance(primitive, (Circle, Arc)) else
-                      [(primitive.x, primitive.y + primitive.radius)])
-    if isinstance(primitive, Rectangle):
-        points = np.array([(primitive.x, primitive.y + primitive.height)])
-    return (-float(points[:, 1].max()), float(points[:, 0].min()))

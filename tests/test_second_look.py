@@ -1,0 +1,115 @@
+"""The second look: reading order, erasing what was found, scoring a candidate in its place, adding it."""
+
+from __future__ import annotations
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import cad2program.recognizer as recognizer_module
+from cad2program import tokenizer
+from cad2program.configs import tiny
+from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, reading_order
+from cad2program.recognizer import Recognition, Recognizer, build_model, with_candidates
+from cad2program.refine import Frame, erase_primitives, ink_mask
+
+
+def test_reading_order_is_top_to_bottom_then_left_to_right_and_generated_programs_follow_it():
+    from cad2program.synth import GeneratorConfig, make_labels
+
+    top_right, top_left = Circle(80, 70, 10), Rectangle(10, 60, 20, 20)  # both reach y = 80
+    below = Line(5, 40, 90, 30)
+    assert sorted([below, top_right, top_left], key=reading_order) == [top_left, top_right, below]
+    assert reading_order(Arc(50, 50, 5, 0, 90)) == (-55, 50)  # an arc by its circle's top
+    for index in range(5):
+        _, primitives, _ = make_labels(3, index, GeneratorConfig())
+        keys = [reading_order(p) for p in primitives]
+        assert keys == sorted(keys)
+
+
+def test_erasing_a_primitive_leaves_no_ink_along_it_and_the_rest_untouched():
+    sheet = Sheet(200, 100)
+    image = np.full((250, 500), 255, np.uint8)
+    frame = Frame(sheet, 500, 250)
+    line, circle = Line(20, 20, 90, 80), Circle(150, 50, 25)
+    to_px = lambda x, y: tuple(round(v) for v in frame.to_px(x, y))  # noqa: E731
+    cv2.line(image, to_px(line.x1, line.y1), to_px(line.x2, line.y2), 0, 3)
+    cv2.circle(image, to_px(circle.x, circle.y), round(circle.radius * 2.5), 0, 3)
+    erased = erase_primitives(image, sheet, [line])
+    before, after = ink_mask(image), ink_mask(erased)
+    assert before[:, :250].sum() > 400 and after[:, :250].sum() == 0  # the line's half: nothing left
+    assert (after[:, 250:] == before[:, 250:]).all()  # the circle's half: as it was
+    assert erase_primitives(image, sheet, []).tolist() == image.tolist()
+
+
+def _full_forward_logprob(recognizer: Recognizer, memory, prefix: list[int], tokens: list[int]) -> float:
+    graphdef, params = recognizer.split
+    from flax import nnx
+
+    model = nnx.merge(graphdef, params)
+    logits, _ = model.decode_full(memory, jnp.asarray([prefix + tokens]))
+    log_probs = jax.nn.log_softmax(logits[0].astype(jnp.float32), axis=-1)
+    return sum(float(log_probs[len(prefix) - 1 + i, t]) for i, t in enumerate(tokens))
+
+
+def test_a_candidate_is_scored_where_reading_order_puts_it_as_a_full_forward_pass_would():
+    from cad2program.decode import embed_images
+
+    recognizer = Recognizer(tiny(), build_model(tiny(), seed=3), second_look=False)
+    sheet = Sheet(200, 100)
+    top, bottom = Rectangle(20, 60, 30, 20), Circle(150, 25, 10)  # written in reading order
+    row, spans = [], []
+    for primitive in (top, bottom):
+        tokens = tokenizer.encode_primitive(primitive, sheet)
+        spans.append((len(row), len(row) + len(tokens)))
+        row += tokens
+    images = np.random.default_rng(0).random((1, recognizer.image_size, recognizer.image_size, 1), np.float32)
+    memory = embed_images(recognizer.split, images)
+    recognition = Recognition(sheet, [top, bottom], [0.9, 0.9], valid=True, tokens=np.array(row), spans=spans,
+                              memory=memory[0])
+    middle, last = Line(10, 50, 190, 45), Polyline(((10, 10), (50, 5), (90, 12)), False)
+    got = recognizer._slot_logprobs(recognition, [middle, last])
+    prompt = tokenizer.encode_prompt(sheet)
+    between = prompt + row[:spans[1][0]]  # after the rectangle, before the circle
+    assert got[0] == pytest.approx(_full_forward_logprob(
+        recognizer, memory, between, tokenizer.encode_primitive(middle, sheet)), abs=2e-3)
+    assert got[1] == pytest.approx(_full_forward_logprob(
+        recognizer, memory, prompt + row, tokenizer.encode_primitive(last, sheet)), abs=2e-3)
+
+
+def test_candidates_at_or_above_the_threshold_are_added_once_and_the_rest_left_out():
+    sheet = Sheet(200, 100)
+    found = Recognition(sheet, [Circle(50, 50, 10)], [0.8], valid=True)
+    likely, unlikely = Line(10, 10, 100, 10), Rectangle(120, 20, 30, 30)
+    repeat = Line(10.5, 10, 100, 10.5)  # matches `likely` within the tolerance
+    result = with_candidates(found, [(likely, 0.7, -5.0), (unlikely, 0.9, -40.0), (repeat, 0.6, -3.0)], -17.5)
+    assert result.primitives == [Circle(50, 50, 10), likely] and result.confidences == [0.8, 0.7]
+    assert with_candidates(found, [(unlikely, 0.9, -40.0)], -17.5) is found
+
+
+def test_with_nothing_found_the_second_look_finds_what_one_look_does_and_recognize_adds_what_scores_enough(
+        monkeypatch):
+    from cad2program.synth import GeneratorConfig, make_example
+
+    example = make_example(11, 0, GeneratorConfig(long_side_px=256))
+    one_look = Recognizer(tiny(), build_model(tiny(), seed=5), read_text=False, second_look=False)
+    [first] = one_look.recognize([example.image], [example.sheet])
+    assert first.primitives  # the random model's reading, measured on the ink
+    nothing = Recognition(example.sheet, [], [], valid=True, tokens=np.zeros(0, np.int32), memory=first.memory)
+    # Nothing erased: the second reading is the first one, every primitive of it new, each scored.
+    [candidates] = one_look.second_look_candidates([example.image], [nothing], [True], [None])
+    assert [p for p, _, _ in candidates] == first.primitives
+    assert [c for _, c, _ in candidates] == pytest.approx(first.confidences)
+    assert all(isinstance(score, float) and score < 0 for _, _, score in candidates)
+
+    two_looks = Recognizer(tiny(), one_look.split, read_text=False, second_look=True)
+    extra = Line(5, 5, 60, 5)
+    monkeypatch.setattr(two_looks, "second_look_candidates", lambda *a, **k: [[(extra, 0.5, -17.0)]])
+    monkeypatch.setattr(recognizer_module, "SECOND_LOOK_MIN_LOGPROB", -20.0)
+    [more] = two_looks.recognize([example.image], [example.sheet])
+    assert more.primitives == first.primitives + [extra]
+    monkeypatch.setattr(recognizer_module, "SECOND_LOOK_MIN_LOGPROB", -10.0)
+    [same] = two_looks.recognize([example.image], [example.sheet])
+    assert same.primitives == first.primitives
