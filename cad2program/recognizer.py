@@ -187,7 +187,13 @@ def sheet_from_numbers(image: np.ndarray, recognition: Recognition, written) -> 
 # log-probability in its place (`Recognizer.with_second_look`). Chosen on 150 held-out generated
 # drawings (`scripts/second_look.py`), never on the test sets.
 SECOND_LOOK_MIN_LOGPROB = -17.5
-CANDIDATE_WIDTHS = (16, 32, 64, 128)
+CANDIDATE_TOKENS = 64  # one width for every candidate's tokens: one compiled shape per sequence length
+
+
+def unexplained(first: Recognition, second: Recognition) -> list[tuple[Primitive, float]]:
+    """The second reading's (primitive, confidence) pairs that repeat none of the first's primitives."""
+    return [(p, c) for p, c in zip(second.primitives, second.confidences)
+            if not any(type(p) is type(q) and pair_error(p, q, first.sheet) is not None for q in first.primitives)]
 
 
 def with_candidates(recognition: Recognition, candidates: Sequence[tuple[Primitive, float, float]],
@@ -530,41 +536,44 @@ class Recognizer:
         prepared = np.stack([prepare_image(img, self.image_size) for img in residual])
         found = self.recognize_prepared(prepared, [r.sheet for r in recognitions], rng)
         found = self.refined(prepared, residual, found, sheet_known, written)
-        out = []
-        for first, second in zip(recognitions, found):
-            new = [(p, c) for p, c in zip(second.primitives, second.confidences)
-                   if not any(type(p) is type(q) and pair_error(p, q, first.sheet) is not None
-                              for q in first.primitives)]
-            if not new or first.tokens is None or first.memory is None:
-                out.append([])
-                continue
-            scores = self._slot_logprobs(first, [p for p, _ in new])
-            out.append([(p, c, float(score)) for (p, c), score in zip(new, scores)])
-        return out
+        return [self.scored_candidates(first, unexplained(first, second)) for first, second in zip(recognitions, found)]
+
+    def scored_candidates(self, first: Recognition, new: Sequence[tuple[Primitive, float]]
+                          ) -> list[tuple[Primitive, float, float]]:
+        """(primitive, confidence) pairs -> (primitive, confidence, `_slot_logprobs` in the first reading)."""
+        if not new or first.tokens is None or first.memory is None:
+            return []
+        scores = self._slot_logprobs(first, [p for p, _ in new])
+        return [(p, c, float(score)) for (p, c), score in zip(new, scores)]
 
     def _slot_logprobs(self, recognition: Recognition, candidates: Sequence[Primitive]) -> np.ndarray:
         """log p(candidate's tokens | the image, what the model wrote before the candidate's place in
-        reading order) for each candidate, from one pass over the recognition's tokens."""
+        reading order) for each candidate, from one pass over the recognition's tokens; -inf for a
+        candidate longer than CANDIDATE_TOKENS (a polyline of over 30 points)."""
         prompt = tokenizer.encode_prompt(recognition.sheet)
         sequence = prompt + [int(t) for t in recognition.tokens]
         written = sorted(zip(recognition.spans, recognition.primitives), key=lambda pair: pair[0])
         end = len(recognition.tokens)  # where the model wrote its end token
-        starts, continuations = [], []
+        starts, continuations, fits = [], [], []
         for candidate in candidates:
             key = reading_order(candidate)
             slot = next((a for (a, _), p in written if reading_order(p) > key), end)
+            tokens = tokenizer.encode_primitive(candidate, recognition.sheet)
+            fits.append(len(tokens) <= CANDIDATE_TOKENS)
             starts.append(len(prompt) + slot)
-            continuations.append(tokenizer.encode_primitive(candidate, recognition.sheet))
-        longest = max(len(c) for c in continuations)
-        width = next((w for w in CANDIDATE_WIDTHS if w >= longest), longest)  # few compiled shapes
-        return continuation_logprobs(self.split, jnp.asarray(recognition.memory)[None], sequence, starts,
-                                     continuations, tokenizer.PAD, self.config.model.max_len, width=width)
+            continuations.append(tokens[:CANDIDATE_TOKENS])
+        scores = continuation_logprobs(self.split, jnp.asarray(recognition.memory)[None], sequence, starts,
+                                       continuations, tokenizer.PAD, self.config.model.max_len, width=CANDIDATE_TOKENS)
+        return np.where(fits, scores, -np.inf)
 
     def warm_up_rereading(self) -> int:
-        """Compiles what `reread_sizes` runs, for every shape it can take; -> the number of shapes."""
+        """Compiles what `reread_sizes` (and the second look's scoring) runs, for every shape it can
+        take; -> the number of shapes."""
         blank = np.zeros((1, self.image_size, self.image_size, 1), np.float32)
-        return warm_up_continuations(self.split, embed_images(self.split, blank), tokenizer.PAD,
-                                     self.config.model.max_len, width=SIZE_TOKENS)
+        memory = embed_images(self.split, blank)
+        widths = (SIZE_TOKENS, CANDIDATE_TOKENS) if self.second_look else (SIZE_TOKENS,)
+        return sum(warm_up_continuations(self.split, memory, tokenizer.PAD, self.config.model.max_len, width=width)
+                   for width in widths)
 
     def refined(self, prepared: np.ndarray, images: Sequence[np.ndarray], recognitions: list[Recognition],
                 sheet_known: Sequence[bool] | None = None, written: Sequence | None = None) -> list[Recognition]:

@@ -44,7 +44,7 @@ def wait_ready(url: str, timeout_s: float, process: subprocess.Popen | None = No
 def tiny_model_server(folder: Path, compile_cache: Path, *serve_args: str) -> Iterator[dict]:
     """Runs `cad2program serve` on a tiny random model until the block ends.
 
-    Yields {"url", "process", "log", "ready_statuses"}; on exit the server must still be running, and
+    Yields {"url", "process", "log", "ready_statuses", "model"}; on exit the server must still be running, and
     its log must hold no traceback.
     """
     from flax import nnx
@@ -62,7 +62,7 @@ def tiny_model_server(folder: Path, compile_cache: Path, *serve_args: str) -> It
     url = f"http://127.0.0.1:{port}"
     try:
         statuses = wait_ready(url, START_TIMEOUT_S, process)
-        yield {"url": url, "process": process, "log": log_path, "ready_statuses": statuses}
+        yield {"url": url, "process": process, "log": log_path, "ready_statuses": statuses, "model": model}
         assert process.poll() is None
     finally:
         process.terminate()

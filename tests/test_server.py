@@ -107,6 +107,21 @@ def test_json_endpoint_with_and_without_sheet(server):
     assert inferred.json()["sheet"] == {"width": 297, "height": 223}
 
 
+def test_the_server_answers_what_recognize_does_second_look_included(server):
+    from cad2program.recognizer import Recognizer
+    from cad2program.synth import GeneratorConfig, make_example
+
+    example = make_example(11, 0, GeneratorConfig(long_side_px=256))
+    buf = io.BytesIO()
+    Image.fromarray(example.image).save(buf, "PNG")
+    sheet = {"width": example.sheet.width, "height": example.sheet.height}
+    answer = requests.post(server["url"] + "/serve/cad_model", json={"data": b64(buf.getvalue()), "sheet": sheet},
+                           timeout=60)
+    assert answer.status_code == 200, answer.text
+    [expected] = Recognizer.load(server["model"]).recognize([example.image], [example.sheet])
+    assert expected.primitives and answer.json()["program"] == expected.program
+
+
 def test_multipart_endpoint(server):
     url = server["url"]
     response = requests.post(url + "/v1/recognize", files={"file": ("drawing.png", PNG, "image/png")},
@@ -264,8 +279,9 @@ def test_metrics_count_requests_and_batches_group_concurrent_requests(server):
     assert delta("cad2program_requests_total", '{endpoint="/serve/cad_model",status="400"}') == 1
     batches = delta("cad2program_batch_size_count", "")
     single = delta("cad2program_batch_size_bucket", '{le="1.0"}')
-    assert delta("cad2program_batch_size_sum", "") == 8
-    assert batches < 8 and batches - single >= 1, (batches, single)  # at least one batch of 2 or more
+    # Every drawing is decoded twice: as sent, and with what was found erased (the second look).
+    assert delta("cad2program_batch_size_sum", "") == 16
+    assert batches < 16 and batches - single >= 1, (batches, single)  # at least one batch of 2 or more
     assert delta("cad2program_request_latency_seconds_count", '{endpoint="/serve/cad_model"}') == 9
     assert "cad2program_queue_depth" in after
 

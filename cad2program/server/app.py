@@ -29,7 +29,9 @@ from cad2program.annotations import written_numbers
 from cad2program.data import prepare_image
 from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
-from cad2program.recognizer import BATCH_BUCKETS, Recognizer, infer_sheet, measured_on, without_repeats
+from cad2program.recognizer import (BATCH_BUCKETS, SECOND_LOOK_MIN_LOGPROB, Recognizer, infer_sheet, measured_on,
+                                    unexplained, with_candidates, without_repeats)
+from cad2program.refine import erase_primitives
 from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
 from cad2program.server.metrics import Metrics
@@ -144,16 +146,37 @@ class Engine:
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
 
     async def refine(self, prepared: np.ndarray, image: np.ndarray, recognition, sheet_known: bool):
-        """`Recognizer.refined`, split by who does what: measuring on the image and dropping repeats
-        need no model, so the decode pool does them; re-reading sizes (only on a sheet the request
-        gave) runs on the model thread, between batches."""
+        """`Recognizer.refined`, then `Recognizer.with_second_look` when it is on, split by who does
+        what: reading the numbers, measuring on the image, erasing what was found and dropping
+        repeats need no model, so the decode pool does them; decoding the residual image goes through
+        the batcher like any request; re-reading sizes (only on a sheet the request gave) and scoring
+        the second look's candidates run on the model thread, between batches."""
+        loop = asyncio.get_running_loop()
+        read_text = self.recognizer.read_text and sheet_known
+        written = await loop.run_in_executor(self.decode_pool, written_numbers, image) if read_text else None
+        recognition = await self.measured(prepared, image, recognition, sheet_known, written)
+        if not self.recognizer.second_look:
+            return recognition
+        residual, prepared_residual = await loop.run_in_executor(self.decode_pool, self.residual, image, recognition)
+        second = await self.batcher.submit((prepared_residual, recognition.sheet))
+        second = await self.measured(prepared_residual, residual, second, sheet_known, written)
+        scored = await self.batcher.run_in_model_thread(
+            self.recognizer.scored_candidates, recognition, unexplained(recognition, second))
+        return with_candidates(recognition, scored, SECOND_LOOK_MIN_LOGPROB)
+
+    async def measured(self, prepared: np.ndarray, image: np.ndarray, recognition, sheet_known: bool, written):
         loop = asyncio.get_running_loop()
         recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition, sheet_known,
-                                                        self.recognizer.read_text)
+                                                        self.recognizer.read_text, written)
         if sheet_known:
             [recognition] = await self.batcher.run_in_model_thread(
                 self.recognizer.reread_sizes, prepared[None], [recognition], [sizes])
         return without_repeats(recognition)
+
+    def residual(self, image: np.ndarray, recognition) -> tuple[np.ndarray, np.ndarray]:
+        """Decode-pool side of the second look: the image less what was found, and it as the model's input."""
+        residual = erase_primitives(image, recognition.sheet, recognition.primitives)
+        return residual, prepare_image(residual, self.recognizer.image_size)
 
     async def recognize(self, parse: Callable[[], tuple[np.ndarray, Sheet | None]]):
         """Runs `parse` (decoding) in the pool, then queues the result; the timeout covers both.
