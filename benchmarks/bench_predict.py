@@ -1,6 +1,7 @@
 """Latency of `predict` for one drawing, warm: a `cpu`-config model, batch 1, greedy; prints one JSON object.
 
-    python3 benchmarks/bench_predict.py [--config cpu | --model M] [--repeats 10] [--image PNG] [--sheet WxH] [--no-ocr]
+    python3 benchmarks/bench_predict.py [--config cpu | --model M] [--repeats 10] [--image PNG] [--sheet WxH]
+        [--no-ocr] [--one-look]
 
 The model is randomly initialised (the figure is about compute, not accuracy) and built in this
 process; the first call compiles, and the timed calls are the ones after it, in-process, as `predict`
@@ -9,7 +10,9 @@ generated tokens is reported beside the time: a trained model that stops earlier
 Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding +
 `Recognizer.refined`: re-measuring on the image's ink and, given the real sheet, re-reading the sizes);
 the last part is also timed alone (`refine_ms_median`), and within it the OCR reading the numbers
-written on the image (`ocr_ms_median`; `--no-ocr` leaves it out, as `predict --no-ocr` does).
+written on the image (`ocr_ms_median`; `--no-ocr` leaves it out, as `predict --no-ocr` does), and the
+second look (`second_look_ms_median`: erasing what was found, decoding and re-measuring the rest,
+scoring its candidates; `--one-look` leaves it out).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def main() -> None:
                                                       "without --sheet does, and sizes stay as read)")
     parser.add_argument("--no-ocr", dest="read_text", action="store_false",
                         help="do not read the written numbers with OCR (as `predict --no-ocr`)")
+    parser.add_argument("--one-look", dest="second_look", action="store_false",
+                        help="read the drawing once, without the second look (as `predict --one-look`)")
     args = parser.parse_args()
 
     from cad2program import tokenizer
@@ -53,11 +58,12 @@ def main() -> None:
     from cad2program.recognizer import Recognizer, build_model, infer_sheet
 
     if args.model is not None:
-        recognizer = Recognizer.load(args.model, max_batch=1, read_text=args.read_text)
+        recognizer = Recognizer.load(args.model, max_batch=1, read_text=args.read_text, second_look=args.second_look)
         config = recognizer.config
     else:
         config = get_config(args.config)
-        recognizer = Recognizer(config, build_model(config), max_batch=1, read_text=args.read_text)
+        recognizer = Recognizer(config, build_model(config), max_batch=1, read_text=args.read_text,
+                                second_look=args.second_look)
     image = load_image(args.image) if args.image.exists() else np.full((362, 512), 255, np.uint8)
     sheet = args.sheet or infer_sheet(image)
 
@@ -78,6 +84,14 @@ def main() -> None:
         recognizer.refined(prepared, [image], [recognition])
         refine_times.append(time.perf_counter() - start)
 
+    written = [written_numbers(image) if args.read_text else None]
+    [refined] = recognizer.refined(prepared, [image], [recognition], written=written)
+    second_look_times = []
+    for _ in range(args.repeats if args.second_look else 0):
+        start = time.perf_counter()
+        recognizer.with_second_look([image], [refined], [True], written)
+        second_look_times.append(time.perf_counter() - start)
+
     ocr_times = []
     for _ in range(args.repeats if args.read_text else 0):
         start = time.perf_counter()
@@ -97,6 +111,8 @@ def main() -> None:
         "warm_ms_per_drawing_min": round(1000 * min(times), 1),
         "refine_ms_median": round(1000 * statistics.median(refine_times), 1),
         "ocr_ms_median": round(1000 * statistics.median(ocr_times), 1) if ocr_times else None,
+        "second_look_ms_median": (round(1000 * statistics.median(second_look_times), 1)
+                                  if second_look_times else None),
         "repeats": args.repeats, "generated_tokens": generated,
         "max_new_tokens": recognizer.options.max_new_tokens,
         "warm_ms_per_token": round(1000 * statistics.median(times) / max(generated, 1), 2),
