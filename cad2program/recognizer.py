@@ -471,7 +471,9 @@ class Recognizer:
         return self.config.model.image_size
 
     def recognize(self, images: Sequence[np.ndarray], sheets: Sequence[Sheet | None] | None = None,
-                  rng=None) -> list[Recognition]:
+                  rng=None, written: Sequence | None = None) -> list[Recognition]:
+        """`written`: the numbers already read on each image (`annotations.written_numbers`), when the
+        caller has them; read here otherwise."""
         sheets = list(sheets) if sheets is not None else [None] * len(images)
         known = [s is not None for s in sheets]
         sheets = [s if s is not None else infer_sheet(img) for img, s in zip(images, sheets)]
@@ -484,12 +486,13 @@ class Recognizer:
                 out += found
                 continue
             batch_known = known[start:start + len(originals)]
-            written = [written_numbers(img) if self.read_text else None for img in originals]
+            batch_written = (written[start:start + len(originals)] if written is not None else
+                             [written_numbers(img) if self.read_text else None for img in originals])
             if self.read_text and not all(batch_known):
-                found, batch_known = self.with_sheets_from_numbers(prepared, originals, found, batch_known, written, rng)
-            found = self.refined(prepared, originals, found, batch_known, written)
+                found, batch_known = self.with_sheets_from_numbers(prepared, originals, found, batch_known, batch_written, rng)
+            found = self.refined(prepared, originals, found, batch_known, batch_written)
             if self.second_look:
-                found = self.with_second_look(originals, found, batch_known, written, rng)
+                found = self.with_second_look(originals, found, batch_known, batch_written, rng)
             out += found
         return out
 

@@ -27,7 +27,6 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from cad2program.outputs.scene import primitive_polyline
 from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet
 
 MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replace it
@@ -816,6 +815,10 @@ ERASE_SHARE = 0.012  # strokes are erased this share of the image's longer side 
 def erase_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive]) -> np.ndarray:
     """(H, W) grey uint8: the image with the primitives' strokes painted over with the paper around
     them, so that what is left is what they do not explain (the annotations, and anything missed)."""
+    # Here, not at the top: the outputs package imports the DXF and drawing libraries, which
+    # measuring never needs.
+    from cad2program.outputs.scene import primitive_polyline
+
     image = grey(image)
     frame = Frame(sheet, image.shape[1], image.shape[0])
     strokes = np.zeros(image.shape, np.uint8)

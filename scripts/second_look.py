@@ -16,10 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
-
 from cad2program.annotations import written_numbers
-from cad2program.dataset import load_labels
+from cad2program.dataset import ImageError, load_image, load_labels
 from cad2program.recognizer import SECOND_LOOK_MIN_LOGPROB, Recognizer, with_candidates
 from cad2program.scoring import matched_flags, score
 
@@ -27,16 +25,22 @@ CHUNK = 32
 
 
 def read_twice(recognizer: Recognizer, folder: Path):
-    """-> [(record, first recognition, second-look candidates)] for every drawing of a folder."""
+    """-> [(record, first recognition, second-look candidates)] for every readable drawing of a folder."""
     records, problems = load_labels(folder)
     for problem in problems:
         print(f"warning: {folder}: {problem}", file=sys.stderr)
+    readable = []
+    for record in records:
+        try:
+            readable.append((record, load_image(record.image_path)))
+        except ImageError as err:  # left out of every row alike
+            print(f"warning: {folder}: labels.jsonl:{record.line_number}: {err} (left out)", file=sys.stderr)
     out = []
-    for start in range(0, len(records), CHUNK):
-        chunk = records[start:start + CHUNK]
-        images = [cv2.imread(str(r.image_path), cv2.IMREAD_COLOR)[:, :, ::-1] for r in chunk]
-        first = recognizer.recognize(images, [r.sheet for r in chunk])
-        written = [written_numbers(img) if recognizer.read_text else None for img in images]
+    for start in range(0, len(readable), CHUNK):
+        chunk = [record for record, _ in readable[start:start + CHUNK]]
+        images = [image for _, image in readable[start:start + CHUNK]]
+        written = [written_numbers(img) if recognizer.read_text else None for img in images]  # once for both
+        first = recognizer.recognize(images, [r.sheet for r in chunk], written=written)
         found = recognizer.second_look_candidates(images, first, [True] * len(chunk), written)
         out += list(zip(chunk, first, found))
     return out

@@ -116,3 +116,27 @@ def test_ocr_recall_counts_the_true_sizes_read(capsys):
     assert script["main"](["2", str(clean)]) == 0
     [row] = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| clean ")]
     assert 0 < int(row[1]) <= int(row[2]) and float(row[3]) >= 0.7
+
+
+def test_second_look_scores_each_threshold_and_leaves_out_an_unreadable_image(tmp_path, capsys):
+    import shutil
+
+    clean = Path(__file__).parent.parent / "testsets" / "clean"
+    lines = (clean / "labels.jsonl").read_text().splitlines()[:3]
+    (tmp_path / "images").mkdir()
+    for line in lines:
+        name = json.loads(line)["image"]
+        shutil.copy(clean / name, tmp_path / name)
+    broken = json.loads(lines[0])
+    broken["image"] = "images/broken.png"
+    (tmp_path / "images" / "broken.png").write_bytes((clean / json.loads(lines[0])["image"]).read_bytes()[:300])
+    (tmp_path / "labels.jsonl").write_text("\n".join(lines + [json.dumps(broken)]) + "\n")
+    script = runpy.run_path(str(SCRIPTS / "second_look.py"))
+    assert script["main"]([str(tmp_path), "--no-ocr", "--thresholds", "-1000000", "-17.5"]) == 0
+    captured = capsys.readouterr()
+    assert "labels.jsonl:4" in captured.err and "broken.png" in captured.err  # said, and the rest still read
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in captured.out.splitlines()
+            if line.startswith("| ") and not line.startswith(("| threshold", "| ---"))}
+    assert set(rows) == {"off", "-1e+06", "-17.5"}
+    assert int(rows["off"][3]) == 0 and int(rows["-1e+06"][3]) >= int(rows["-17.5"][3])  # all candidates added
+    assert all(int(row[4]) <= int(row[3]) for row in rows.values())

@@ -706,4 +706,3 @@ def layout(pen: Pen, sheet: Sheet, count: int, types: Sequence[str], minimum: in
         taken = np.vstack([taken, moved.boxes])
     groups.sort(key=lambda g: reading_order(g.primitive))
     return groups
-
