@@ -535,11 +535,17 @@ class Recognizer:
                                ) -> list[list[tuple[Primitive, float, float]]]:
         """What the second reading finds that the first lacks, per drawing: (primitive, confidence,
         log-probability in the first reading's place for it)."""
-        residual = [erase_primitives(image, r.sheet, r.primitives) for image, r in zip(images, recognitions)]
-        prepared = np.stack([prepare_image(img, self.image_size) for img in residual])
+        residual, prepared = zip(*[self.residual(image, r) for image, r in zip(images, recognitions)])
+        prepared = np.stack(prepared)
         found = self.recognize_prepared(prepared, [r.sheet for r in recognitions], rng)
         found = self.refined(prepared, residual, found, sheet_known, written)
         return [self.scored_candidates(first, unexplained(first, second)) for first, second in zip(recognitions, found)]
+
+    def residual(self, image: np.ndarray, recognition: Recognition) -> tuple[np.ndarray, np.ndarray]:
+        """The image less what the recognition found (`refine.erase_primitives`), and it as the
+        model's input."""
+        residual = erase_primitives(image, recognition.sheet, recognition.primitives)
+        return residual, prepare_image(residual, self.image_size)
 
     def scored_candidates(self, first: Recognition, new: Sequence[tuple[Primitive, float]]
                           ) -> list[tuple[Primitive, float, float]]:

@@ -5,13 +5,14 @@
 One row per evaluation (`eval_log.jsonl`): drawings seen, the training loss, key-point loss and
 token accuracy averaged over the logged steps since the previous evaluation (`train_log.jsonl`),
 then the held-out scores. `--offset-drawings` adds the drawings of the model a run started from
-(`--init-from`), so that curves of continued runs line up.
+(`--init-from`), so that curves of continued runs line up. Then the median training speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="drawings the starting model had seen (for runs started with --init-from)")
     args = parser.parse_args(argv)
     print(curve_table(args.workdir, args.offset_drawings))
+    speeds = [r["samples_per_s"] for r in read_jsonl(args.workdir / "train_log.jsonl") if "samples_per_s" in r]
+    if speeds:
+        print(f"\ntraining speed: median {statistics.median(speeds):.1f} drawings/s over {len(speeds)} logged steps")
     return 0
 
 

@@ -31,7 +31,6 @@ from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
 from cad2program.recognizer import (BATCH_BUCKETS, SECOND_LOOK_MIN_LOGPROB, Recognizer, infer_sheet, measured_on,
                                     unexplained, with_candidates, without_repeats)
-from cad2program.refine import erase_primitives
 from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
 from cad2program.server.metrics import Metrics
@@ -157,7 +156,8 @@ class Engine:
         recognition = await self.measured(prepared, image, recognition, sheet_known, written)
         if not self.recognizer.second_look:
             return recognition
-        residual, prepared_residual = await loop.run_in_executor(self.decode_pool, self.residual, image, recognition)
+        residual, prepared_residual = await loop.run_in_executor(self.decode_pool, self.recognizer.residual, image,
+                                                                 recognition)
         second = await self.batcher.submit((prepared_residual, recognition.sheet))
         second = await self.measured(prepared_residual, residual, second, sheet_known, written)
         scored = await self.batcher.run_in_model_thread(
@@ -165,6 +165,7 @@ class Engine:
         return with_candidates(recognition, scored, SECOND_LOOK_MIN_LOGPROB)
 
     async def measured(self, prepared: np.ndarray, image: np.ndarray, recognition, sheet_known: bool, written):
+        """`Recognizer.refined` for one drawing: measured in the decode pool, sizes re-read on the model thread."""
         loop = asyncio.get_running_loop()
         recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition, sheet_known,
                                                         self.recognizer.read_text, written)
@@ -172,11 +173,6 @@ class Engine:
             [recognition] = await self.batcher.run_in_model_thread(
                 self.recognizer.reread_sizes, prepared[None], [recognition], [sizes])
         return without_repeats(recognition)
-
-    def residual(self, image: np.ndarray, recognition) -> tuple[np.ndarray, np.ndarray]:
-        """Decode-pool side of the second look: the image less what was found, and it as the model's input."""
-        residual = erase_primitives(image, recognition.sheet, recognition.primitives)
-        return residual, prepare_image(residual, self.recognizer.image_size)
 
     async def recognize(self, parse: Callable[[], tuple[np.ndarray, Sheet | None]]):
         """Runs `parse` (decoding) in the pool, then queues the result; the timeout covers both.
