@@ -4,9 +4,13 @@
     python3 scripts/miss_breakdown.py preds/ testsets/clean testsets/sketch testsets/scan testsets/photo
 
 Prints: size exactness per type and field (of matched primitives); how many unmatched true lines had
-no predicted line with both ends within 3 tolerances (never written, rather than misplaced); and how
+no predicted line with both ends within 3 tolerances (never written, rather than misplaced); how
 many true polylines no reader can tell from the image (two points: a segment drawn as a line is; or
-a corner turning by less than 10 degrees).
+a corner turning by less than 10 degrees); and the unmatched predictions per type, with where the
+unmatched lines lie (ends and middle within a tolerance): along an unmatched true polyline of two
+points (which is drawn as a line is) or of more (its sides written as lines), along some other true
+primitive (a part of it, or a repeat), or on none (misplaced by more than the tolerance, or strokes
+of text and bits of dimension lines).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cad2program.program import Line, Polyline
+from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle
 from cad2program.scoring import SIZE_FIELDS, match_primitives, pair_predictions, tolerance
 
 NEAR_TOLERANCES = 3
@@ -41,6 +45,33 @@ def smallest_turn(polyline: Polyline) -> float:
     return min(turns, default=180.0)
 
 
+def _segment_distance(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    along = b - a
+    t = float(np.clip((point - a) @ along / max(float(along @ along), 1e-9), 0.0, 1.0))
+    return float(np.linalg.norm(point - a - t * along))
+
+
+def distance_to(primitive: Primitive, point: np.ndarray) -> float:
+    """Millimetres from a point to a primitive's strokes (an arc's: to its whole circle)."""
+    if isinstance(primitive, (Circle, Arc)):
+        return abs(float(np.hypot(*(point - (primitive.x, primitive.y)))) - primitive.radius)
+    if isinstance(primitive, Line):
+        corners, closed = [(primitive.x1, primitive.y1), (primitive.x2, primitive.y2)], False
+    elif isinstance(primitive, Rectangle):
+        x, y, w, h = primitive.x, primitive.y, primitive.width, primitive.height
+        corners, closed = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)], True
+    else:
+        corners, closed = list(primitive.points), primitive.closed
+    corners = np.array(corners + corners[:1] if closed else corners, float)
+    return min(_segment_distance(point, a, b) for a, b in zip(corners[:-1], corners[1:]))
+
+
+def line_lies_on(line: Line, primitive: Primitive, tolerance_mm: float) -> bool:
+    """Whether a line's ends and middle are all within the tolerance of the primitive's strokes."""
+    ends = np.array([(line.x1, line.y1), (line.x2, line.y2)], float)
+    return all(distance_to(primitive, p) <= tolerance_mm for p in (*ends, ends.mean(axis=0)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("predictions", type=Path, help="folder of NAME.jsonl prediction files (eval --out)")
@@ -49,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     exact, sizes = Counter(), Counter()
     lines_unmatched = lines_never_written = 0
     polylines = two_points = invisible_corner = 0
+    extra, extra_lines = Counter(), Counter()
     for folder in args.truth:
         items, problems = pair_predictions(args.predictions / f"{folder.name}.jsonl", folder)
         for problem in problems:
@@ -57,6 +89,18 @@ def main(argv: list[str] | None = None) -> int:
             pred = pred or []
             pairs = match_primitives(pred, true, sheet)
             matched = {j for _, j in pairs}
+            wrote = {i for i, _ in pairs}
+            for i, p in enumerate(pred):
+                if i in wrote:
+                    continue
+                extra[p.TYPE] += 1
+                if isinstance(p, Line):
+                    under = [true[j] for j, q in enumerate(true) if line_lies_on(p, q, tolerance(sheet)) and j not in matched]
+                    polylines_under = [len(q.points) for q in under if isinstance(q, Polyline)]
+                    extra_lines["along an unmatched two-point polyline" if 2 in polylines_under else
+                                "along another unmatched polyline" if polylines_under else
+                                "along another true primitive" if any(
+                                    line_lies_on(p, q, tolerance(sheet)) for q in true) else "on none"] += 1
             for i, j in pairs:
                 for field in SIZE_FIELDS:
                     if field in type(true[j]).SIZE_FIELDS:
@@ -80,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
           f"tolerances (never written): {lines_never_written}")
     print(f"true polylines: {polylines}; two points (drawn as a line is): {two_points}; a corner turning "
           f"< {INVISIBLE_TURN_DEGREES:g} degrees: {invisible_corner}")
+    print("unmatched predictions: " + ", ".join(f"{extra[t]} {t}" for t in sorted(extra)) if extra else
+          "unmatched predictions: none")
+    print("unmatched predicted lines: " + "; ".join(f"{where}: {extra_lines[where]}" for where in (
+        "along an unmatched two-point polyline", "along another unmatched polyline", "along another true primitive",
+        "on none")))
     return 0
 
 

@@ -60,7 +60,11 @@ def test_miss_breakdown_counts_unwritten_lines_unreadable_polylines_and_exact_si
         "primitives": [line, misplaced, segment, straightish, rect]}) + "\n")
     predictions = tmp_path / "preds"
     predictions.mkdir()
-    wrote = [{**misplaced, "y1": 26, "y2": 26}, {**rect, "width": 31}]  # a line 6 mm off (t = 4); width misread
+    wrote = [{**misplaced, "y1": 26, "y2": 26}, {**rect, "width": 31},  # a line 6 mm off (t = 4); width misread
+             {"type": "line", "x1": 101, "y1": 51, "x2": 149, "y2": 50},  # the segment polyline, written as a line
+             {"type": "line", "x1": 10, "y1": 90, "x2": 20, "y2": 90},  # where nothing is drawn
+             {"type": "line", "x1": 10, "y1": 10, "x2": 30, "y2": 10},  # part of the first line only
+             {"type": "line", "x1": 160, "y1": 81, "x2": 160, "y2": 95}]  # one side of the straightish polyline
     (predictions / "clean.jsonl").write_text(json.dumps({"image": "images/a.png", "primitives": wrote}) + "\n")
     script = runpy.run_path(str(SCRIPTS / "miss_breakdown.py"))
     assert script["main"]([str(predictions), str(truth)]) == 0
@@ -68,6 +72,9 @@ def test_miss_breakdown_counts_unwritten_lines_unreadable_polylines_and_exact_si
     assert "| rectangle | height | 1 | 1 | 1.00 |" in out and "| rectangle | width | 0 | 1 | 0.00 |" in out
     assert "unmatched true lines: 2; with no predicted line within 3 tolerances (never written): 1" in out
     assert "true polylines: 2; two points (drawn as a line is): 1; a corner turning < 10 degrees: 1" in out
+    assert "unmatched predictions: 5 line" in out
+    assert ("unmatched predicted lines: along an unmatched two-point polyline: 1; along another unmatched polyline: 1; "
+            "along another true primitive: 1; on none: 2") in out
 
 
 def test_ink_spread_measures_small_residuals_on_held_out_drawings(capsys):
