@@ -6,23 +6,26 @@
 Prints: size exactness per type and field (of matched primitives); how many unmatched true lines had
 no predicted line with both ends within 3 tolerances (never written, rather than misplaced); how
 many true polylines no reader can tell from the image (two points: a segment drawn as a line is; or
-a corner turning by less than 10 degrees); and the unmatched predictions per type, with where the
-unmatched lines lie (ends and middle within a tolerance): along an unmatched true polyline of two
-points (which is drawn as a line is) or of more (its sides written as lines), along some other true
-primitive (a part of it, or a repeat), or on none (misplaced by more than the tolerance, or strokes
-of text and bits of dimension lines).
+a corner turning by less than 10 degrees); the unmatched true primitives and the unmatched
+predictions per type; and where the unmatched predicted lines lie (ends and middle within a
+tolerance): along an unmatched true polyline of two points (which is drawn as a line is) or of more
+(its sides written as lines), along some other true primitive (a part of it, or a repeat), or on
+none (misplaced by more than the tolerance, or strokes of text and bits of dimension lines).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle
+from cad2program.errors import UserError
+from cad2program.outputs.scene import primitive_polyline
+from cad2program.program import Line, Polyline, Primitive
 from cad2program.scoring import SIZE_FIELDS, match_primitives, pair_predictions, tolerance
 
 NEAR_TOLERANCES = 3
@@ -45,31 +48,34 @@ def smallest_turn(polyline: Polyline) -> float:
     return min(turns, default=180.0)
 
 
-def _segment_distance(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    along = b - a
-    t = float(np.clip((point - a) @ along / max(float(along @ along), 1e-9), 0.0, 1.0))
-    return float(np.linalg.norm(point - a - t * along))
-
-
-def distance_to(primitive: Primitive, point: np.ndarray) -> float:
-    """Millimetres from a point to a primitive's strokes (an arc's: to its whole circle)."""
-    if isinstance(primitive, (Circle, Arc)):
-        return abs(float(np.hypot(*(point - (primitive.x, primitive.y)))) - primitive.radius)
-    if isinstance(primitive, Line):
-        corners, closed = [(primitive.x1, primitive.y1), (primitive.x2, primitive.y2)], False
-    elif isinstance(primitive, Rectangle):
-        x, y, w, h = primitive.x, primitive.y, primitive.width, primitive.height
-        corners, closed = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)], True
-    else:
-        corners, closed = list(primitive.points), primitive.closed
-    corners = np.array(corners + corners[:1] if closed else corners, float)
-    return min(_segment_distance(point, a, b) for a, b in zip(corners[:-1], corners[1:]))
+def distance_to(primitive: Primitive, point: np.ndarray, max_chord_error: float) -> float:
+    """Millimetres from a point to a primitive's strokes (as `outputs.scene.primitive_polyline` traces them)."""
+    points, closed = primitive_polyline(primitive, max_chord_error)
+    corners = np.array(points + points[:1] if closed else points, float)
+    start, along = corners[:-1], np.diff(corners, axis=0)
+    t = np.clip(((point - start) * along).sum(axis=1) / np.maximum((along * along).sum(axis=1), 1e-9), 0.0, 1.0)
+    return float(np.hypot(*(point - start - t[:, None] * along).T).min())
 
 
 def line_lies_on(line: Line, primitive: Primitive, tolerance_mm: float) -> bool:
     """Whether a line's ends and middle are all within the tolerance of the primitive's strokes."""
     ends = np.array([(line.x1, line.y1), (line.x2, line.y2)], float)
-    return all(distance_to(primitive, p) <= tolerance_mm for p in (*ends, ends.mean(axis=0)))
+    return all(distance_to(primitive, p, tolerance_mm / 10) <= tolerance_mm for p in (*ends, ends.mean(axis=0)))
+
+
+def where_it_lies(line: Line, true: list[Primitive], matched: set[int], tolerance_mm: float) -> str:
+    """Which true primitive an unmatched predicted line lies along (`line_lies_on`), as a category."""
+    under = [j for j, q in enumerate(true) if line_lies_on(line, q, tolerance_mm)]
+    unmatched_polylines = [len(true[j].points) for j in under if j not in matched and isinstance(true[j], Polyline)]
+    if 2 in unmatched_polylines:
+        return "along an unmatched two-point polyline"
+    if unmatched_polylines:
+        return "along another unmatched polyline"
+    return "along another true primitive" if under else "on none"
+
+
+LINE_PLACES = ("along an unmatched two-point polyline", "along another unmatched polyline",
+               "along another true primitive", "on none")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,9 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     exact, sizes = Counter(), Counter()
     lines_unmatched = lines_never_written = 0
     polylines = two_points = invisible_corner = 0
-    extra, extra_lines = Counter(), Counter()
+    missed, extra, extra_lines = Counter(), Counter(), Counter()
     for folder in args.truth:
-        items, problems = pair_predictions(args.predictions / f"{folder.name}.jsonl", folder)
+        try:
+            items, problems = pair_predictions(args.predictions / f"{folder.name}.jsonl", folder)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         for problem in problems:
             print(f"warning: {folder.name}: {problem}")
         for _, (pred, true, sheet, _) in items:
@@ -90,17 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             pairs = match_primitives(pred, true, sheet)
             matched = {j for _, j in pairs}
             wrote = {i for i, _ in pairs}
+            missed.update(q.TYPE for j, q in enumerate(true) if j not in matched)
             for i, p in enumerate(pred):
-                if i in wrote:
-                    continue
-                extra[p.TYPE] += 1
-                if isinstance(p, Line):
-                    under = [true[j] for j, q in enumerate(true) if line_lies_on(p, q, tolerance(sheet)) and j not in matched]
-                    polylines_under = [len(q.points) for q in under if isinstance(q, Polyline)]
-                    extra_lines["along an unmatched two-point polyline" if 2 in polylines_under else
-                                "along another unmatched polyline" if polylines_under else
-                                "along another true primitive" if any(
-                                    line_lies_on(p, q, tolerance(sheet)) for q in true) else "on none"] += 1
+                if i not in wrote:
+                    extra[p.TYPE] += 1
+                    if isinstance(p, Line):
+                        extra_lines[where_it_lies(p, true, matched, tolerance(sheet))] += 1
             for i, j in pairs:
                 for field in SIZE_FIELDS:
                     if field in type(true[j]).SIZE_FIELDS:
@@ -124,11 +129,9 @@ def main(argv: list[str] | None = None) -> int:
           f"tolerances (never written): {lines_never_written}")
     print(f"true polylines: {polylines}; two points (drawn as a line is): {two_points}; a corner turning "
           f"< {INVISIBLE_TURN_DEGREES:g} degrees: {invisible_corner}")
-    print("unmatched predictions: " + ", ".join(f"{extra[t]} {t}" for t in sorted(extra)) if extra else
-          "unmatched predictions: none")
-    print("unmatched predicted lines: " + "; ".join(f"{where}: {extra_lines[where]}" for where in (
-        "along an unmatched two-point polyline", "along another unmatched polyline", "along another true primitive",
-        "on none")))
+    print("unmatched true primitives: " + (", ".join(f"{missed[t]} {t}" for t in sorted(missed)) or "none"))
+    print("unmatched predictions: " + (", ".join(f"{extra[t]} {t}" for t in sorted(extra)) or "none"))
+    print("unmatched predicted lines: " + "; ".join(f"{where}: {extra_lines[where]}" for where in LINE_PLACES))
     return 0
 
 
