@@ -2,6 +2,8 @@
 
     cad2program eval --data testsets/clean testsets/sketch testsets/scan testsets/photo --out preds/
     python3 scripts/miss_breakdown.py preds/ testsets/clean testsets/sketch testsets/scan testsets/photo
+    cad2program eval --data testsets/clean --out clean.jsonl
+    python3 scripts/miss_breakdown.py clean.jsonl testsets/clean
 
 Prints: size exactness per type and field (of matched primitives); how many unmatched true lines had
 no predicted line with both ends within 3 tolerances (never written, rather than misplaced); how
@@ -80,16 +82,23 @@ LINE_PLACES = ("along an unmatched two-point polyline", "along another unmatched
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("predictions", type=Path, help="folder of NAME.jsonl prediction files (eval --out)")
+    parser.add_argument("predictions", type=Path, help="folder of NAME.jsonl prediction files (eval --out), or "
+                                                       "one .jsonl file for a single labelled folder")
     parser.add_argument("truth", type=Path, nargs="+", help="the labelled folders the predictions are for")
     args = parser.parse_args(argv)
+    single_file = args.predictions.suffix == ".jsonl"  # what eval --out writes for one folder
+    if single_file and len(args.truth) > 1:
+        print(f"error: {args.predictions} is one prediction file; give one labelled folder with it, "
+              f"or a folder of NAME.jsonl files for several", file=sys.stderr)
+        return 2
     exact, sizes = Counter(), Counter()
     lines_unmatched = lines_never_written = 0
     polylines = two_points = invisible_corner = 0
     missed, extra, extra_lines = Counter(), Counter(), Counter()
     for folder in args.truth:
         try:
-            items, problems = pair_predictions(args.predictions / f"{folder.name}.jsonl", folder)
+            items, problems = pair_predictions(
+                args.predictions if single_file else args.predictions / f"{folder.name}.jsonl", folder)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

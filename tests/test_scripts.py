@@ -77,6 +77,11 @@ def test_miss_breakdown_counts_unwritten_lines_unreadable_polylines_and_exact_si
             "along another true primitive: 1; on none: 2") in out
     assert script["main"]([str(tmp_path / "nowhere"), str(truth)]) == 2  # a wrong folder: said, no traceback
     assert "error: prediction file" in capsys.readouterr().err
+    # eval --out with one labelled folder writes one file: that file, given as it is, counts the same
+    assert script["main"]([str(predictions / "clean.jsonl"), str(truth)]) == 0
+    assert capsys.readouterr().out == out
+    assert script["main"]([str(predictions / "clean.jsonl"), str(truth), str(truth)]) == 2
+    assert "one prediction file" in capsys.readouterr().err
 
 
 def test_ink_spread_measures_small_residuals_on_held_out_drawings(capsys):
