@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        "one .jsonl file for a single labelled folder")
     parser.add_argument("truth", type=Path, nargs="+", help="the labelled folders the predictions are for")
     args = parser.parse_args(argv)
-    single_file = args.predictions.suffix == ".jsonl"  # what eval --out writes for one folder
+    single_file = args.predictions.is_file()  # what eval --out writes for one folder
     if single_file and len(args.truth) > 1:
         print(f"error: {args.predictions} is one prediction file; give one labelled folder with it, "
               f"or a folder of NAME.jsonl files for several", file=sys.stderr)
