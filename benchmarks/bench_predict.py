@@ -10,7 +10,8 @@ generated tokens is reported beside the time: a trained model that stops earlier
 Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding +
 `Recognizer.refined`: re-measuring on the image's ink and, given the real sheet, re-reading the sizes);
 the last part is also timed alone (`refine_ms_median`), and within it the OCR reading the numbers
-written on the image (`ocr_ms_median`; `--no-ocr` leaves it out, as `predict --no-ocr` does), and the
+written on the image (`ocr_ms_median`, of which `ocr_detect_ms_median` is finding the text on the page
+and on the page turned a quarter; `--no-ocr` leaves both out, as `predict --no-ocr` does), and the
 second look (`second_look_ms_median`: erasing what was found, decoding and re-measuring the rest,
 scoring its candidates; `--one-look` leaves it out).
 """
@@ -50,7 +51,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from cad2program import tokenizer
-    from cad2program.annotations import written_numbers
+    from cad2program.annotations import _engine as text_engine
+    from cad2program.annotations import views, written_numbers
     from cad2program.configs import get_config
     from cad2program.dataset import load_image
     from cad2program.decode import generate
@@ -92,6 +94,13 @@ def main() -> None:
         recognizer.with_second_look([image], [refined], [True], written)
         second_look_times.append(time.perf_counter() - start)
 
+    detect_times = []  # of which the text detector on both views (`annotations.views`)
+    for _ in range(args.repeats if args.read_text else 0):
+        start = time.perf_counter()
+        for view in views(image):
+            text_engine().text_det(view)
+        detect_times.append(time.perf_counter() - start)
+
     ocr_times = []
     for _ in range(args.repeats if args.read_text else 0):
         start = time.perf_counter()
@@ -111,6 +120,7 @@ def main() -> None:
         "warm_ms_per_drawing_min": round(1000 * min(times), 1),
         "refine_ms_median": round(1000 * statistics.median(refine_times), 1),
         "ocr_ms_median": round(1000 * statistics.median(ocr_times), 1) if ocr_times else None,
+        "ocr_detect_ms_median": round(1000 * statistics.median(detect_times), 1) if detect_times else None,
         "second_look_ms_median": (round(1000 * statistics.median(second_look_times), 1)
                                   if second_look_times else None),
         "repeats": args.repeats, "generated_tokens": generated,

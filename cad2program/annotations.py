@@ -90,14 +90,20 @@ class WrittenNumber(NamedTuple):
     row: float
 
 
+def views(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two images the text detector reads: the page (grey, as the engine's 3 channels), and the
+    page turned a quarter clockwise, where text written upwards is level."""
+    page = cv2.cvtColor(grey(image), cv2.COLOR_GRAY2BGR)
+    return page, np.ascontiguousarray(np.rot90(page, -1))
+
+
 def written_numbers(image: np.ndarray) -> tuple[WrittenNumber, ...] | None:
     """The numbers written on a drawing (any uint8 image array); None when no OCR engine is installed."""
     engine = _engine()
     if engine is None:
         return None
-    page = cv2.cvtColor(grey(image), cv2.COLOR_GRAY2BGR)
+    page, turned = views(image)
     height = page.shape[0]
-    turned = np.ascontiguousarray(np.rot90(page, -1))  # a quarter clockwise: text written upwards is level
     crops, centres = [], []
     with _lock:
         for view, ways in ((page, (0,)), (turned, (0, 2))):  # text written downwards is level upside down

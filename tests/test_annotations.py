@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cad2program.annotations import available, numbers_in, written_numbers
+from cad2program.annotations import available, numbers_in, views, written_numbers
 from cad2program.program import Circle, primitive_from_json
 
 CLEAN = Path(__file__).parent.parent / "testsets" / "clean"
@@ -20,6 +20,14 @@ def test_a_dimension_text_gives_its_value_with_the_prefix_dropped():
     assert numbers_in("Ø12,5") == {12.5, 2.5}
     assert numbers_in("8") == {8.0}
     assert numbers_in("O") == set() and numbers_in("0") == set()  # no size is zero
+
+
+def test_the_detector_reads_the_page_and_the_page_turned_a_quarter_clockwise():
+    image = np.full((4, 6), 255, np.uint8)
+    image[3, 0] = 0  # bottom left: where text written upwards begins
+    page, turned = views(image)
+    assert page.shape == (4, 6, 3) and turned.shape == (6, 4, 3) and turned.flags["C_CONTIGUOUS"]
+    assert (page[..., 0] == image).all() and turned[0, 0, 0] == 0  # upwards text now starts top left, level
 
 
 @pytest.mark.skipif(not available(), reason="rapidocr_onnxruntime is not installed")
