@@ -51,8 +51,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from cad2program import tokenizer
-    from cad2program.annotations import _engine as text_engine
-    from cad2program.annotations import views, written_numbers
+    from cad2program.annotations import text_boxes, views, written_numbers
     from cad2program.configs import get_config
     from cad2program.dataset import load_image
     from cad2program.decode import generate
@@ -98,7 +97,7 @@ def main() -> None:
     for _ in range(args.repeats if args.read_text else 0):
         start = time.perf_counter()
         for view in views(image):
-            text_engine().text_det(view)
+            text_boxes(view)
         detect_times.append(time.perf_counter() - start)
 
     ocr_times = []

@@ -97,6 +97,16 @@ def views(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return page, np.ascontiguousarray(np.rot90(page, -1))
 
 
+def text_boxes(view: np.ndarray) -> list[np.ndarray]:
+    """The boxes (4 corners each, clockwise from top left) where the OCR engine's detector finds text
+    on one of the `views`; none without the engine. The caller holds `_lock` where threads share it."""
+    engine = _engine()
+    if engine is None:
+        return []
+    boxes, _ = engine.text_det(view)
+    return list(boxes) if boxes is not None else []
+
+
 def written_numbers(image: np.ndarray) -> tuple[WrittenNumber, ...] | None:
     """The numbers written on a drawing (any uint8 image array); None when no OCR engine is installed."""
     engine = _engine()
@@ -107,8 +117,7 @@ def written_numbers(image: np.ndarray) -> tuple[WrittenNumber, ...] | None:
     crops, centres = [], []
     with _lock:
         for view, ways in ((page, (0,)), (turned, (0, 2))):  # text written downwards is level upside down
-            boxes, _ = engine.text_det(view)
-            for box in (boxes if boxes is not None else []):
+            for box in text_boxes(view):
                 crop = _crop(view, box)
                 if crop.shape[1] >= LEVEL_SHARE * crop.shape[0]:  # the other view has it level
                     col, row = np.asarray(box, float).mean(axis=0)

@@ -50,34 +50,38 @@ def smallest_turn(polyline: Polyline) -> float:
     return min(turns, default=180.0)
 
 
-def distance_to(primitive: Primitive, point: np.ndarray, max_chord_error: float) -> float:
-    """Millimetres from a point to a primitive's strokes (as `outputs.scene.primitive_polyline` traces them)."""
-    points, closed = primitive_polyline(primitive, max_chord_error)
-    corners = np.array(points + points[:1] if closed else points, float)
-    start, along = corners[:-1], np.diff(corners, axis=0)
-    t = np.clip(((point - start) * along).sum(axis=1) / np.maximum((along * along).sum(axis=1), 1e-9), 0.0, 1.0)
-    return float(np.hypot(*(point - start - t[:, None] * along).T).min())
+def distances_to(primitive: Primitive, points: np.ndarray, max_chord_error: float) -> np.ndarray:
+    """Millimetres from each point (N, 2) to a primitive's strokes (as `outputs.scene.primitive_polyline`
+    traces them, once for all the points)."""
+    corners, closed = primitive_polyline(primitive, max_chord_error)
+    corners = np.array(corners + corners[:1] if closed else corners, float)
+    start, along = corners[:-1], np.diff(corners, axis=0)  # (S, 2) each
+    offset = points[:, None, :] - start[None]  # (N, S, 2)
+    t = np.clip((offset * along).sum(axis=2) / np.maximum((along * along).sum(axis=1), 1e-9), 0.0, 1.0)
+    return np.hypot(*np.moveaxis(offset - t[..., None] * along, 2, 0)).min(axis=1)
 
 
 def line_lies_on(line: Line, primitive: Primitive, tolerance_mm: float) -> bool:
     """Whether a line's ends and middle are all within the tolerance of the primitive's strokes."""
     ends = np.array([(line.x1, line.y1), (line.x2, line.y2)], float)
-    return all(distance_to(primitive, p, tolerance_mm / 10) <= tolerance_mm for p in (*ends, ends.mean(axis=0)))
+    points = np.vstack([ends, ends.mean(axis=0)])
+    return bool((distances_to(primitive, points, tolerance_mm / 10) <= tolerance_mm).all())
+
+
+ALONG_TWO_POINT, ALONG_POLYLINE, ALONG_OTHER, ON_NONE = LINE_PLACES = (
+    "along an unmatched two-point polyline", "along another unmatched polyline",
+    "along another true primitive", "on none")
 
 
 def where_it_lies(line: Line, true: list[Primitive], matched: set[int], tolerance_mm: float) -> str:
-    """Which true primitive an unmatched predicted line lies along (`line_lies_on`), as a category."""
+    """Which true primitive an unmatched predicted line lies along (`line_lies_on`): one of LINE_PLACES."""
     under = [j for j, q in enumerate(true) if line_lies_on(line, q, tolerance_mm)]
     unmatched_polylines = [len(true[j].points) for j in under if j not in matched and isinstance(true[j], Polyline)]
     if 2 in unmatched_polylines:
-        return "along an unmatched two-point polyline"
+        return ALONG_TWO_POINT
     if unmatched_polylines:
-        return "along another unmatched polyline"
-    return "along another true primitive" if under else "on none"
-
-
-LINE_PLACES = ("along an unmatched two-point polyline", "along another unmatched polyline",
-               "along another true primitive", "on none")
+        return ALONG_POLYLINE
+    return ALONG_OTHER if under else ON_NONE
 
 
 def main(argv: list[str] | None = None) -> int:
