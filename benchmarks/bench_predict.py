@@ -1,7 +1,7 @@
 """Latency of `predict` for one drawing, warm: a `cpu`-config model, batch 1, greedy; prints one JSON object.
 
     python3 benchmarks/bench_predict.py [--config cpu | --model M] [--repeats 10] [--image PNG] [--sheet WxH]
-        [--no-ocr] [--one-look]
+        [--no-ocr] [--find-text ink|detector] [--one-look]
 
 The model is randomly initialised (the figure is about compute, not accuracy) and built in this
 process; the first call compiles, and the timed calls are the ones after it, in-process, as `predict`
@@ -10,9 +10,9 @@ generated tokens is reported beside the time: a trained model that stops earlier
 Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding +
 `Recognizer.refined`: re-measuring on the image's ink and, given the real sheet, re-reading the sizes);
 the last part is also timed alone (`refine_ms_median`), and within it the OCR reading the numbers
-written on the image (`ocr_ms_median`, of which `ocr_detect_ms_median` is finding the text on the page
-and on the page turned a quarter; `--no-ocr` leaves both out, as `predict --no-ocr` does), and the
-second look (`second_look_ms_median`: erasing what was found, decoding and re-measuring the rest,
+written on the image (`ocr_ms_median`, of which `ocr_find_ms_median` is finding where the text is, by
+the `--find-text` way: grouping the ink, or the detector on the page and on the page turned a quarter;
+`--no-ocr` leaves both out, as `predict --no-ocr` does), and the second look (`second_look_ms_median`: erasing what was found, decoding and re-measuring the rest,
 scoring its candidates; `--one-look` leaves it out).
 """
 
@@ -46,12 +46,15 @@ def main() -> None:
                                                       "without --sheet does, and sizes stay as read)")
     parser.add_argument("--no-ocr", dest="read_text", action="store_false",
                         help="do not read the written numbers with OCR (as `predict --no-ocr`)")
+    parser.add_argument("--find-text", choices=("ink", "detector"), default="ink",
+                        help="where the OCR looks for text (as `predict --find-text`; default ink)")
     parser.add_argument("--one-look", dest="second_look", action="store_false",
                         help="read the drawing once, without the second look (as `predict --one-look`)")
     args = parser.parse_args()
 
     from cad2program import tokenizer
-    from cad2program.annotations import text_boxes, views, written_numbers
+    from cad2program.annotations import ink_text_boxes, text_boxes, views, written_numbers
+    from cad2program.refine import grey
     from cad2program.configs import get_config
     from cad2program.dataset import load_image
     from cad2program.decode import generate
@@ -59,12 +62,13 @@ def main() -> None:
     from cad2program.recognizer import Recognizer, build_model, infer_sheet
 
     if args.model is not None:
-        recognizer = Recognizer.load(args.model, max_batch=1, read_text=args.read_text, second_look=args.second_look)
+        recognizer = Recognizer.load(args.model, max_batch=1, read_text=args.read_text, second_look=args.second_look,
+                                     text_finder=args.find_text)
         config = recognizer.config
     else:
         config = get_config(args.config)
         recognizer = Recognizer(config, build_model(config), max_batch=1, read_text=args.read_text,
-                                second_look=args.second_look)
+                                second_look=args.second_look, text_finder=args.find_text)
     image = load_image(args.image) if args.image.exists() else np.full((362, 512), 255, np.uint8)
     sheet = args.sheet or infer_sheet(image)
 
@@ -85,7 +89,7 @@ def main() -> None:
         recognizer.refined(prepared, [image], [recognition])
         refine_times.append(time.perf_counter() - start)
 
-    written = [written_numbers(image) if args.read_text else None]
+    written = [recognizer.written_on(image)]
     [refined] = recognizer.refined(prepared, [image], [recognition], written=written)
     second_look_times = []
     for _ in range(args.repeats if args.second_look else 0):
@@ -93,17 +97,20 @@ def main() -> None:
         recognizer.with_second_look([image], [refined], [True], written)
         second_look_times.append(time.perf_counter() - start)
 
-    detect_times = []  # of which the text detector on both views (`annotations.views`)
+    find_times = []  # of which finding the text: the ink grouped, or the detector on both `annotations.views`
     for _ in range(args.repeats if args.read_text else 0):
         start = time.perf_counter()
-        for view in views(image):
-            text_boxes(view)
-        detect_times.append(time.perf_counter() - start)
+        if args.find_text == "ink":
+            ink_text_boxes(grey(image))
+        else:
+            for view in views(image):
+                text_boxes(view)
+        find_times.append(time.perf_counter() - start)
 
     ocr_times = []
     for _ in range(args.repeats if args.read_text else 0):
         start = time.perf_counter()
-        written_numbers(image)
+        written_numbers(image, args.find_text)
         ocr_times.append(time.perf_counter() - start)
 
     tokens, _ = generate(recognizer.split, prepare_image(image, recognizer.image_size)[None],
@@ -119,7 +126,8 @@ def main() -> None:
         "warm_ms_per_drawing_min": round(1000 * min(times), 1),
         "refine_ms_median": round(1000 * statistics.median(refine_times), 1),
         "ocr_ms_median": round(1000 * statistics.median(ocr_times), 1) if ocr_times else None,
-        "ocr_detect_ms_median": round(1000 * statistics.median(detect_times), 1) if detect_times else None,
+        "text_finder": args.find_text if args.read_text else None,
+        "ocr_find_ms_median": round(1000 * statistics.median(find_times), 1) if find_times else None,
         "second_look_ms_median": (round(1000 * statistics.median(second_look_times), 1)
                                   if second_look_times else None),
         "repeats": args.repeats, "generated_tokens": generated,

@@ -7,10 +7,18 @@ number it finds (a dimension's value, its prefix R or Ø dropped) and where its 
 `Recognizer.reread_sizes` favours a size whose value is written near the primitive. A number counts
 only for sizes the ink's measurement already allows.
 
-Dimensions along vertical lines are written turned a quarter (upwards, or downwards by some drafting
-rules). The detector, trained on level text, finds such text one character at a time, so the page is
-read twice: as it is, and turned a quarter clockwise (where upward text is level and downward text is
-level upside down, read both ways round).
+Where the text is, two ways (`TEXT_FINDERS`):
+- "ink" (the default): glyph-sized blobs of ink, grouped into texts (`ink_text_boxes`). A drawing's
+  text is short numbers on white paper, mostly apart from the strokes, so grouping the ink finds
+  most of it in a few milliseconds; a text box taller than wide is vertical text, read turned both
+  ways, and a square one is read all three ways. Text that touches a stroke is part of a component
+  too large to be a glyph, and is missed.
+- "detector": the engine's text detector (a neural network) on the page. Dimensions along vertical
+  lines are written turned a quarter (upwards, or downwards by some drafting rules); the detector,
+  trained on level text, finds such text one character at a time, so the page is read twice: as it
+  is, and turned a quarter clockwise (where upward text is level and downward text is level upside
+  down, read both ways round). It finds text touching strokes too, at five times the cost.
+Either way the engine's recogniser reads the boxes.
 
 The engine is RapidOCR 1.4 (PP-OCRv4 text detection and recognition, as ONNX models run by
 onnxruntime). Its wheel ships the models, so reading works offline; it is loaded once, on first use.
@@ -28,7 +36,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from cad2program.refine import grey
+from cad2program.refine import grey, ink_mask
 
 # Detection runs on the image scaled so its shorter side is this many pixels (RapidOCR's default):
 # dimension text in a 512 px drawing is 8-10 px tall, too small for the detector unscaled
@@ -37,6 +45,14 @@ DETECTION_SIDE = 736
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 TEXT_SCORE = 0.5  # recognitions the engine is less sure of are dropped
 LEVEL_SHARE = 0.7  # text boxes narrower than this for their height are vertical text, read in the turned view
+TEXT_FINDERS = ("ink", "detector")
+
+# The ink finder. Chosen on 150 held-out generated drawings (`scripts/ocr_recall.py`), not on the test sets.
+GLYPH_SIDES = (0.007, 0.05)  # a glyph's longer side, as a share of the image's longer side
+JOIN_HEIGHTS = 0.5  # glyphs nearer than this many glyph heights are one text
+MIN_TEXT_HEIGHTS = 0.6  # smaller groups are specks, not text
+CROP_MARGIN = 0.2  # a text's crop reaches this share of its shorter side (and 2 px) around it
+SQUARE = 1.3  # a box within this ratio of square may be level or vertical text: read all three ways
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,23 +123,74 @@ def text_boxes(view: np.ndarray) -> list[np.ndarray]:
     return list(boxes) if boxes is not None else []
 
 
-def written_numbers(image: np.ndarray) -> tuple[WrittenNumber, ...] | None:
-    """The numbers written on a drawing (any uint8 image array); None when no OCR engine is installed."""
-    engine = _engine()
-    if engine is None:
-        return None
+def ink_text_boxes(page: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Where a grey page's text is, found from its ink: (column, row, width, height) of each group of
+    glyph-sized ink components (GLYPH_SIDES) lying within JOIN_HEIGHTS of each other."""
+    ink = ink_mask(page).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    longer = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    side = max(page.shape)
+    glyph = (longer >= GLYPH_SIDES[0] * side) & (longer <= GLYPH_SIDES[1] * side) & (stats[:, cv2.CC_STAT_AREA] >= 4)
+    glyph[0] = False  # the paper
+    if not glyph.any():
+        return []
+    height = float(np.median(longer[glyph]))  # of the text: digits are most of the glyphs
+    reach = max(1, round(JOIN_HEIGHTS * height))
+    joined = cv2.dilate(glyph[labels].astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    _, _, groups, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    boxes = []
+    for col, row, width, tall in groups[1:, :4] + [reach, reach, -2 * reach, -2 * reach]:  # the dilation undone
+        if width > 0 and tall > 0 and max(width, tall) >= MIN_TEXT_HEIGHTS * height:
+            boxes.append((int(col), int(row), int(width), int(tall)))
+    return boxes
+
+
+def _ink_crops(page: np.ndarray) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+    """Each `ink_text_boxes` text cut out of the grey page (as the engine's 3 channels), turned each
+    way it may be written (SQUARE), and the centre it was found at."""
+    bgr = cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
+    crops, centres = [], []
+    for col, row, width, height in ink_text_boxes(page):
+        margin = round(CROP_MARGIN * min(width, height) + 2)
+        crop = bgr[max(0, row - margin):row + height + margin, max(0, col - margin):col + width + margin]
+        if width >= SQUARE * height:
+            turns = (0,)  # level
+        elif height >= SQUARE * width:
+            turns = (1, 3)  # written upwards or downwards
+        else:
+            turns = (0, 1, 3)
+        crops += [np.ascontiguousarray(np.rot90(crop, k)) for k in turns]
+        centres += [(col + width / 2, row + height / 2)] * len(turns)
+    return crops, centres
+
+
+def _detector_crops(image: np.ndarray) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+    """The text the engine's detector finds on the page and on the page turned a quarter, each cut out
+    level (text written downwards both ways round), and its centre on the page."""
     page, turned = views(image)
     height = page.shape[0]
     crops, centres = [], []
+    for view, ways in ((page, (0,)), (turned, (0, 2))):  # text written downwards is level upside down
+        for box in text_boxes(view):
+            crop = _crop(view, box)
+            if crop.shape[1] >= LEVEL_SHARE * crop.shape[0]:  # the other view has it level
+                col, row = np.asarray(box, float).mean(axis=0)
+                centre = (col, row) if view is page else (row, height - 1 - col)  # turned back
+                crops += [np.ascontiguousarray(np.rot90(crop, k)) for k in ways]
+                centres += [centre] * len(ways)
+    return crops, centres
+
+
+def written_numbers(image: np.ndarray, finder: str = "ink") -> tuple[WrittenNumber, ...] | None:
+    """The numbers written on a drawing (any uint8 image array), its text found by `finder` (one of
+    TEXT_FINDERS); None when no OCR engine is installed."""
+    if finder not in TEXT_FINDERS:
+        raise ValueError(f"unknown text finder {finder!r}: one of {', '.join(TEXT_FINDERS)}")
+    engine = _engine()
+    if engine is None:
+        return None
     with _lock:
-        for view, ways in ((page, (0,)), (turned, (0, 2))):  # text written downwards is level upside down
-            for box in text_boxes(view):
-                crop = _crop(view, box)
-                if crop.shape[1] >= LEVEL_SHARE * crop.shape[0]:  # the other view has it level
-                    col, row = np.asarray(box, float).mean(axis=0)
-                    centre = (col, row) if view is page else (row, height - 1 - col)  # turned back
-                    crops += [np.ascontiguousarray(np.rot90(crop, k)) for k in ways]
-                    centres += [centre] * len(ways)
+        crops, centres = _ink_crops(grey(image)) if finder == "ink" else _detector_crops(image)
         texts, _ = engine.text_rec(crops) if crops else ([], 0.0)
     return tuple(WrittenNumber(v, float(col), float(row)) for (text, score, *_), (col, row) in zip(texts, centres)
                  if score >= TEXT_SCORE for v in sorted(numbers_in(text)))

@@ -20,7 +20,7 @@ import numpy as np
 from flax import nnx, serialization
 
 from cad2program import tokenizer
-from cad2program.annotations import written_numbers
+from cad2program.annotations import TEXT_FINDERS, written_numbers
 from cad2program.configs import TrainConfig, config_from_dict, config_to_dict
 from cad2program.data import prepare_image
 from cad2program.decode import (DecodeOptions, continuation_logprobs, default_grammar, embed_images, generate,
@@ -440,16 +440,19 @@ class Recognizer:
 
     def __init__(self, config: TrainConfig, model: DrawingReader | tuple, options: DecodeOptions | None = None,
                  max_batch: int = 32, info: dict | None = None, refine: bool = True, read_text: bool = True,
-                 second_look: bool = True):
+                 second_look: bool = True, text_finder: str = "ink"):
         """`model`: a DrawingReader, or its `nnx.split` pair (as training holds it).
 
         `refine`: `recognize` re-measures the primitives on the full-resolution image (`refine.py`);
         `read_text`: and weighs the numbers an OCR engine reads on it when reading sizes again
-        (`annotations.py`); `second_look`: and reads what the found primitives leave unexplained
-        again (`with_second_look`).
+        (`annotations.py`), its text found by `text_finder` (one of `annotations.TEXT_FINDERS`);
+        `second_look`: and reads what the found primitives leave unexplained again (`with_second_look`).
         """
+        if text_finder not in TEXT_FINDERS:
+            raise UserError(f"unknown text finder {text_finder!r}: one of {', '.join(TEXT_FINDERS)}")
         self.config, self.options, self.max_batch = config, options or DecodeOptions(), max_batch
         self.refine, self.read_text, self.second_look = refine, read_text, second_look
+        self.text_finder = text_finder
         self.options = dataclasses.replace(self.options, max_new_tokens=min(
             self.options.max_new_tokens, config.model.max_len - tokenizer.PROMPT_LENGTH))
         self.split = model if isinstance(model, tuple) else nnx.split(model)
@@ -470,6 +473,11 @@ class Recognizer:
     def image_size(self) -> int:
         return self.config.model.image_size
 
+    def written_on(self, image: np.ndarray):
+        """The numbers written on an image as this recognizer reads them (`annotations.written_numbers`
+        with its text finder); None when it reads no text, or no OCR engine is installed."""
+        return written_numbers(image, self.text_finder) if self.read_text else None
+
     def recognize(self, images: Sequence[np.ndarray], sheets: Sequence[Sheet | None] | None = None,
                   rng=None, written: Sequence | None = None) -> list[Recognition]:
         """`written`: the numbers already read on each image (`annotations.written_numbers`), when the
@@ -487,7 +495,7 @@ class Recognizer:
                 continue
             batch_known = known[start:start + len(originals)]
             batch_written = (written[start:start + len(originals)] if written is not None else
-                             [written_numbers(img) if self.read_text else None for img in originals])
+                             [self.written_on(img) for img in originals])
             if self.read_text and not all(batch_known):
                 found, batch_known = self.with_sheets_from_numbers(prepared, originals, found, batch_known, batch_written, rng)
             found = self.refined(prepared, originals, found, batch_known, batch_written)

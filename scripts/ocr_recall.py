@@ -1,11 +1,12 @@
 """How many of the true sizes of labelled drawings the OCR reads somewhere on them, and how fast.
 
     python3 scripts/ocr_recall.py 20 testsets/clean testsets/sketch testsets/scan testsets/photo testsets/ezdxf
-    python3 scripts/ocr_recall.py 20 testsets/clean --detection-side 512
+    python3 scripts/ocr_recall.py 20 testsets/clean --finders detector --detection-side 512
 
 A size counts as read when its written value (a circle's diameter, an arc's radius, a rectangle's
 width or height) is among `annotations.written_numbers` of its drawing: the recall that bounds what
-re-reading sizes can gain from the OCR. Prints one table row per folder.
+re-reading sizes can gain from the OCR. Prints one table row per folder and text finder (both by
+default, each drawing read by one and then the other, so that both meet the same machine load).
 """
 
 from __future__ import annotations
@@ -26,31 +27,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folders", type=Path, nargs="+", help="labelled dataset folders")
     parser.add_argument("--detection-side", type=int, default=annotations.DETECTION_SIDE,
                         help=f"the detector's shorter side in pixels (default {annotations.DETECTION_SIDE})")
+    parser.add_argument("--finders", nargs="+", choices=annotations.TEXT_FINDERS, default=list(annotations.TEXT_FINDERS),
+                        help="where the OCR looks for text (default: both, side by side)")
     args = parser.parse_args(argv)
     if not annotations.available():
         print("error: rapidocr_onnxruntime is not installed (./install.sh installs it)")
         return 1
     annotations.DETECTION_SIDE = args.detection_side
     annotations._engine.cache_clear()  # the engine is built with the side
-    print("| folder | sizes read | of | recall | s / drawing |\n| --- | --- | --- | --- | --- |")
+    print("| folder | text finder | sizes read | of | recall | s / drawing |\n| --- | --- | --- | --- | --- | --- |")
     for folder in args.folders:
         if not (folder / "labels.jsonl").exists():
             print(f"error: {folder}: no labels.jsonl (a labelled dataset folder is needed)")
             return 1
-        found = total = 0
-        seconds = 0.0
+        found = dict.fromkeys(args.finders, 0)
+        seconds = dict.fromkeys(args.finders, 0.0)
+        total = 0
         labels = [json.loads(line) for line in (folder / "labels.jsonl").read_text().splitlines()[:args.count]]
         for label in labels:
             image = load_image(folder / label["image"])
-            started = time.perf_counter()
-            values = {n.value for n in annotations.written_numbers(image)}
-            seconds += time.perf_counter() - started
-            for primitive in map(primitive_from_json, label["primitives"]):
-                for field in type(primitive).SIZE_FIELDS:
-                    written = getattr(primitive, field) * (2 if isinstance(primitive, Circle) else 1)
-                    total, found = total + 1, found + (round(written, 1) in values)
-        print(f"| {folder.name} | {found} | {total} | {found / max(total, 1):.2f} | {seconds / max(len(labels), 1):.2f} |",
-              flush=True)
+            sizes = [round(getattr(p, field) * (2 if isinstance(p, Circle) else 1), 1)
+                     for p in map(primitive_from_json, label["primitives"]) for field in type(p).SIZE_FIELDS]
+            total += len(sizes)
+            for finder in args.finders:
+                started = time.perf_counter()
+                values = {n.value for n in annotations.written_numbers(image, finder)}
+                seconds[finder] += time.perf_counter() - started
+                found[finder] += sum(size in values for size in sizes)
+        for finder in args.finders:
+            print(f"| {folder.name} | {finder} | {found[finder]} | {total} | {found[finder] / max(total, 1):.3f} "
+                  f"| {seconds[finder] / max(len(labels), 1):.3f} |", flush=True)
     return 0
 
 

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cad2program.annotations import available, numbers_in, views, written_numbers
+import cv2
+
+from cad2program.annotations import TEXT_FINDERS, available, ink_text_boxes, numbers_in, views, written_numbers
 from cad2program.program import Circle, primitive_from_json
 
 CLEAN = Path(__file__).parent.parent / "testsets" / "clean"
@@ -30,12 +32,34 @@ def test_the_detector_reads_the_page_and_the_page_turned_a_quarter_clockwise():
     assert (page[..., 0] == image).all() and turned[0, 0, 0] == 0  # upwards text now starts top left, level
 
 
+def test_the_ink_finds_text_apart_from_the_strokes_and_says_which_way_it_runs():
+    page = np.full((400, 500), 255, np.uint8)
+    cv2.line(page, (20, 380), (480, 380), 0, 2)  # strokes: far longer than a glyph
+    cv2.circle(page, (380, 150), 60, 0, 2)
+    cv2.putText(page, "R12", (60, 100), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 0, 2)  # level, about 15 px tall
+    upwards = np.full((30, 60), 255, np.uint8)
+    cv2.putText(upwards, "34", (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 0, 2)
+    page[200:260, 100:130] = np.rot90(upwards)  # written upwards, as along a vertical dimension line
+    boxes = sorted(ink_text_boxes(page))
+    assert len(boxes) == 2, boxes
+    (col, row, width, height), (col2, row2, width2, height2) = boxes
+    assert 55 <= col <= 62 and 80 <= row <= 90 and width > 1.3 * height  # "R12": level
+    assert 100 <= col2 <= 115 and 215 <= row2 <= 235 and height2 > 1.3 * width2  # "34": vertical
+    assert ink_text_boxes(np.full((100, 100), 255, np.uint8)) == []
+
+
+def test_an_unknown_text_finder_is_refused():
+    with pytest.raises(ValueError, match="ink, detector"):
+        written_numbers(np.full((10, 10), 255, np.uint8), "tesseract")
+
+
 @pytest.mark.skipif(not available(), reason="rapidocr_onnxruntime is not installed")
-def test_most_sizes_written_on_a_clean_test_drawing_are_read():
+@pytest.mark.parametrize("finder", TEXT_FINDERS)
+def test_most_sizes_written_on_a_clean_test_drawing_are_read(finder):
     found = total = 0
     for line in (CLEAN / "labels.jsonl").read_text().splitlines()[:3]:
         label = json.loads(line)
-        numbers = {n.value for n in written_numbers(np.array(Image.open(CLEAN / label["image"])))}
+        numbers = {n.value for n in written_numbers(np.array(Image.open(CLEAN / label["image"])), finder)}
         for primitive in map(primitive_from_json, label["primitives"]):
             for field in type(primitive).SIZE_FIELDS:  # a circle is dimensioned by its diameter
                 value = getattr(primitive, field) * (2 if isinstance(primitive, Circle) else 1)
@@ -44,15 +68,17 @@ def test_most_sizes_written_on_a_clean_test_drawing_are_read():
 
 
 @pytest.mark.skipif(not available(), reason="rapidocr_onnxruntime is not installed")
-def test_blank_paper_has_no_numbers():
-    assert written_numbers(np.full((200, 300), 255, np.uint8)) == ()
+@pytest.mark.parametrize("finder", TEXT_FINDERS)
+def test_blank_paper_has_no_numbers(finder):
+    assert written_numbers(np.full((200, 300), 255, np.uint8), finder) == ()
 
 
 @pytest.mark.skipif(not available(), reason="rapidocr_onnxruntime is not installed")
-def test_text_written_upwards_is_read_and_placed_where_it_is_drawn():
+@pytest.mark.parametrize("finder", TEXT_FINDERS)
+def test_text_written_upwards_is_read_and_placed_where_it_is_drawn(finder):
     # testsets/clean/images/000019.png: '21.5' runs up the right of the rectangle, its centre near
     # column 281, row 398; '38' is level above it, centred near column 169, row 311.
-    numbers = written_numbers(np.array(Image.open(CLEAN / "images" / "000019.png")))
+    numbers = written_numbers(np.array(Image.open(CLEAN / "images" / "000019.png")), finder)
     [upwards] = [n for n in numbers if n.value == 21.5]
     [level] = [n for n in numbers if n.value == 38.0]
     assert abs(upwards.col - 281) < 6 and abs(upwards.row - 398) < 6

@@ -57,8 +57,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_text_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
+    """--no-ocr and --find-text: shared by predict, eval and serve (`whose`: 'the image', 'each uploaded image')."""
+    from cad2program.annotations import TEXT_FINDERS
+
+    parser.add_argument("--no-ocr", dest="read_text", action="store_false",
+                        help=f"do not read the numbers written on {whose} with OCR when reading sizes "
+                             "again (faster; sizes less often exact)")
+    parser.add_argument("--find-text", choices=TEXT_FINDERS, default=TEXT_FINDERS[0],
+                        help="where the OCR looks for text: 'ink' groups glyph-sized ink into texts (fast; "
+                             "misses text that touches a stroke), 'detector' runs the OCR's text detector "
+                             "on the page and on the page turned a quarter (about 0.25 s more a drawing on "
+                             "2 cores; a few more sizes read). Default: %(default)s")
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --beam, --batch-size, --no-refine, --no-ocr and --one-look: shared by predict and eval."""
+    """--model, --beam, --batch-size, --no-refine, --no-ocr, --find-text and --one-look: shared by predict and eval."""
     parser.add_argument("--model", metavar="M",
                         help="a model file (.msgpack) or a training workdir (default: the model in the package)")
     parser.add_argument("--beam", type=positive_int, default=1, metavar="N",
@@ -68,9 +82,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-refine", dest="refine", action="store_false",
                         help="keep the model's coordinates as read at its input size, without re-measuring "
                              "them on the full-resolution image's ink")
-    parser.add_argument("--no-ocr", dest="read_text", action="store_false",
-                        help="do not read the numbers written on the image with OCR when reading sizes "
-                             "again (faster; sizes less often exact)")
+    add_text_arguments(parser, "the image")
     parser.add_argument("--one-look", dest="second_look", action="store_false",
                         help="read each drawing once: skip the second reading of what the found primitives "
                              "leave unexplained (faster; primitives the model left out stay out)")
@@ -262,13 +274,13 @@ def prediction_line(key: str, recognition) -> dict:
 
 
 def load_recognizer(args: argparse.Namespace):
-    """The Recognizer the --model, --beam, --batch-size, --no-refine, --no-ocr and --one-look flags ask for."""
+    """The Recognizer the --model, --beam, --batch-size, --no-refine, --no-ocr, --find-text and --one-look flags ask for."""
     from cad2program.decode import DecodeOptions
     from cad2program.recognizer import Recognizer
 
     options = DecodeOptions(method="beam", beam_width=args.beam) if args.beam > 1 else DecodeOptions()
     return Recognizer.load(args.model, options, max_batch=args.batch_size, refine=args.refine,
-                           read_text=args.read_text, second_look=args.second_look)
+                           read_text=args.read_text, second_look=args.second_look, text_finder=args.find_text)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cad2program.commands.predict import add_text_arguments
+
 DEFAULT_COMPILE_CACHE = Path.home() / ".cache" / "cad2program" / "xla"
 
 
@@ -28,9 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-refine", dest="refine", action="store_false",
                         help="answer with the model's coordinates as read at its input size, without "
                              "re-measuring them on each uploaded image's ink")
-    parser.add_argument("--no-ocr", dest="read_text", action="store_false",
-                        help="do not read the numbers written on each uploaded image with OCR when reading "
-                             "sizes again (faster; sizes less often exact)")
+    add_text_arguments(parser, "each uploaded image")
     parser.add_argument("--one-look", dest="second_look", action="store_false",
                         help="read each drawing once: skip the second reading of what the found primitives "
                              "leave unexplained (faster; primitives the model left out stay out)")
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     enable_compile_cache(args.compile_cache)
     recognizer = Recognizer.load(args.model, max_batch=args.max_batch, refine=args.refine,
-                                 read_text=args.read_text, second_look=args.second_look)
+                                 read_text=args.read_text, second_look=args.second_look, text_finder=args.find_text)
     name = Path(args.model).stem if args.model else "cad2program"
     settings = ServerSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, batching=not args.no_batching,
                               max_body_bytes=int(args.max_body_mb * 1024 * 1024), request_timeout_s=args.timeout,

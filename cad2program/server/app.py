@@ -25,7 +25,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cad2program.annotations import written_numbers
 from cad2program.data import prepare_image
 from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
@@ -123,7 +122,7 @@ class Engine:
             log.info("warm-up: re-reading sizes (%d shapes) ready in %.1f s", shapes, time.monotonic() - started)
         if self.recognizer.refine and self.recognizer.read_text:
             started = time.monotonic()
-            found = written_numbers(np.full((64, 64), 255, np.uint8)) is not None  # loads the OCR's models
+            found = self.recognizer.written_on(np.full((64, 64), 255, np.uint8)) is not None  # loads the OCR's models
             log.info("warm-up: OCR %s in %.1f s", "ready" if found else "not installed (sizes read without it)",
                      time.monotonic() - started)
 
@@ -152,7 +151,7 @@ class Engine:
         the second look's candidates run on the model thread, between batches."""
         loop = asyncio.get_running_loop()
         read_text = self.recognizer.read_text and sheet_known
-        written = await loop.run_in_executor(self.decode_pool, written_numbers, image) if read_text else None
+        written = await loop.run_in_executor(self.decode_pool, self.recognizer.written_on, image) if read_text else None
         recognition = await self.measured(prepared, image, recognition, sheet_known, written)
         if not self.recognizer.second_look:
             return recognition
