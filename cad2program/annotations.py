@@ -53,6 +53,7 @@ JOIN_HEIGHTS = 0.5  # glyphs nearer than this many glyph heights are one text
 MIN_TEXT_HEIGHTS = 0.6  # smaller groups are specks, not text
 CROP_MARGIN = 0.2  # a text's crop reaches this share of its shorter side (and 2 px) around it
 SQUARE = 1.3  # a box within this ratio of square may be level or vertical text: read all three ways
+FIND_SIDE = 1024  # larger pages are searched for text at this longer side (a photo's glyphs stay 10+ px tall)
 
 
 @functools.lru_cache(maxsize=1)
@@ -126,6 +127,11 @@ def text_boxes(view: np.ndarray) -> list[np.ndarray]:
 def ink_text_boxes(page: np.ndarray) -> list[tuple[int, int, int, int]]:
     """Where a grey page's text is, found from its ink: (column, row, width, height) of each group of
     glyph-sized ink components (GLYPH_SIDES) lying within JOIN_HEIGHTS of each other."""
+    if max(page.shape) > FIND_SIDE:  # the boxes found on a smaller copy, in the page's pixels
+        scale = max(page.shape) / FIND_SIDE
+        small = cv2.resize(page, (round(page.shape[1] / scale), round(page.shape[0] / scale)), interpolation=cv2.INTER_AREA)
+        return [(int(col * scale), int(row * scale), int(np.ceil(width * scale)), int(np.ceil(height * scale)))
+                for col, row, width, height in ink_text_boxes(small)]
     ink = ink_mask(page).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     longer = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])

@@ -110,13 +110,14 @@ MIN_INK_SHARE = {Line: 0.5, Rectangle: 0.7, Polyline: 0.85}
 
 
 def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: bool = True,
-                read_text: bool = True, written: tuple | None = None) -> tuple[Recognition, list[dict]]:
+                read_text: bool = True, written: tuple | None = None,
+                text_finder: str = "ink") -> tuple[Recognition, list[dict]]:
     """The recognition with its primitives re-measured on the image's ink, those without ink where
     they should be drawn left out (MIN_INK_SHARE), and the sizes the ink shows for each one kept
     (`refine.measure_primitives`). `sizes_from_ink=False` keeps the sizes the model read (an inferred
     sheet: the ink's millimetres are not the drawing's). `read_text`: the numbers written on the
-    image are read too (`annotations.written_numbers`, unless `written` holds them already), for
-    `reread_sizes`. Needs no model: a server runs it beside the model thread."""
+    image are read too (`annotations.written_numbers` with `text_finder`, unless `written` holds them
+    already), for `reread_sizes`. Needs no model: a server runs it beside the model thread."""
     primitives, sizes = measure_primitives(image, recognition.sheet, recognition.primitives)
     if not sizes_from_ink:
         primitives = [_with_read_sizes(new, old, recognition.sheet) for new, old in zip(primitives, recognition.primitives)]
@@ -126,7 +127,7 @@ def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: boo
     if not (read_text and sizes_from_ink):
         written = None
     elif written is None:
-        written = written_numbers(image)
+        written = written_numbers(image, text_finder)
     if written is not None:
         written = _written_in_mm(written, image, recognition.sheet)
     kept = dataclasses.replace(recognition, primitives=[primitives[k] for k in keep],
@@ -601,7 +602,8 @@ class Recognizer:
         (None: read them here)."""
         sheet_known = [True] * len(recognitions) if sheet_known is None else sheet_known
         written = [None] * len(recognitions) if written is None else written
-        measured = [measured_on(image, r, sizes_from_ink=known, read_text=self.read_text, written=numbers)
+        measured = [measured_on(image, r, sizes_from_ink=known, read_text=self.read_text, written=numbers,
+                                text_finder=self.text_finder)
                     for image, r, known, numbers in zip(images, recognitions, sheet_known, written)]
         reread = self.reread_sizes(prepared, [r for r, _ in measured], [sizes for _, sizes in measured])
         return [without_repeats(r) for r in reread]

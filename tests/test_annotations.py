@@ -32,7 +32,8 @@ def test_the_detector_reads_the_page_and_the_page_turned_a_quarter_clockwise():
     assert (page[..., 0] == image).all() and turned[0, 0, 0] == 0  # upwards text now starts top left, level
 
 
-def test_the_ink_finds_text_apart_from_the_strokes_and_says_which_way_it_runs():
+def _page_with_text() -> np.ndarray:
+    """A 400 x 500 page: a long line, a circle, 'R12' level at (60, 100) and '34' written upwards."""
     page = np.full((400, 500), 255, np.uint8)
     cv2.line(page, (20, 380), (480, 380), 0, 2)  # strokes: far longer than a glyph
     cv2.circle(page, (380, 150), 60, 0, 2)
@@ -40,12 +41,25 @@ def test_the_ink_finds_text_apart_from_the_strokes_and_says_which_way_it_runs():
     upwards = np.full((30, 60), 255, np.uint8)
     cv2.putText(upwards, "34", (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 0, 2)
     page[200:260, 100:130] = np.rot90(upwards)  # written upwards, as along a vertical dimension line
-    boxes = sorted(ink_text_boxes(page))
+    return page
+
+
+def test_the_ink_finds_text_apart_from_the_strokes_and_says_which_way_it_runs():
+    boxes = sorted(ink_text_boxes(_page_with_text()))
     assert len(boxes) == 2, boxes
     (col, row, width, height), (col2, row2, width2, height2) = boxes
     assert 55 <= col <= 62 and 80 <= row <= 90 and width > 1.3 * height  # "R12": level
     assert 100 <= col2 <= 115 and 215 <= row2 <= 235 and height2 > 1.3 * width2  # "34": vertical
     assert ink_text_boxes(np.full((100, 100), 255, np.uint8)) == []
+
+
+def test_a_large_page_is_searched_smaller_and_its_boxes_given_in_its_own_pixels():
+    page = _page_with_text()
+    large = cv2.resize(page, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR)  # 1500 px: above FIND_SIDE
+    small_boxes, large_boxes = sorted(ink_text_boxes(page)), sorted(ink_text_boxes(large))
+    assert len(large_boxes) == len(small_boxes) == 2
+    for small, big in zip(small_boxes, large_boxes):
+        assert np.allclose(np.array(big), 3 * np.array(small), atol=8), (small, big)
 
 
 def test_an_unknown_text_finder_is_refused():
