@@ -507,10 +507,18 @@ def _walk(skeleton: np.ndarray, start: tuple[int, int]) -> list[tuple[int, int]]
         seen.add(ahead[0])
 
 
+def import_deferred() -> None:
+    """Imports what measuring imports only when first needed (scikit-image for tracing polylines,
+    the outputs package for erasing): about half a second once. A server calls it while warming up,
+    so that its first request does not pay it."""
+    import cad2program.outputs.scene  # noqa: F401
+    import skimage.morphology  # noqa: F401
+
+
 def _skeleton_path(stroke: np.ndarray, spur: int) -> tuple[np.ndarray, bool] | None:
     """A stroke's centre line as ordered (col, row) points and whether it closes on itself; None when
     the stroke branches (another primitive or an annotation touches it) by more than `spur` pixels."""
-    from skimage.morphology import skeletonize  # imported here: only polylines need it
+    from skimage.morphology import skeletonize  # imported here: only polylines need it (`import_deferred`)
 
     rows, cols = np.nonzero(stroke)
     r0, c0 = max(rows.min() - 1, 0), max(cols.min() - 1, 0)  # the stroke's box: less to walk over

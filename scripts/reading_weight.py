@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     args = parser.parse_args(argv)
     read = recognizer.written_numbers
-    read_once = functools.lru_cache(maxsize=None)(lambda key, unhashed: read(unhashed.image))
-    recognizer.written_numbers = lambda image: read_once(_digest(image), _Unhashed(image))  # OCR each image once
+    read_once = functools.lru_cache(maxsize=None)(lambda key, finder, unhashed: read(unhashed.image, finder))
+    recognizer.written_numbers = (  # OCR each image once
+        lambda image, finder="ink": read_once(_digest(image), finder, _Unhashed(image)))
     print("| reading weight | OCR bonus | distance weight | size exactness | drawing accuracy | F1 |\n"
           "| --- | --- | --- | --- | --- | --- |")
     for weight, bonus, distance in itertools.product(args.weights, args.bonus, args.distance):

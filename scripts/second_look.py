@@ -16,7 +16,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from cad2program.annotations import written_numbers
 from cad2program.dataset import ImageError, load_image, load_labels
 from cad2program.recognizer import SECOND_LOOK_MIN_LOGPROB, Recognizer, with_candidates
 from cad2program.scoring import matched_flags, score
@@ -39,7 +38,7 @@ def read_twice(recognizer: Recognizer, folder: Path):
     for start in range(0, len(readable), CHUNK):
         chunk = [record for record, _ in readable[start:start + CHUNK]]
         images = [image for _, image in readable[start:start + CHUNK]]
-        written = [written_numbers(img) if recognizer.read_text else None for img in images]  # once for both
+        written = [recognizer.written_on(img) for img in images]  # once for both
         first = recognizer.recognize(images, [r.sheet for r in chunk], written=written)
         found = recognizer.second_look_candidates(images, first, [True] * len(chunk), written)
         out += list(zip(chunk, first, found))

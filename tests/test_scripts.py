@@ -128,8 +128,10 @@ def test_ocr_recall_counts_the_true_sizes_read(capsys):
     script = runpy.run_path(str(SCRIPTS / "ocr_recall.py"))
     clean = Path(__file__).parent.parent / "testsets" / "clean"
     assert script["main"](["2", str(clean)]) == 0
-    [row] = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| clean ")]
-    assert 0 < int(row[1]) <= int(row[2]) and float(row[3]) >= 0.7
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| clean ")]
+    assert [row[1].strip() for row in rows] == ["ink", "detector"]  # both finders, side by side
+    for row in rows:
+        assert 0 < int(row[2]) <= int(row[3]) and float(row[4]) >= 0.7
 
 
 def test_second_look_scores_each_threshold_and_leaves_out_an_unreadable_image(tmp_path, capsys):

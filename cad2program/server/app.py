@@ -30,6 +30,7 @@ from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
 from cad2program.recognizer import (BATCH_BUCKETS, SECOND_LOOK_MIN_LOGPROB, Recognizer, infer_sheet, measured_on,
                                     unexplained, with_candidates, without_repeats)
+from cad2program.refine import import_deferred
 from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
 from cad2program.server.metrics import Metrics
@@ -118,6 +119,7 @@ class Engine:
             log.info("warm-up: batch size %d ready in %.1f s", n, time.monotonic() - started)
         if self.recognizer.refine:
             started = time.monotonic()
+            import_deferred()
             shapes = self.recognizer.warm_up_rereading()
             log.info("warm-up: re-reading sizes (%d shapes) ready in %.1f s", shapes, time.monotonic() - started)
         if self.recognizer.refine and self.recognizer.read_text:
