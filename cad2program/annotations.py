@@ -51,6 +51,8 @@ TEXT_FINDERS = ("ink", "detector")
 GLYPH_SIDES = (0.007, 0.05)  # a glyph's longer side, as a share of the image's longer side
 JOIN_HEIGHTS = 0.5  # glyphs nearer than this many glyph heights are one text
 MIN_TEXT_HEIGHTS = 0.6  # smaller groups are specks, not text
+MIN_TEXT_THICKNESS = 0.4  # groups thinner than this many glyph heights across are dashes of a line, not text
+SOLID = 0.3  # glyphs this wide for their length (all digits but 1) give the text's height; dashes do not
 CROP_MARGIN = 0.2  # a text's crop reaches this share of its shorter side (and 2 px) around it
 SQUARE = 1.3  # a box within this ratio of square may be level or vertical text: read all three ways
 FIND_SIDE = 1024  # larger pages are searched for text at this longer side (a photo's glyphs stay 10+ px tall)
@@ -134,19 +136,21 @@ def ink_text_boxes(page: np.ndarray) -> list[tuple[int, int, int, int]]:
                 for col, row, width, height in ink_text_boxes(small)]
     ink = ink_mask(page).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    longer = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    sides = stats[:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]]
+    longer, shorter = sides.max(axis=1), sides.min(axis=1)
     side = max(page.shape)
     glyph = (longer >= GLYPH_SIDES[0] * side) & (longer <= GLYPH_SIDES[1] * side) & (stats[:, cv2.CC_STAT_AREA] >= 4)
     glyph[0] = False  # the paper
     if not glyph.any():
         return []
-    height = float(np.median(longer[glyph]))  # of the text: digits are most of the glyphs
+    solid = glyph & (shorter >= SOLID * longer)
+    height = float(np.median(longer[solid if solid.any() else glyph]))  # of the text: digits are most of the glyphs
     reach = max(1, round(JOIN_HEIGHTS * height))
     joined = cv2.dilate(glyph[labels].astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
     _, _, groups, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     boxes = []
     for col, row, width, tall in groups[1:, :4] + [reach, reach, -2 * reach, -2 * reach]:  # the dilation undone
-        if width > 0 and tall > 0 and max(width, tall) >= MIN_TEXT_HEIGHTS * height:
+        if max(width, tall) >= MIN_TEXT_HEIGHTS * height and min(width, tall) >= MIN_TEXT_THICKNESS * height:
             boxes.append((int(col), int(row), int(width), int(tall)))
     return boxes
 

@@ -53,6 +53,17 @@ def test_the_ink_finds_text_apart_from_the_strokes_and_says_which_way_it_runs():
     assert ink_text_boxes(np.full((100, 100), 255, np.uint8)) == []
 
 
+def test_dashed_lines_are_not_text_even_where_their_dashes_outnumber_the_glyphs():
+    page = _page_with_text()
+    for start in range(20, 480, 18):  # dashes of glyph length: hidden lines, level and upright
+        cv2.line(page, (start, 330), (start + 11, 330), 0, 2)
+    for start in range(40, 190, 18):
+        cv2.line(page, (470, start), (470, start + 11), 0, 2)
+    boxes = sorted(ink_text_boxes(page))
+    assert len(boxes) == 2, boxes  # 'R12' and '34' only
+    assert all(row < 300 for _, row, _, _ in boxes)
+
+
 def test_a_large_page_is_searched_smaller_and_its_boxes_given_in_its_own_pixels():
     page = _page_with_text()
     large = cv2.resize(page, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR)  # 1500 px: above FIND_SIDE
