@@ -1,7 +1,7 @@
 """Latency of `predict` for one drawing, warm: a `cpu`-config model, batch 1, greedy; prints one JSON object.
 
     python3 benchmarks/bench_predict.py [--config cpu | --model M] [--repeats 10] [--image PNG] [--sheet WxH]
-        [--no-ocr] [--find-text ink|detector] [--one-look]
+        [--no-ocr] [--find-text ink|detector] [--one-look] [--folder DIR --count N]
 
 The model is randomly initialised (the figure is about compute, not accuracy) and built in this
 process; the first call compiles, and the timed calls are the ones after it, in-process, as `predict`
@@ -14,6 +14,10 @@ written on the image (`ocr_ms_median`, of which `ocr_find_ms_median` is finding 
 the `--find-text` way: grouping the ink, or the detector on the page and on the page turned a quarter;
 `--no-ocr` leaves both out, as `predict --no-ocr` does), and the second look (`second_look_ms_median`: erasing what was found, decoding and re-measuring the rest,
 scoring its candidates; `--one-look` leaves it out).
+
+`--folder DIR --count N` also times the first N drawings of a labelled folder, each once on its own
+sheet, after the warm-up that a server does (`Recognizer.warm_up_rereading`, one drawing read first):
+`folder_ms_median`, `folder_ms_p90` and `folder_ms_max`, the spread one image cannot show.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ def main() -> None:
                         help="where the OCR looks for text (as `predict --find-text`; default ink)")
     parser.add_argument("--one-look", dest="second_look", action="store_false",
                         help="read the drawing once, without the second look (as `predict --one-look`)")
+    parser.add_argument("--folder", type=Path, help="a labelled dataset folder: time its drawings one by one too")
+    parser.add_argument("--count", type=int, default=20, help="drawings from the start of --folder (default 20)")
     args = parser.parse_args()
 
     from cad2program import tokenizer
@@ -113,6 +119,20 @@ def main() -> None:
         written_numbers(image, args.find_text)
         ocr_times.append(time.perf_counter() - start)
 
+    folder_times = []
+    if args.folder is not None:
+        from cad2program.dataset import load_labels
+        from cad2program.refine import import_deferred
+
+        records = load_labels(args.folder)[0][:args.count]
+        import_deferred()
+        recognizer.warm_up_rereading()
+        for record in records:
+            drawing = load_image(record.image_path)
+            start = time.perf_counter()
+            recognizer.recognize([drawing], [record.sheet])
+            folder_times.append(time.perf_counter() - start)
+
     tokens, _ = generate(recognizer.split, prepare_image(image, recognizer.image_size)[None],
                          np.array([tokenizer.encode_prompt(sheet)], np.int32), recognizer.grammar, recognizer.options,
                          limits=np.array([tokenizer.value_limits(sheet)], np.int32))
@@ -131,6 +151,10 @@ def main() -> None:
         "second_look_ms_median": (round(1000 * statistics.median(second_look_times), 1)
                                   if second_look_times else None),
         "repeats": args.repeats, "generated_tokens": generated,
+        **({"folder": str(args.folder), "folder_drawings": len(folder_times),
+            "folder_ms_median": round(1000 * statistics.median(folder_times), 1),
+            "folder_ms_p90": round(1000 * float(np.percentile(folder_times, 90)), 1),
+            "folder_ms_max": round(1000 * max(folder_times), 1)} if folder_times else {}),
         "max_new_tokens": recognizer.options.max_new_tokens,
         "warm_ms_per_token": round(1000 * statistics.median(times) / max(generated, 1), 2),
         "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
