@@ -17,7 +17,7 @@ Where the text is, two ways (`TEXT_FINDERS`):
   lines are written turned a quarter (upwards, or downwards by some drafting rules); the detector,
   trained on level text, finds such text one character at a time, so the page is read twice: as it
   is, and turned a quarter clockwise (where upward text is level and downward text is level upside
-  down, read both ways round). It finds text touching strokes too, at five times the cost.
+  down, read both ways round). It finds text touching strokes too, at about ten times the cost.
 Either way the engine's recogniser reads the boxes.
 
 The engine is RapidOCR 1.4 (PP-OCRv4 text detection and recognition, as ONNX models run by
@@ -47,7 +47,8 @@ TEXT_SCORE = 0.5  # recognitions the engine is less sure of are dropped
 LEVEL_SHARE = 0.7  # text boxes narrower than this for their height are vertical text, read in the turned view
 TEXT_FINDERS = ("ink", "detector")
 
-# The ink finder. Chosen on 150 held-out generated drawings (`scripts/ocr_recall.py`), not on the test sets.
+# The ink finder. JOIN_HEIGHTS, MIN_TEXT_HEIGHTS and CROP_MARGIN were chosen among a few on 150 held-out
+# generated drawings (`scripts/ocr_recall.py`), not on the test sets.
 GLYPH_SIDES = (0.007, 0.05)  # a glyph's longer side, as a share of the image's longer side
 JOIN_HEIGHTS = 0.5  # glyphs nearer than this many glyph heights are one text
 MIN_TEXT_HEIGHTS = 0.6  # smaller groups are specks, not text
@@ -135,7 +136,7 @@ def ink_text_boxes(page: np.ndarray) -> list[tuple[int, int, int, int]]:
         return [(int(col * scale), int(row * scale), int(np.ceil(width * scale)), int(np.ceil(height * scale)))
                 for col, row, width, height in ink_text_boxes(small)]
     ink = ink_mask(page).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     sides = stats[:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]]
     longer, shorter = sides.max(axis=1), sides.min(axis=1)
     side = max(page.shape)
