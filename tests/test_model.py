@@ -461,3 +461,19 @@ def test_after_the_warm_up_re_reading_sizes_compiles_nothing():
     [reread] = recognizer.reread_sizes(images, [recognition], [[{"width": 34.04, "height": 10.1, "mm_per_px": 0.4}]])
     assert reread.primitives[0].width != 30  # it did re-read, on an already compiled shape
     assert _continuation_logprobs._cache_size() == compiled
+
+
+def test_a_recognizer_reads_the_written_numbers_with_the_text_finder_it_was_given(monkeypatch):
+    import cad2program.recognizer as recognizer_module
+    from cad2program.errors import UserError
+
+    asked = []
+    monkeypatch.setattr(recognizer_module, "written_numbers", lambda image, finder="ink": asked.append(finder) or ())
+    blank = np.full((64, 64), 255, np.uint8)
+    model = tiny_model()
+    for finder in ("ink", "detector"):
+        assert Recognizer(tiny(), model, text_finder=finder).written_on(blank) == ()
+    assert asked == ["ink", "detector"]
+    assert Recognizer(tiny(), model, read_text=False).written_on(blank) is None and len(asked) == 2
+    with pytest.raises(UserError, match="ink, detector"):
+        Recognizer(tiny(), model, text_finder="tesseract")
