@@ -78,17 +78,24 @@ def available() -> bool:
 
 
 def numbers_in(text: str) -> set[float]:
-    """Every value a recognised text may spell, rounded to 0.1 mm.
+    """Every value a recognised text may spell, rounded to 0.1 mm (`values_in`, without what they are)."""
+    return {value for value, _ in values_in(text)}
 
-    A diameter sign is often read as a digit ('Ø27' as '027' or '927'), so each number of two digits
-    or more also counts without its first digit."""
+
+def values_in(text: str) -> set[tuple[float, bool]]:
+    """Every (value, is a radius) a recognised text may spell, values rounded to 0.1 mm.
+
+    A number written after an R is a radius (the contract: `R` before a radius, `Ø` before a
+    diameter). A diameter sign is often read as a digit ('Ø27' as '027' or '927'), so each other
+    number of two digits or more also counts without its first digit."""
     found = set()
     for match in NUMBER.finditer(text):
         digits = match.group().replace(",", ".")
-        found.add(round(float(digits), 1))
-        if len(digits.split(".")[0]) >= 2:
-            found.add(round(float(digits[1:]), 1))
-    return {v for v in found if v > 0}
+        radius = text[:match.start()].rstrip().upper().endswith("R")
+        found.add((round(float(digits), 1), radius))
+        if not radius and len(digits.split(".")[0]) >= 2:
+            found.add((round(float(digits[1:]), 1), False))
+    return {(v, radius) for v, radius in found if v > 0}
 
 
 def _crop(page: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -108,6 +115,7 @@ class WrittenNumber(NamedTuple):
     value: float
     col: float
     row: float
+    radius: bool = False  # written after an R
 
 
 def views(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -203,5 +211,6 @@ def written_numbers(image: np.ndarray, finder: str = "ink") -> tuple[WrittenNumb
     with _lock:
         crops, centres = _ink_crops(grey(image)) if finder == "ink" else _detector_crops(image)
         texts, _ = engine.text_rec(crops) if crops else ([], 0.0)
-    return tuple(WrittenNumber(v, float(col), float(row)) for (text, score, *_), (col, row) in zip(texts, centres)
-                 if score >= TEXT_SCORE for v in sorted(numbers_in(text)))
+    return tuple(WrittenNumber(v, float(col), float(row), radius)
+                 for (text, score, *_), (col, row) in zip(texts, centres)
+                 if score >= TEXT_SCORE for v, radius in sorted(values_in(text)))

@@ -9,19 +9,26 @@ from PIL import Image
 
 import cv2
 
-from cad2program.annotations import TEXT_FINDERS, available, ink_text_boxes, numbers_in, views, written_numbers
+from cad2program.annotations import (TEXT_FINDERS, available, ink_text_boxes, numbers_in, values_in, views,
+                                     written_numbers)
 from cad2program.program import Circle, primitive_from_json
 
 CLEAN = Path(__file__).parent.parent / "testsets" / "clean"
 
 
 def test_a_dimension_text_gives_its_value_with_the_prefix_dropped():
-    assert numbers_in("R16") == {16.0, 6.0}  # a leading digit may be a misread sign: both count
+    assert numbers_in("16") == {16.0, 6.0}  # a leading digit may be a misread sign: both count
     assert numbers_in("39.5") == {39.5, 9.5}
     assert numbers_in("027") == {27.0}  # 'Ø27' read with a zero for the sign
     assert numbers_in("Ø12,5") == {12.5, 2.5}
     assert numbers_in("8") == {8.0}
     assert numbers_in("O") == set() and numbers_in("0") == set()  # no size is zero
+
+
+def test_a_number_after_an_r_is_a_radius_and_keeps_all_its_digits():
+    assert values_in("R16") == {(16.0, True)}  # no sign to misread: 6 is not among them
+    assert values_in("r 7.5") == {(7.5, True)}
+    assert values_in("Ø27") == {(27.0, False), (7.0, False)} and values_in("927") == {(927.0, False), (27.0, False)}
 
 
 def test_the_detector_reads_the_page_and_the_page_turned_a_quarter_clockwise():

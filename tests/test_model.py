@@ -428,7 +428,7 @@ def test_a_value_the_ocr_read_on_the_drawing_is_favoured_among_those_the_ink_all
     circle = Circle(50, 50, 10)  # the model read Ø20
     row = np.array(tokenizer.encode_primitive(circle, sheet) + [tokenizer.EOS])
     # The OCR read 'Ø20.4' at the circle's edge, '20' far away (another primitive's) and an unrelated '75'.
-    written = ((20.4, 60.0, 50.0), (20.0, 190.0, 95.0), (75.0, 60.0, 52.0))
+    written = ((20.4, 60.0, 50.0, False), (20.0, 190.0, 95.0, False), (75.0, 60.0, 52.0, False))
     recognition = Recognition(sheet, [circle], [0.5], valid=True, tokens=row, spans=[(0, len(row) - 1)],
                               written=written)
     ink = {"radius": 10.15, "mm_per_px": 0.4}
@@ -443,6 +443,16 @@ def test_a_value_the_ocr_read_on_the_drawing_is_favoured_among_those_the_ink_all
     images, _, _ = random_inputs(1)
     [reread] = recognizer.reread_sizes(images, [recognition], [[ink]])
     assert reread.primitives[0].radius == 10.2
+
+
+def test_a_number_written_after_an_r_is_a_radius_for_circles_and_arcs_and_no_rectangle_side():
+    from cad2program.recognizer import PLAIN_SHARE_FOR_ARCS, WRITTEN_BONUS, _written_bonus
+
+    sheet = Sheet(200, 100)
+    written = ((10.1, 60.0, 50.0, True), (12.0, 60.0, 50.0, False))  # 'R10.1' and '12', on the outlines
+    assert _written_bonus(Circle(50, 50, 10), written, sheet) == {20.2: WRITTEN_BONUS, 12.0: WRITTEN_BONUS}  # diameters
+    assert _written_bonus(Arc(50, 50, 10, 0, 90), written, sheet) == {10.1: WRITTEN_BONUS, 12.0: WRITTEN_BONUS * PLAIN_SHARE_FOR_ARCS}
+    assert _written_bonus(Rectangle(40, 40, 20, 10), written, sheet) == {12.0: WRITTEN_BONUS}
 
 
 def test_after_the_warm_up_re_reading_sizes_compiles_nothing():
