@@ -12,7 +12,8 @@ Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached
 the last part is also timed alone (`refine_ms_median`), and within it the OCR reading the numbers
 written on the image (`ocr_ms_median`, of which `ocr_find_ms_median` is finding where the text is, by
 the `--find-text` way: grouping the ink, or the detector on the page and on the page turned a quarter;
-`--no-ocr` leaves both out, as `predict --no-ocr` does), and the second look (`second_look_ms_median`: erasing what was found, decoding and re-measuring the rest,
+`--no-ocr` leaves both out, as `predict --no-ocr` does), and the second look
+(`second_look_ms_median`: erasing what was found, decoding and re-measuring the rest,
 scoring its candidates; `--one-look` leaves it out).
 
 `--folder DIR --count N` also times the first N drawings of a labelled folder, each once on its own

@@ -140,7 +140,8 @@ def ink_text_boxes(page: np.ndarray) -> list[tuple[int, int, int, int]]:
     glyph-sized ink components (GLYPH_SIDES) lying within JOIN_HEIGHTS of each other."""
     if max(page.shape) > FIND_SIDE:  # the boxes found on a smaller copy, in the page's pixels
         scale = max(page.shape) / FIND_SIDE
-        small = cv2.resize(page, (round(page.shape[1] / scale), round(page.shape[0] / scale)), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(page, (round(page.shape[1] / scale), round(page.shape[0] / scale)),
+                           interpolation=cv2.INTER_AREA)
         return [(int(col * scale), int(row * scale), int(np.ceil(width * scale)), int(np.ceil(height * scale)))
                 for col, row, width, height in ink_text_boxes(small)]
     ink = ink_mask(page).astype(np.uint8)

@@ -451,7 +451,8 @@ def test_a_number_written_after_an_r_is_a_radius_for_circles_and_arcs_and_no_rec
     sheet = Sheet(200, 100)
     written = ((10.1, 60.0, 50.0, True), (12.0, 60.0, 50.0, False))  # 'R10.1' and '12', on the outlines
     assert _written_bonus(Circle(50, 50, 10), written, sheet) == {20.2: WRITTEN_BONUS, 12.0: WRITTEN_BONUS}  # diameters
-    assert _written_bonus(Arc(50, 50, 10, 0, 90), written, sheet) == {10.1: WRITTEN_BONUS, 12.0: WRITTEN_BONUS * PLAIN_SHARE_FOR_ARCS}
+    assert _written_bonus(Arc(50, 50, 10, 0, 90), written, sheet) == {  # without an R: less likely an arc's
+        10.1: WRITTEN_BONUS, 12.0: WRITTEN_BONUS * PLAIN_SHARE_FOR_ARCS}
     assert _written_bonus(Rectangle(40, 40, 20, 10), written, sheet) == {12.0: WRITTEN_BONUS}
 
 
