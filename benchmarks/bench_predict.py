@@ -10,7 +10,8 @@ generated tokens is reported beside the time: a trained model that stops earlier
 Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding +
 `Recognizer.refined`: re-measuring on the image's ink and, given the real sheet, re-reading the sizes);
 the last part is also timed alone (`refine_ms_median`), and within it the OCR reading the numbers
-written on the image (`ocr_ms_median`, of which `ocr_find_ms_median` is finding where the text is, by
+written on the image (`ocr_ms_median`, of which `ocr_find_ms_median` is finding where the text is and
+cutting it out, `annotations.text_crops`, by
 the `--find-text` way: grouping the ink, or the detector on the page and on the page turned a quarter;
 `--no-ocr` leaves both out, as `predict --no-ocr` does), and the second look
 (`second_look_ms_median`: erasing what was found, decoding and re-measuring the rest,
@@ -38,6 +39,7 @@ DEFAULT_IMAGE = Path(__file__).resolve().parent.parent / "testsets" / "clean" / 
 
 
 def main() -> None:
+    from cad2program.annotations import TEXT_FINDERS
     from cad2program.commands.render import parse_sheet
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,7 +53,7 @@ def main() -> None:
                                                       "without --sheet does, and sizes stay as read)")
     parser.add_argument("--no-ocr", dest="read_text", action="store_false",
                         help="do not read the written numbers with OCR (as `predict --no-ocr`)")
-    parser.add_argument("--find-text", choices=("ink", "detector"), default="ink",
+    parser.add_argument("--find-text", choices=TEXT_FINDERS, default=TEXT_FINDERS[0],
                         help="where the OCR looks for text (as `predict --find-text`; default ink)")
     parser.add_argument("--one-look", dest="second_look", action="store_false",
                         help="read the drawing once, without the second look (as `predict --one-look`)")
@@ -60,8 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from cad2program import tokenizer
-    from cad2program.annotations import ink_text_boxes, text_boxes, views, written_numbers
-    from cad2program.refine import grey
+    from cad2program.annotations import text_crops, written_numbers
     from cad2program.configs import get_config
     from cad2program.dataset import load_image
     from cad2program.decode import generate
@@ -104,14 +105,10 @@ def main() -> None:
         recognizer.with_second_look([image], [refined], [True], written)
         second_look_times.append(time.perf_counter() - start)
 
-    find_times = []  # of which finding the text: the ink grouped, or the detector on both `annotations.views`
+    find_times = []  # of which finding (and cutting out) the text: the ink grouped, or the detector on both views
     for _ in range(args.repeats if args.read_text else 0):
         start = time.perf_counter()
-        if args.find_text == "ink":
-            ink_text_boxes(grey(image))
-        else:
-            for view in views(image):
-                text_boxes(view)
+        text_crops(image, args.find_text)
         find_times.append(time.perf_counter() - start)
 
     ocr_times = []

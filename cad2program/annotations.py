@@ -201,16 +201,24 @@ def _detector_crops(image: np.ndarray) -> tuple[list[np.ndarray], list[tuple[flo
     return crops, centres
 
 
+def text_crops(image: np.ndarray, finder: str = "ink") -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+    """Where the text is on a drawing, found by `finder` (one of TEXT_FINDERS): each text cut out, level,
+    for the recogniser, and the centre of its text on the image (pixels: column, row). The detector's
+    caller holds `_lock` where threads share the engine."""
+    if finder not in TEXT_FINDERS:
+        raise ValueError(f"unknown text finder {finder!r}: one of {', '.join(TEXT_FINDERS)}")
+    return _ink_crops(grey(image)) if finder == "ink" else _detector_crops(image)
+
+
 def written_numbers(image: np.ndarray, finder: str = "ink") -> tuple[WrittenNumber, ...] | None:
     """The numbers written on a drawing (any uint8 image array), its text found by `finder` (one of
     TEXT_FINDERS); None when no OCR engine is installed."""
-    if finder not in TEXT_FINDERS:
-        raise ValueError(f"unknown text finder {finder!r}: one of {', '.join(TEXT_FINDERS)}")
     engine = _engine()
     if engine is None:
+        text_crops(image, finder)  # an unknown finder is refused all the same
         return None
     with _lock:
-        crops, centres = _ink_crops(grey(image)) if finder == "ink" else _detector_crops(image)
+        crops, centres = text_crops(image, finder)
         texts, _ = engine.text_rec(crops) if crops else ([], 0.0)
     return tuple(WrittenNumber(v, float(col), float(row), radius)
                  for (text, score, *_), (col, row) in zip(texts, centres)

@@ -54,7 +54,7 @@ class Recognition:
     memory: Any = dataclasses.field(default=None, repr=False, compare=False)
     # The numbers an OCR engine read on the full-resolution image (`annotations.written_numbers`), each
     # as (value, x, y, is a radius): where its text is, in sheet millimetres.
-    written: tuple[tuple[float, float, float], ...] | None = dataclasses.field(default=None, repr=False, compare=False)
+    written: tuple[tuple[float, float, float, bool], ...] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def program(self) -> str:
@@ -136,10 +136,16 @@ def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: boo
     return kept, [sizes[k] for k in keep] if sizes_from_ink else [{} for _ in keep]
 
 
-def _written_in_mm(written, image: np.ndarray, sheet: Sheet) -> tuple[tuple[float, float, float], ...]:
+def _written_in_mm(written, image: np.ndarray, sheet: Sheet) -> tuple[tuple[float, float, float, bool], ...]:
     """`annotations.written_numbers` (pixels) -> (value, x, y, is a radius) in the sheet's millimetres."""
     frame = Frame(sheet, image.shape[1], image.shape[0])
     return tuple((n.value, *frame.to_mm(n.col, n.row), n.radius) for n in written)
+
+
+def _written_factor(primitive: Primitive) -> float:
+    """A written size (and the model's digits) over the primitive's size field: a circle is dimensioned
+    by its diameter."""
+    return 2.0 if isinstance(primitive, Circle) else 1.0
 
 
 def _as_written_size(primitive: Primitive, value: float, radius: bool) -> float | None:
@@ -149,7 +155,7 @@ def _as_written_size(primitive: Primitive, value: float, radius: bool) -> float 
         return value
     if isinstance(primitive, Rectangle):
         return None
-    return round(2 * value, 1) if isinstance(primitive, Circle) else value
+    return round(_written_factor(primitive) * value, 1)
 
 
 # Sizes that agree on the drawing's scale within this share are one scale (`sheet_from_numbers`), and
@@ -177,7 +183,7 @@ def sheet_from_numbers(image: np.ndarray, recognition: Recognition, written) -> 
     for k, (primitive, measured) in enumerate(zip(sized, sizes)):
         for field in type(primitive).SIZE_FIELDS:
             if measured.get(field, 0) > 0:
-                factor = 2.0 if isinstance(primitive, Circle) else 1.0  # a circle's number: its diameter
+                factor = _written_factor(primitive)
                 values = {_as_written_size(primitive, value, radius) for value, x, y, radius in placed
                           if _distance_to_outline(primitive, x, y) <= near} - {None}
                 keys += [(k, field)] * len(values)
@@ -331,7 +337,7 @@ def _size_jobs(recognition: Recognition, sizes: list[dict]) -> list[list[tuple[s
     for k, (primitive, (a, b), measured) in enumerate(zip(recognition.primitives, recognition.spans, sizes)):
         for field, start in zip(type(primitive).SIZE_FIELDS, _digit_groups(recognition.tokens, a, b)):
             if field in measured:
-                factor = 2.0 if isinstance(primitive, Circle) else 1.0  # a circle's digits: its diameter
+                factor = _written_factor(primitive)
                 found.append((k, field, start, factor, _read_digits(recognition.tokens, start),
                               factor * measured[field], measured["mm_per_px"], INK_SIGMA_PX[type(primitive)]))
     if not found or abs(np.median([read / ink for *_, read, ink, _, _ in found]) - 1) > SCALE_SLACK:
