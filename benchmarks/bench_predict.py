@@ -69,6 +69,16 @@ def main() -> None:
     from cad2program.data import prepare_image
     from cad2program.recognizer import Recognizer, build_model, infer_sheet
 
+    records = []  # --folder's drawings, read before anything is timed: a wrong folder fails at once
+    if args.folder is not None:
+        from cad2program.dataset import load_labels
+        from cad2program.errors import UserError
+
+        try:
+            records = load_labels(args.folder)[0][:args.count]
+        except UserError as err:
+            parser.exit(2, f"error: {err}\n")
+
     if args.model is not None:
         recognizer = Recognizer.load(args.model, max_batch=1, read_text=args.read_text, second_look=args.second_look,
                                      text_finder=args.find_text)
@@ -119,10 +129,8 @@ def main() -> None:
 
     folder_times = []
     if args.folder is not None:
-        from cad2program.dataset import load_labels
         from cad2program.refine import import_deferred
 
-        records = load_labels(args.folder)[0][:args.count]
         import_deferred()
         recognizer.warm_up_rereading()
         for record in records:
