@@ -431,11 +431,13 @@ def refine_line(line: Line, ink: np.ndarray, frame: Frame, tolerance_mm: float) 
     return refined if not refined.problems(frame.sheet) else line
 
 
-def _intersection(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> np.ndarray | None:
-    """Where the lines through a1-b1 and a2-b2 cross; None when they are nearly parallel."""
+def _intersection(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray,
+                  min_sine: float = 0.2) -> np.ndarray | None:
+    """Where the lines through a1-b1 and a2-b2 cross; None when they are nearly parallel (by default
+    under about 12 degrees apart)."""
     d1, d2 = b1 - a1, b2 - a2
     cross = d1[0] * d2[1] - d1[1] * d2[0]
-    if abs(cross) < 0.2 * np.hypot(*d1) * np.hypot(*d2):  # under about 12 degrees apart
+    if abs(cross) < min_sine * np.hypot(*d1) * np.hypot(*d2):
         return None
     t = ((a2 - a1)[0] * d2[1] - (a2 - a1)[1] * d2[0]) / cross
     return a1 + t * d1
@@ -445,6 +447,9 @@ NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 
 MIN_SIDE = 1.0  # polyline sides shorter than the matching tolerance are corner artefacts, not drawn ones
 STROKE_SHARE = 0.25  # share of the model's polyline a stroke must lie along to be traced as it
 TRACE_COVERAGE = 0.97  # share of a stroke's skeleton one walk must cover: more is a branch (another stroke)
+CUT_CORNER_SIDE = 3.0  # tolerances: a side this short may be a sharp corner the skeleton cut (`_with_sharp_corners`)
+SHARP_SINE = 0.05  # sides turning back on each other are trusted to cross down to about 3 degrees apart
+SPUR_REACH = 2.0  # tolerances from a corner within which the skeleton's spurs are the corner's, not a branch
 
 
 def _stroke_component(ink: np.ndarray, points: np.ndarray, closed: bool, reach: int) -> np.ndarray | None:
@@ -495,16 +500,92 @@ def _without_spurs(skeleton: np.ndarray, spur: int) -> np.ndarray:
     return skeleton
 
 
-def _walk(skeleton: np.ndarray, start: tuple[int, int]) -> list[tuple[int, int]]:
-    """The pixels of a one-pixel-wide skeleton in order, from `start` as far as it goes (at a fork,
-    4-neighbours before diagonal ones)."""
-    path, seen = [start], {start}
-    while True:
-        ahead = [q for q in _neighbours(skeleton, path[-1]) if q not in seen]
-        if not ahead:
-            return path
-        path.append(ahead[0])
-        seen.add(ahead[0])
+def _skeleton_graph(skeleton: np.ndarray) -> tuple[np.ndarray, "scipy.sparse.csr_matrix"]:
+    """The skeleton's pixels (N, 2) as (row, col) and their 8-neighbourhood as a graph whose edges
+    weigh the step's length (1 or the square root of 2)."""
+    from scipy.sparse import coo_matrix
+
+    pixels = np.argwhere(skeleton)
+    index = np.full(skeleton.shape, -1, np.int64)
+    index[tuple(pixels.T)] = np.arange(len(pixels))
+    padded = np.pad(index, 1, constant_values=-1)
+    rows, cols, weights = [], [], []
+    for dr, dc in NEIGHBOURS:
+        other = padded[1 + dr:1 + dr + skeleton.shape[0], 1 + dc:1 + dc + skeleton.shape[1]][tuple(pixels.T)]
+        keep = other >= 0
+        rows.append(np.flatnonzero(keep))
+        cols.append(other[keep])
+        weights.append(np.full(int(keep.sum()), np.hypot(dr, dc)))
+    rows, cols, weights = map(np.concatenate, (rows, cols, weights))
+    return pixels, coo_matrix((weights, (rows, cols)), shape=(len(pixels),) * 2).tocsr()
+
+
+def _shortest_path(graph, source: int, target: int) -> list[int] | None:
+    """Nodes from source to target along the graph's shortest path; None when they are not connected."""
+    from scipy.sparse.csgraph import dijkstra
+
+    _, previous = dijkstra(graph, indices=source, return_predecessors=True)
+    if target != source and previous[target] < 0:
+        return None
+    path = [target]
+    while path[-1] != source:
+        path.append(int(previous[path[-1]]))
+    return path[::-1]
+
+
+def _cycle_core(graph) -> np.ndarray:
+    """(N,) bool: the nodes left when every end (a node of one neighbour or none) is pruned, again and
+    again: the skeleton's loops without the spurs and strokes that hang off them."""
+    degree = np.asarray((graph > 0).sum(axis=1)).ravel()
+    alive = np.ones(len(degree), bool)
+    ends = np.flatnonzero(degree <= 1)
+    while len(ends):
+        alive[ends] = False
+        for node in ends:
+            for other in graph.indices[graph.indptr[node]:graph.indptr[node + 1]]:
+                degree[other] -= 1
+        ends = np.flatnonzero(alive & (degree <= 1))
+    return alive
+
+
+def _walk_round(graph, core: np.ndarray) -> list[int] | None:
+    """Nodes once round the loop in `core`, in order: from a node on a plain stretch of it (two
+    neighbours, not next to each other), the shortest way from one neighbour to the other that does
+    not pass through it. None when the core holds no loop."""
+    nodes = np.flatnonzero(core)
+    if len(nodes) < 8:
+        return None
+    inner = graph[core][:, core].tocsr()
+    linked = inner > 0
+    for start in range(len(nodes)):
+        neighbours = inner.indices[inner.indptr[start]:inner.indptr[start + 1]]
+        if len(neighbours) == 2 and not linked[neighbours[0], neighbours[1]]:
+            break
+    else:
+        return None
+    keep = np.ones(len(nodes), bool)
+    keep[start] = False
+    others = np.flatnonzero(keep)
+    renumber = np.cumsum(keep) - 1
+    way = _shortest_path(inner[keep][:, keep], int(renumber[neighbours[0]]), int(renumber[neighbours[1]]))
+    return None if way is None else [int(nodes[start])] + [int(nodes[others[k]]) for k in way]
+
+
+def _ordered_skeleton(skeleton: np.ndarray) -> tuple[np.ndarray, bool] | None:
+    """The skeleton's pixels (row, col) in order along the stroke and whether it closes: a closed one
+    goes round its loop, an open one runs between its two ends. Shortest ways, so that the clumps of
+    pixels a sharp corner leaves are crossed, not followed into. None when an open skeleton has more
+    than two ends (it branches)."""
+    pixels, graph = _skeleton_graph(skeleton)
+    core = _cycle_core(graph)
+    if core.sum() >= 8:  # a loop: closed, whatever spurs its sharp corners leave (judged by the caller)
+        way = _walk_round(graph, core)
+        return None if way is None else (pixels[way], True)
+    ends = np.flatnonzero(np.asarray((graph > 0).sum(axis=1)).ravel() == 1)
+    if len(ends) != 2:
+        return None
+    way = _shortest_path(graph, int(ends[0]), int(ends[1]))
+    return None if way is None else (pixels[way], False)
 
 
 def import_deferred() -> None:
@@ -515,9 +596,11 @@ def import_deferred() -> None:
     import skimage.morphology  # noqa: F401
 
 
-def _skeleton_path(stroke: np.ndarray, spur: int) -> tuple[np.ndarray, bool] | None:
-    """A stroke's centre line as ordered (col, row) points and whether it closes on itself; None when
-    the stroke branches (another primitive or an annotation touches it) by more than `spur` pixels."""
+def _skeleton_path(stroke: np.ndarray, spur: int) -> tuple[np.ndarray, bool, np.ndarray, int] | None:
+    """A stroke's centre line as ordered (col, row) points, whether it closes on itself, the
+    skeleton's pixels (col, row) beside it (spurs and branches: the caller judges them) and the
+    skeleton's size; None when the stroke cannot be walked (an open one that branches by more than
+    `spur` pixels)."""
     from skimage.morphology import skeletonize  # imported here: only polylines need it (`import_deferred`)
 
     rows, cols = np.nonzero(stroke)
@@ -526,17 +609,16 @@ def _skeleton_path(stroke: np.ndarray, spur: int) -> tuple[np.ndarray, bool] | N
     total = int(skeleton.sum())
     if total < 8:
         return None
-    ends = [tuple(p) for p in np.argwhere(skeleton) if len(_neighbours(skeleton, tuple(p))) == 1]
-    if len(ends) > 2:
+    ordered = _ordered_skeleton(skeleton)
+    if ordered is None:
         return None
-    path = _walk(skeleton, ends[0] if ends else tuple(np.argwhere(skeleton)[0]))
-    # Pixels beside the walk (a diagonal step's corner) count as covered; a branch does not.
+    path, closed = ordered
+    # Pixels beside the way (a diagonal step's corner, a corner's clump) count as covered; a branch does not.
     walked = np.zeros(skeleton.shape, np.uint8)
-    walked[tuple(np.array(path).T)] = 1
-    covered = cv2.dilate(walked, np.ones((3, 3), np.uint8)).astype(bool) & skeleton
-    if covered.sum() < TRACE_COVERAGE * total:
-        return None
-    return np.array(path, np.float64)[:, ::-1] + [c0, r0], not ends
+    walked[tuple(path.T)] = 1
+    beside = skeleton & ~cv2.dilate(walked, np.ones((3, 3), np.uint8)).astype(bool)
+    return (path.astype(np.float64)[:, ::-1] + [c0, r0], closed,
+            np.argwhere(beside).astype(np.float64)[:, ::-1] + [c0, r0], total)
 
 
 def _without_short_sides(corners: np.ndarray, closed: bool, shortest: float) -> np.ndarray:
@@ -584,6 +666,55 @@ def _fit_line(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centre, vt[0]
 
 
+def _corner_sine(corners: Sequence[np.ndarray], k: int) -> float:
+    """The least sine between the sides that meet at corner k + 1 for their crossing to be trusted:
+    nearly parallel sides cross anywhere along a corner that hardly turns, but where the stroke turns
+    back on itself (more than 90 degrees) the crossing is the sharp corner's tip."""
+    a, b, c = corners[k], corners[(k + 1) % len(corners)], corners[(k + 2) % len(corners)]
+    return SHARP_SINE if float(np.dot(b - a, c - b)) < 0 else 0.2
+
+
+def _on_ink(near: np.ndarray, *corners: np.ndarray) -> bool:
+    """Whether the way through the corners (col, row) lies on ink (`near`: the ink widened by a band)."""
+    way = np.concatenate([a + np.linspace(0, 1, max(2, int(np.hypot(*(b - a))) + 1))[:, None] * (b - a)
+                          for a, b in zip(corners[:-1], corners[1:])])
+    return bool(_ink_at(near, way).mean() >= 0.9)
+
+
+def _with_sharp_corners(corners: list[np.ndarray], lines: list, closed: bool, near: np.ndarray,
+                        tolerance_px: float) -> list[np.ndarray]:
+    """Corners with the sharp ones the skeleton cut off put back. Where a stroke turns sharply its ink
+    fills the corner, and the skeleton crosses it short of the tip: two corners joined by a short side.
+    When the sides on either side of it cross near it, and the way from one corner to that crossing
+    and on to the other lies on ink, the corner was that crossing (a drawn chamfer leaves paper there).
+    `lines[k]` is side k's fitted line (corner k to corner k + 1); `near` is the ink widened by a band."""
+    corners, lines = list(corners), list(lines)
+    limit = CUT_CORNER_SIDE * tolerance_px
+    changed = True
+    while changed and len(corners) > (3 if closed else 2):
+        changed = False
+        n = len(corners)
+        for k in range(n) if closed else range(1, n - 2):  # side k, with a side before and after it
+            i, j = k, (k + 1) % n
+            if np.hypot(*(corners[j] - corners[i])) > limit:
+                continue
+            (p, d), (q, e) = lines[k - 1], lines[(k + 1) % len(lines)]
+            tip = _intersection(p, p + d, q, q + e, SHARP_SINE)
+            if tip is None or max(np.hypot(*(tip - corners[i])), np.hypot(*(tip - corners[j]))) > limit:
+                continue
+            if not _on_ink(near, corners[i], tip, corners[j]):
+                continue
+            if j == 0:  # the side that closes the outline: the tip replaces its first corner
+                corners[0] = tip
+                del corners[i], lines[k]
+            else:
+                corners[i] = tip
+                del corners[j], lines[k]
+            changed = True
+            break
+    return corners
+
+
 def trace_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> Polyline | None:
     """The polyline traced on its own stroke of ink: its corners, their number and whether it closes,
     all from the ink; None when the stroke cannot be followed alone (it touches other ink, or the ink
@@ -599,9 +730,9 @@ def trace_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance_
     traced = stroke is not None and _skeleton_path(stroke, 3 * band + 2)
     if not traced:
         return None
-    path, closed = traced
+    path, closed, beside, total = traced
     if not closed and np.hypot(*(path[0] - path[-1])) <= 3 * band + 2:
-        closed = True  # a sharp corner's skeleton ends in a spur: the walk starts on it and comes round
+        closed = True  # an outline drawn with a small gap where the pen began and ended
     tolerance_px = tolerance_mm * frame.px_per_mm
     epsilon = float(np.clip(0.25 * tolerance_px, 2.0, 6.0))  # above a hand's wobble, below a 30-degree corner
     corners = cv2.approxPolyDP(path.astype(np.float32)[:, None, :], epsilon, closed)[:, 0, :].astype(np.float64)
@@ -617,13 +748,25 @@ def trace_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance_
         piece = path[a:b + 1] if a < b else np.concatenate([path[a:], path[:b + 1]])
         inner = piece[margin:len(piece) - margin] if len(piece) > 2 * margin + 2 else piece
         lines.append(_fit_line(inner))
+    near = cv2.dilate(ink.astype(np.uint8), np.ones((2 * band + 1,) * 2, np.uint8)).astype(bool)
     new = [c.copy() for c in corners]
     for k in range(len(sides) if closed else len(sides) - 1):
         (p, d), (q, e) = lines[k], lines[(k + 1) % len(lines)]
-        crossing = _intersection(p, p + d, q, q + e)
         j = (k + 1) % len(corners)
-        if crossing is not None and np.hypot(*(crossing - corners[j])) <= 2 * epsilon + band:
+        crossing = _intersection(p, p + d, q, q + e, _corner_sine(corners, k))
+        if crossing is None:
+            continue
+        # A sharp corner's ink fills its tip, and the skeleton turns short of it: further is fine on ink.
+        if np.hypot(*(crossing - corners[j])) <= 2 * epsilon + band or (
+                np.hypot(*(crossing - corners[j])) <= CUT_CORNER_SIDE * tolerance_px
+                and _on_ink(near, corners[j], crossing)):
             new[j] = crossing
+    new = _with_sharp_corners(new, lines, closed, near, tolerance_px)
+    # What the way left beside it must be a sharp corner's spur (near a corner), not another stroke.
+    if len(beside):
+        far = np.min([np.hypot(*(beside - c).T) for c in new], axis=0) > SPUR_REACH * tolerance_px
+        if far.sum() > (1 - TRACE_COVERAGE) * total:
+            return None
     if not closed:  # the skeleton stops short of the stroke's ends; the ink along the end sides does not
         for (i, j), end, index in (((0, 1), 0, 0), ((-2, -1), 1, -1)):
             run = _ink_run_ends(ink, new[i], new[j], band + 2, band)

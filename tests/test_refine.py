@@ -14,8 +14,8 @@ SHEET = Sheet(200, 150)
 PX_PER_MM = 3
 
 
-def draw(primitives, noise: float = 0.0, seed: int = 0) -> np.ndarray:
-    """A white 600 x 450 image with the primitives in black, 2 px wide (sheet y up, image y down)."""
+def draw(primitives, noise: float = 0.0, seed: int = 0, width: int = 2) -> np.ndarray:
+    """A white 600 x 450 image with the primitives in black, `width` px wide (sheet y up, image y down)."""
     import cv2
 
     image = np.full((round(SHEET.height * PX_PER_MM), round(SHEET.width * PX_PER_MM)), 255, np.uint8)
@@ -36,7 +36,7 @@ def draw(primitives, noise: float = 0.0, seed: int = 0) -> np.ndarray:
             points = [px(p.x + p.radius * np.cos(a), p.y + p.radius * np.sin(a)) for a in angles]
             cv2.polylines(image, [np.array(points, np.int32)], False, 0, 2)
         elif isinstance(p, Polyline):
-            cv2.polylines(image, [np.array([px(x, y) for x, y in p.points], np.int32)], p.closed, 0, 2)
+            cv2.polylines(image, [np.array([px(x, y) for x, y in p.points], np.int32)], p.closed, 0, width)
     if noise:
         rng = np.random.default_rng(seed)
         image = np.clip(image + rng.normal(0, noise, image.shape), 0, 255).astype(np.uint8)
@@ -193,6 +193,26 @@ def test_a_polyline_is_traced_with_the_corners_the_ink_has_not_the_count_the_mod
     assert matched_flags(traced, [STEPS, TRIANGLE], SHEET) == [True, True]
     tight = 0.5 * 0.02 * max(SHEET.width, SHEET.height)
     assert all(pair_error(p, t, SHEET) <= tight for p, t in zip(traced, [STEPS, TRIANGLE]))
+
+
+@pytest.mark.parametrize("width", [2, 4, 6])
+@pytest.mark.parametrize("truth, guess", [
+    (Polyline(((120, 60), (40, 85), (110, 20)), True), Polyline(((118, 62), (43, 83), (108, 23)), True)),
+    # a corner of 25 degrees, and the model's far corner 5 tolerances out
+    (Polyline(((114, 99), (51, 123), (108, 51)), True), Polyline(((113, 99), (52, 113), (132, 66)), True))])
+def test_a_thick_outline_with_a_sharp_corner_is_traced_to_its_tip(truth, guess, width):
+    # The ink fills a sharp corner: its skeleton turns short of the tip and leaves clumps and a spur.
+    [traced] = refine_primitives(draw([truth], width=width), SHEET, [guess])
+    assert len(traced.points) == 3 and traced.closed
+    assert pair_error(traced, truth, SHEET) <= 0.5 * 0.02 * max(SHEET.width, SHEET.height)
+
+
+@pytest.mark.parametrize("width", [2, 4])
+def test_a_drawn_chamfer_near_a_sharp_corner_stays_a_side(width):
+    truth = Polyline(((120, 60), (40, 100), (44, 108), (110, 20)), True)  # a 9 mm chamfer; tolerance 4 mm
+    [traced] = refine_primitives(draw([truth], width=width), SHEET,
+                                 [Polyline(((118, 62), (43, 100), (45, 106), (108, 23)), True)])
+    assert len(traced.points) == 4 and pair_error(traced, truth, SHEET) is not None
 
 
 def test_a_hook_shorter_than_the_tolerance_where_a_pen_turned_a_corner_is_not_a_side():
