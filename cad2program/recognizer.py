@@ -29,7 +29,7 @@ from cad2program.errors import UserError
 from cad2program.model import DrawingReader
 from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_program,
                                  program_problems, reading_order)
-from cad2program.refine import Frame, erase_primitives, measure_primitives
+from cad2program.refine import Frame, drawn_alone, erase_primitives, measure_primitives
 from cad2program.scoring import pair_error, tolerance
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model.msgpack"
@@ -206,6 +206,21 @@ def sheet_from_numbers(image: np.ndarray, recognition: Recognition, written) -> 
 # drawings (`scripts/second_look.py`), never on the test sets.
 SECOND_LOOK_MIN_LOGPROB = -17.5
 CANDIDATE_TOKENS = 64  # one width for every candidate's tokens: one compiled shape per sequence length
+
+
+# A second look's polyline drawn as a stroke of its own (`refine.drawn_alone`) gains this much
+# log-probability: the many tokens of a polyline score low even where one is plainly drawn, while the
+# parts of dimensions that the second reading takes for polylines are joined to other ink. Chosen on
+# 150 held-out generated drawings (`scripts/second_look.py --alone-bonus`), never on the test sets.
+DRAWN_ALONE_BONUS = 22.5
+
+
+def with_ink_evidence(image: np.ndarray, sheet: Sheet, candidates: Sequence[tuple[Primitive, float, float]],
+                      bonus: float = DRAWN_ALONE_BONUS) -> list[tuple[Primitive, float, float]]:
+    """The second look's (primitive, confidence, log-probability) candidates, those drawn alone on the
+    image (`refine.drawn_alone`) with `bonus` added to their log-probability."""
+    alone = drawn_alone(image, sheet, [p for p, _, _ in candidates])
+    return [(p, c, score + bonus * a) for (p, c, score), a in zip(candidates, alone)]
 
 
 def unexplained(first: Recognition, second: Recognition) -> list[tuple[Primitive, float]]:
@@ -570,15 +585,17 @@ class Recognizer:
         return [with_candidates(r, candidates, SECOND_LOOK_MIN_LOGPROB) for r, candidates in zip(recognitions, found)]
 
     def second_look_candidates(self, images: Sequence[np.ndarray], recognitions: list[Recognition],
-                               sheet_known: Sequence[bool], written: Sequence, rng=None
-                               ) -> list[list[tuple[Primitive, float, float]]]:
+                               sheet_known: Sequence[bool], written: Sequence, rng=None,
+                               alone_bonus: float = DRAWN_ALONE_BONUS) -> list[list[tuple[Primitive, float, float]]]:
         """What the second reading finds that the first lacks, per drawing: (primitive, confidence,
-        log-probability in the first reading's place for it)."""
+        log-probability in the first reading's place for it, plus `alone_bonus` where the ink shows it
+        drawn alone)."""
         residual, prepared = zip(*[self.residual(image, r) for image, r in zip(images, recognitions)])
         prepared = np.stack(prepared)
         found = self.recognize_prepared(prepared, [r.sheet for r in recognitions], rng)
         found = self.refined(prepared, residual, found, sheet_known, written)
-        return [self.scored_candidates(first, unexplained(first, second)) for first, second in zip(recognitions, found)]
+        return [with_ink_evidence(image, first.sheet, self.scored_candidates(first, unexplained(first, second)),
+                                  alone_bonus) for image, first, second in zip(images, recognitions, found)]
 
     def residual(self, image: np.ndarray, recognition: Recognition) -> tuple[np.ndarray, np.ndarray]:
         """The image less what the recognition found (`refine.erase_primitives`), and it as the

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet
+from cad2program.scoring import pair_error
 
 MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replace it
 MAX_GAP_DEGREES = 4  # gaps of ink this short along an arc are closed
@@ -903,18 +904,48 @@ def _linear_runs(on: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def measure_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive],
-                       tolerance_mm: float | None = None) -> tuple[list[Primitive], list[dict[str, float]]]:
-    """The primitives re-measured on the image's ink, and for each the sizes the ink shows, in mm
-    (a rectangle's "width" and "height", a circle's or arc's "radius", with "mm_per_px", the size of a
-    pixel they were measured with; {} when not measured)."""
+def working_ink(image: np.ndarray, sheet: Sheet) -> tuple[np.ndarray, Frame]:
+    """The image's ink mask at most WORKING_SIDE pixels long, and the frame that maps it to the sheet."""
     image = grey(image)
     scale = WORKING_SIDE / max(image.shape)
     if scale < 1:  # more pixels would cost time and add no precision that the tolerances need
         image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
                            interpolation=cv2.INTER_AREA)
     ink = ink_mask(image)
-    frame = Frame(sheet, ink.shape[1], ink.shape[0])
+    return ink, Frame(sheet, ink.shape[1], ink.shape[0])
+
+
+ALONE_MIN_SIDE = 3.0  # tolerances: an arrowhead's sides are shorter (`drawn_alone`)
+
+
+def drawn_alone(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive]) -> list[bool]:
+    """For each primitive, whether it is a polyline drawn as a stroke of its own: traced on the image's
+    ink (`trace_polyline`), it gives itself back (no other ink joins it, as a dimension line's
+    arrowheads and extension lines join theirs), and a side of it is longer than an arrowhead's."""
+    if not any(isinstance(p, Polyline) for p in primitives):
+        return [False] * len(primitives)
+    ink, frame = working_ink(image, sheet)
+    tolerance_mm = 0.02 * max(sheet.width, sheet.height)
+    out = []
+    for p in primitives:
+        if not isinstance(p, Polyline):
+            out.append(False)
+            continue
+        points = np.array(p.points)
+        ring = np.vstack([points, points[:1]]) if p.closed else points
+        longest = float(np.hypot(*np.diff(ring, axis=0).T).max())
+        traced = trace_polyline(p, ink, frame, tolerance_mm)
+        out.append(longest >= ALONE_MIN_SIDE * tolerance_mm and traced is not None
+                   and pair_error(traced, p, sheet) is not None)
+    return out
+
+
+def measure_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive],
+                       tolerance_mm: float | None = None) -> tuple[list[Primitive], list[dict[str, float]]]:
+    """The primitives re-measured on the image's ink, and for each the sizes the ink shows, in mm
+    (a rectangle's "width" and "height", a circle's or arc's "radius", with "mm_per_px", the size of a
+    pixel they were measured with; {} when not measured)."""
+    ink, frame = working_ink(image, sheet)
     tolerance_mm = 0.02 * max(sheet.width, sheet.height) if tolerance_mm is None else tolerance_mm
     measured = {Arc: refine_arc, Circle: refine_circle, Rectangle: refine_rectangle}
     positioned = {Line: refine_line, Polyline: refine_polyline}

@@ -2,12 +2,14 @@
 
 `Recognizer.with_second_look` reads each drawing again with what the first reading found erased,
 and keeps a new primitive when the first reading gives its tokens at least SECOND_LOOK_MIN_LOGPROB
-in its place. This runs both readings once, then prints F1, precision and recall for each threshold
+in its place, a polyline drawn alone on the ink (`refine.drawn_alone`) gaining DRAWN_ALONE_BONUS.
+This runs both readings once, then prints F1, precision and recall for each threshold and bonus
 (`off`: the first reading alone), with how many primitives were added and how many of those match a
-true one. Choose the threshold on drawings that no test set shares, e.g. held-out generated ones:
+true one. Choose them on drawings that no test set shares, e.g. held-out generated ones:
 
     cad2program generate --out /tmp/heldout --count 150 --seed 1000003 --style mixed --size 512
     python3 scripts/second_look.py /tmp/heldout --thresholds -30 -25 -20 -17.5 -15 -12.5 -10
+    python3 scripts/second_look.py /tmp/heldout --alone-bonus 0 10 15 20 22.5 25 30
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ import sys
 from pathlib import Path
 
 from cad2program.dataset import ImageError, load_image, load_labels
-from cad2program.recognizer import SECOND_LOOK_MIN_LOGPROB, Recognizer, with_candidates
+from cad2program.recognizer import (DRAWN_ALONE_BONUS, SECOND_LOOK_MIN_LOGPROB, Recognizer, with_candidates,
+                                    with_ink_evidence)
 from cad2program.scoring import matched_flags, score
 
 CHUNK = 32
 
 
-def read_twice(recognizer: Recognizer, folder: Path):
-    """-> [(record, first recognition, second-look candidates)] for every readable drawing of a folder."""
+def read_twice(recognizer: Recognizer, folder: Path, bonuses: list[float]):
+    """-> [(record, first recognition, {bonus: second-look candidates})] for every readable drawing of
+    a folder."""
     records, problems = load_labels(folder)
     for problem in problems:
         print(f"warning: {folder}: {problem}", file=sys.stderr)
@@ -40,7 +44,9 @@ def read_twice(recognizer: Recognizer, folder: Path):
         images = [image for _, image in readable[start:start + CHUNK]]
         written = [recognizer.written_on(img) for img in images]  # once for both
         first = recognizer.recognize(images, [r.sheet for r in chunk], written=written)
-        found = recognizer.second_look_candidates(images, first, [True] * len(chunk), written)
+        found = recognizer.second_look_candidates(images, first, [True] * len(chunk), written, alone_bonus=0.0)
+        found = [{bonus: with_ink_evidence(image, r.sheet, candidates, bonus) for bonus in bonuses}
+                 for image, r, candidates in zip(images, first, found)]
         out += list(zip(chunk, first, found))
     return out
 
@@ -50,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", type=Path, nargs="+", help="labelled dataset folders")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[SECOND_LOOK_MIN_LOGPROB],
                         help=f"log-probability thresholds to try (default: the shipped {SECOND_LOOK_MIN_LOGPROB})")
+    parser.add_argument("--alone-bonus", type=float, nargs="+", default=[DRAWN_ALONE_BONUS],
+                        help=f"log-probability added to polylines drawn alone (default: the shipped {DRAWN_ALONE_BONUS})")
     parser.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     parser.add_argument("--no-ocr", dest="read_text", action="store_false", help="read sizes without OCR")
     args = parser.parse_args(argv)
@@ -58,20 +66,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {folder}: no labels.jsonl", file=sys.stderr)
             return 2
     recognizer = Recognizer.load(args.model, read_text=args.read_text, second_look=False)
-    drawings = [d for folder in args.data for d in read_twice(recognizer, folder)]
-    print("| threshold | F1 | precision | recall | added | added and matched |\n| --- | --- | --- | --- | --- | --- |")
-    for threshold in [None] + args.thresholds:
+    drawings = [d for folder in args.data for d in read_twice(recognizer, folder, args.alone_bonus)]
+    print("| threshold | alone bonus | F1 | precision | recall | added | added and matched |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
+    for threshold, bonus in [(None, None)] + [(t, b) for t in args.thresholds for b in args.alone_bonus]:
         items, added, good = [], 0, 0
         for record, first, candidates in drawings:
-            result = first if threshold is None else with_candidates(first, candidates, threshold)
+            result = first if threshold is None else with_candidates(first, candidates[bonus], threshold)
             new = [p for p in result.primitives if p not in first.primitives]
             flags = matched_flags(result.primitives, record.primitives, record.sheet)
             added += len(new)
             good += sum(f for p, f in zip(result.primitives, flags) if p in new)
             items.append((result.primitives, record.primitives, record.sheet, record.extra.get("style")))
         report = score(items)
-        name = "off" if threshold is None else f"{threshold:g}"
-        print(f"| {name} | {report['f1']:.4f} | {report['precision']:.4f} | {report['recall']:.4f} | {added} | {good} |")
+        name, shown_bonus = ("off", "–") if threshold is None else (f"{threshold:g}", f"{bonus:g}")
+        print(f"| {name} | {shown_bonus} | {report['f1']:.4f} | {report['precision']:.4f} | {report['recall']:.4f} | {added} | {good} |")
     return 0
 
 

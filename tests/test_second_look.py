@@ -89,6 +89,19 @@ def test_candidates_at_or_above_the_threshold_are_added_once_and_the_rest_left_o
     assert with_candidates(found, [(unlikely, 0.9, -40.0)], -17.5) is found
 
 
+def test_only_a_candidate_drawn_alone_on_the_ink_gains_the_bonus():
+    from cad2program.recognizer import DRAWN_ALONE_BONUS, with_ink_evidence
+
+    sheet = Sheet(100, 100)  # 400 x 400 px, y up
+    image = np.full((400, 400), 255, np.uint8)
+    alone = Polyline(((10, 90), (50, 90), (50, 60)), False)
+    cv2.polylines(image, [np.array([(40, 40), (200, 40), (200, 160)], np.int32)], False, 0, 3)
+    candidates = [(alone, 0.6, -30.0), (Line(10, 20, 90, 20), 0.9, -12.0)]
+    scored = with_ink_evidence(image, sheet, candidates)
+    assert [s for _, _, s in scored] == [-30.0 + DRAWN_ALONE_BONUS, -12.0]
+    assert [p for p, _, _ in scored] == [alone, Line(10, 20, 90, 20)]
+
+
 def test_with_nothing_found_the_second_look_finds_what_one_look_does_and_recognize_adds_what_scores_enough(
         monkeypatch):
     from cad2program.synth import GeneratorConfig, make_example

@@ -29,7 +29,7 @@ from cad2program.data import prepare_image
 from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
 from cad2program.recognizer import (BATCH_BUCKETS, SECOND_LOOK_MIN_LOGPROB, Recognizer, infer_sheet, measured_on,
-                                    unexplained, with_candidates, without_repeats)
+                                    unexplained, with_candidates, with_ink_evidence, without_repeats)
 from cad2program.refine import import_deferred
 from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
@@ -163,6 +163,7 @@ class Engine:
         second = await self.measured(prepared_residual, residual, second, sheet_known, written)
         scored = await self.batcher.run_in_model_thread(
             self.recognizer.scored_candidates, recognition, unexplained(recognition, second))
+        scored = await loop.run_in_executor(self.decode_pool, with_ink_evidence, image, recognition.sheet, scored)
         return with_candidates(recognition, scored, SECOND_LOOK_MIN_LOGPROB)
 
     async def measured(self, prepared: np.ndarray, image: np.ndarray, recognition, sheet_known: bool, written):
