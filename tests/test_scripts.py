@@ -148,11 +148,14 @@ def test_second_look_scores_each_threshold_and_leaves_out_an_unreadable_image(tm
     (tmp_path / "images" / "broken.png").write_bytes((clean / json.loads(lines[0])["image"]).read_bytes()[:300])
     (tmp_path / "labels.jsonl").write_text("\n".join(lines + [json.dumps(broken)]) + "\n")
     script = runpy.run_path(str(SCRIPTS / "second_look.py"))
-    assert script["main"]([str(tmp_path), "--no-ocr", "--thresholds", "-1000000", "-17.5"]) == 0
+    assert script["main"]([str(tmp_path), "--no-ocr", "--thresholds", "-1000000", "-17.5",
+                           "--alone-bonus", "0", "30"]) == 0
     captured = capsys.readouterr()
     assert "labels.jsonl:4" in captured.err and "broken.png" in captured.err  # said, and the rest still read
-    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in captured.out.splitlines()
-            if line.startswith("| ") and not line.startswith(("| threshold", "| ---"))}
-    assert set(rows) == {"off", "-1e+06", "-17.5"}
-    assert int(rows["off"][3]) == 0 and int(rows["-1e+06"][3]) >= int(rows["-17.5"][3])  # all candidates added
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line.split("|")[3:-1]
+            for line in captured.out.splitlines() if line.startswith("| ") and not line.startswith(("| threshold", "| ---"))}
+    assert set(rows) == {("off", "–"), ("-1e+06", "0"), ("-1e+06", "30"), ("-17.5", "0"), ("-17.5", "30")}
+    added = {key: int(row[3]) for key, row in rows.items()}
+    assert added[("off", "–")] == 0 and added[("-1e+06", "0")] >= added[("-17.5", "0")]  # all candidates added
+    assert added[("-17.5", "30")] >= added[("-17.5", "0")]  # a bonus only ever adds
     assert all(int(row[4]) <= int(row[3]) for row in rows.values())
