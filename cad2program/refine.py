@@ -955,11 +955,59 @@ def measure_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Pri
             p, size = measured[type(p)](p, ink, frame, tolerance_mm)
         else:
             p, size = (positioned[type(p)](p, ink, frame, tolerance_mm) if type(p) in positioned else p), {}
-        if isinstance(p, (Line, Rectangle, Polyline)):
-            size = {**size, "ink_share": ink_share(p, ink, frame)}
         out.append(p)
         sizes.append(size)
+    out = with_bent_lines_traced(out, ink, frame, tolerance_mm)
+    sizes = [{**size, "ink_share": ink_share(p, ink, frame)} if isinstance(p, (Line, Rectangle, Polyline)) else size
+             for p, size in zip(out, sizes)]
     return out, sizes
+
+
+OTHERS_SHARE = 0.3  # a traced stroke that other primitives lie along for more than this share is theirs
+
+
+def with_bent_lines_traced(primitives: Sequence[Primitive], ink: np.ndarray, frame: Frame,
+                           tolerance_mm: float) -> list[Primitive]:
+    """The primitives with each line whose ink bends replaced by the polyline the ink shows.
+
+    The model sometimes writes a line from one end of a bent stroke to the other, or along one of its
+    sides. Where the line's stroke, traced alone (`trace_polyline`), is an open polyline of three or
+    more corners, traced again gives itself back, and no other primitive lies along it (a line along
+    a rectangle's side is a repeat, not a bend), that polyline replaces the line.
+    """
+    if not any(isinstance(p, Line) for p in primitives):
+        return list(primitives)
+    band = _band(ink)
+    out = list(primitives)
+    for i, line in enumerate(primitives):
+        if not isinstance(line, Line):
+            continue
+        traced = trace_polyline(Polyline(((line.x1, line.y1), (line.x2, line.y2)), False), ink, frame, tolerance_mm)
+        if traced is None or traced.closed or len(traced.points) < 3:
+            continue
+        again = trace_polyline(traced, ink, frame, tolerance_mm)
+        if again is None or pair_error(again, traced, frame.sheet) is None:
+            continue
+        others = _strokes_mask(ink.shape, frame, [p for k, p in enumerate(out) if k != i], 2 * band + 3)
+        if _ink_at(others, _outline_px(traced, frame)).mean() <= OTHERS_SHARE:
+            out[i] = traced
+    return out
+
+
+def _strokes_mask(shape: tuple[int, int], frame: Frame, primitives: Sequence[Primitive], width: int,
+                  line_type: int = cv2.LINE_8) -> np.ndarray:
+    """(H, W) bool: where the primitives' strokes run, `width` pixels wide (with `cv2.LINE_AA`, every
+    pixel the anti-aliased stroke touches)."""
+    # Here, not at the top: the outputs package imports the DXF and drawing libraries, which
+    # measuring never needs.
+    from cad2program.outputs.scene import primitive_polyline
+
+    mask = np.zeros(shape, np.uint8)
+    for primitive in primitives:
+        points, closed = primitive_polyline(primitive)
+        px = np.array([frame.to_px(x, y) for x, y in points]) * 16  # 4 bits of sub-pixel precision
+        cv2.polylines(mask, [np.round(px).astype(np.int32)], closed, 255, width, line_type, shift=4)
+    return mask > 0
 
 
 def _outline_px(primitive: Line | Rectangle | Polyline, frame: Frame) -> np.ndarray:
@@ -997,16 +1045,8 @@ ERASE_SHARE = 0.012  # strokes are erased this share of the image's longer side 
 def erase_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive]) -> np.ndarray:
     """(H, W) grey uint8: the image with the primitives' strokes painted over with the paper around
     them, so that what is left is what they do not explain (the annotations, and anything missed)."""
-    # Here, not at the top: the outputs package imports the DXF and drawing libraries, which
-    # measuring never needs.
-    from cad2program.outputs.scene import primitive_polyline
-
     image = grey(image)
     frame = Frame(sheet, image.shape[1], image.shape[0])
-    strokes = np.zeros(image.shape, np.uint8)
     width = max(3, round(max(image.shape) * ERASE_SHARE))
-    for primitive in primitives:
-        points, closed = primitive_polyline(primitive)
-        px = np.array([frame.to_px(x, y) for x, y in points]) * 16  # 4 bits of sub-pixel precision
-        cv2.polylines(strokes, [np.round(px).astype(np.int32)], closed, 255, width, cv2.LINE_AA, shift=4)
-    return np.where(strokes > 0, paper_around(image), image)
+    strokes = _strokes_mask(image.shape, frame, primitives, width, cv2.LINE_AA)
+    return np.where(strokes, paper_around(image), image)

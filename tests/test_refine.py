@@ -230,6 +230,16 @@ def test_a_polyline_is_drawn_alone_unless_other_ink_joins_it_or_it_is_arrowhead_
     assert drawn_alone(image, SHEET, [Polyline(((20, 20), (60, 20), (60, 50)), False)]) == [False]
 
 
+def test_a_line_written_across_a_bent_stroke_becomes_the_polyline_the_ink_shows():
+    bent = Polyline(((110, 100), (150, 115), (185, 100)), False)  # turns by 43 degrees
+    rectangle, straight = Rectangle(20, 20, 60, 40), Line(110, 30, 180, 60)
+    image = draw([bent, rectangle, straight])
+    guesses = [Line(111, 101, 184, 99), rectangle, Line(21, 20, 79, 21), straight]  # a repeat of a side
+    refined = refine_primitives(image, SHEET, guesses)
+    assert isinstance(refined[0], Polyline) and pair_error(refined[0], bent, SHEET) is not None
+    assert [type(p) for p in refined[1:]] == [Rectangle, Line, Line]
+
+
 def test_a_hook_shorter_than_the_tolerance_where_a_pen_turned_a_corner_is_not_a_side():
     drawn = Polyline(((100, 40), (150, 40), (152, 42), (150, 80)), False)  # a 2.8 mm hook; tolerance 4 mm
     truth = Polyline(((100, 40), (150, 40), (150, 80)), False)
