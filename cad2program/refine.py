@@ -978,10 +978,9 @@ def with_bent_lines_traced(primitives: Sequence[Primitive], ink: np.ndarray, fra
     if not any(isinstance(p, Line) for p in primitives):
         return list(primitives)
     band = _band(ink)
-    _, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
     out = list(primitives)
     for i, line in enumerate(primitives):
-        if not isinstance(line, Line) or _straight_stroke(line, labels, frame, band):
+        if not isinstance(line, Line):
             continue
         traced = trace_polyline(Polyline(((line.x1, line.y1), (line.x2, line.y2)), False), ink, frame, tolerance_mm)
         if traced is None or traced.closed or len(traced.points) < 3:
@@ -993,24 +992,6 @@ def with_bent_lines_traced(primitives: Sequence[Primitive], ink: np.ndarray, fra
         if _ink_at(others, _outline_px(traced, frame)).mean() <= OTHERS_SHARE:
             out[i] = traced
     return out
-
-
-def _straight_stroke(line: Line, labels: np.ndarray, frame: Frame, band: int) -> bool:
-    """Whether the stroke of ink under a line (the connected ink most of its length lies on, `labels`
-    from `cv2.connectedComponents`) lies all within a stroke's width of it: nothing there to trace."""
-    along = _outline_px(line, frame)
-    under = labels[np.clip(np.rint(along[:, 1]).astype(int), 0, labels.shape[0] - 1),
-                   np.clip(np.rint(along[:, 0]).astype(int), 0, labels.shape[1] - 1)]
-    under = under[under > 0]
-    if not len(under):
-        return True
-    rows, cols = np.nonzero(labels == np.bincount(under).argmax())
-    a, b = along[0], along[-1]
-    direction = (b - a) / max(float(np.hypot(*(b - a))), 1e-9)
-    offset = np.stack([cols, rows], axis=1) - a
-    t = np.clip(offset @ direction, 0.0, float(np.hypot(*(b - a))))
-    distance = np.hypot(*(offset - t[:, None] * direction).T)
-    return bool(distance.max() <= 2 * band + 2)
 
 
 def _strokes_mask(shape: tuple[int, int], frame: Frame, primitives: Sequence[Primitive], width: int,
