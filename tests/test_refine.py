@@ -155,6 +155,16 @@ def test_straight_edged_primitives_without_ink_where_they_should_be_drawn_are_le
     assert sizes[0]["ink_share"] > 0.95 and "radius" in sizes[1]
 
 
+def test_an_outline_no_bigger_than_an_arrowhead_is_left_out():
+    from cad2program.recognizer import Recognition, measured_on
+
+    arrowhead = Polyline(((60, 120), (66, 122), (60, 124)), True)  # sides under 2 tolerances (8 mm)
+    small = Polyline(((100, 100), (110, 100), (105, 108)), True)  # a 10 mm side: a drawn triangle
+    image = draw([arrowhead, small], width=3)
+    kept, _ = measured_on(image, Recognition(SHEET, [arrowhead, small], [0.9, 0.8], valid=True), read_text=False)
+    assert len(kept.primitives) == 1 and pair_error(kept.primitives[0], small, SHEET) is not None
+
+
 def test_on_an_inferred_sheet_positions_are_re_measured_but_sizes_stay_as_read():
     import dataclasses as dc
 
