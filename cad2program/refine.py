@@ -501,9 +501,9 @@ def _without_spurs(skeleton: np.ndarray, spur: int) -> np.ndarray:
     return skeleton
 
 
-def _skeleton_graph(skeleton: np.ndarray) -> tuple[np.ndarray, "scipy.sparse.csr_matrix"]:
-    """The skeleton's pixels (N, 2) as (row, col) and their 8-neighbourhood as a graph whose edges
-    weigh the step's length (1 or the square root of 2)."""
+def _skeleton_graph(skeleton: np.ndarray):
+    """The skeleton's pixels (N, 2) as (row, col) and their 8-neighbourhood as a graph (a SciPy sparse
+    matrix) whose edges weigh the step's length (1 or the square root of 2)."""
     from scipy.sparse import coo_matrix
 
     pixels = np.argwhere(skeleton)
