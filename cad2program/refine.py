@@ -188,7 +188,7 @@ def _fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, toler
             if key[:2] > best[:2]:
                 best = key
 
-    step = max(1, reach // 6)
+    step = max(1, reach // 3)  # a coarse grid, then every pixel around its best: 6x fewer centres than all
     fit([(dc, dr) for dc in range(-reach, reach + 1, step) for dr in range(-reach, reach + 1, step)])
     c0, r0 = best[2], best[3]
     fit([(c0 + i, r0 + j) for i in range(1 - step, step) for j in range(1 - step, step) if i or j])
