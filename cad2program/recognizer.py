@@ -254,12 +254,26 @@ def with_candidates(recognition: Recognition, candidates: Sequence[tuple[Primiti
         confidences=recognition.confidences + [c for _, c in added], spans=[]))
 
 
+def _segment_of(primitive: Primitive) -> Line | None:
+    """A two-point open polyline as the line it is drawn as; None for anything else."""
+    if isinstance(primitive, Polyline) and len(primitive.points) == 2 and not primitive.closed:
+        (x1, y1), (x2, y2) = primitive.points
+        return Line(x1, y1, x2, y2)
+    return None
+
+
 def without_repeats(recognition: Recognition) -> Recognition:
     """The recognition less any primitive written twice: two of one type that would match each other
-    under the contract's tolerance (re-measuring often puts both on the same ink). The more confident stays."""
+    under the contract's tolerance (re-measuring often puts both on the same ink), the more confident
+    staying; and a two-point polyline on a line's segment, which is drawn as the line is: the line
+    stays, the usual way to write one segment."""
     primitives, confidences = recognition.primitives, recognition.confidences
+    lines = [p for p in primitives if isinstance(p, Line)]
     kept: list[int] = []
     for i in sorted(range(len(primitives)), key=lambda i: -confidences[i]):
+        segment = _segment_of(primitives[i])
+        if segment is not None and any(pair_error(segment, line, recognition.sheet) is not None for line in lines):
+            continue
         if not any(type(primitives[i]) is type(primitives[k])
                    and pair_error(primitives[i], primitives[k], recognition.sheet) is not None for k in kept):
             kept.append(i)

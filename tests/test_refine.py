@@ -142,6 +142,16 @@ def test_a_primitive_written_twice_is_kept_once_with_the_higher_confidence():
     assert [type(p) for p in refined.primitives] == [Circle, Line] and refined.confidences == [0.9, 0.7]
 
 
+def test_a_two_point_polyline_on_a_lines_segment_is_a_repeat_and_the_line_stays():
+    from cad2program.recognizer import Recognition, without_repeats
+
+    line, bent = Line(110, 20, 190, 60), Polyline(((20, 20), (60, 20), (60, 50)), False)
+    segment = Polyline(((189.5, 60.5), (110.5, 20)), False)  # the line's segment, ends swapped
+    elsewhere = Polyline(((20, 100), (80, 140)), False)  # a two-point polyline on no line
+    found = Recognition(SHEET, [line, segment, bent, elsewhere], [0.5, 0.9, 0.8, 0.7], valid=True)
+    assert without_repeats(found).primitives == [line, bent, elsewhere]
+
+
 def test_straight_edged_primitives_without_ink_where_they_should_be_drawn_are_left_out():
     from cad2program.recognizer import Recognition, measured_on
 
