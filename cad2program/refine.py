@@ -590,10 +590,11 @@ def _ordered_skeleton(skeleton: np.ndarray) -> tuple[np.ndarray, bool] | None:
 
 
 def import_deferred() -> None:
-    """Imports what measuring imports only when first needed (scikit-image for tracing polylines,
-    the outputs package for erasing): about half a second once. A server calls it while warming up,
-    so that its first request does not pay it."""
+    """Imports what measuring imports only when first needed (scikit-image and SciPy's graphs for
+    tracing polylines, the outputs package for erasing): about half a second once. A server calls it
+    while warming up, so that its first request does not pay it."""
     import cad2program.outputs.scene  # noqa: F401
+    import scipy.sparse.csgraph  # noqa: F401
     import skimage.morphology  # noqa: F401
 
 
