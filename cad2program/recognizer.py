@@ -116,6 +116,7 @@ ARROWHEAD_SIDES = 2.0
 
 
 def _arrowhead_sized(primitive: Primitive, sheet: Sheet) -> bool:
+    """Whether a primitive is a closed polyline whose every side is under ARROWHEAD_SIDES tolerances."""
     if not (isinstance(primitive, Polyline) and primitive.closed):
         return False
     points = np.array(primitive.points + primitive.points[:1], float)
@@ -127,10 +128,10 @@ def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: boo
                 text_finder: str = "ink") -> tuple[Recognition, list[dict]]:
     """The recognition with its primitives re-measured on the image's ink, those without ink where
     they should be drawn (MIN_INK_SHARE) and arrowhead-sized outlines (ARROWHEAD_SIDES) left out, and
-    the sizes the ink shows for each one kept (`refine.measure_primitives`). `sizes_from_ink=False` keeps the sizes the model read (an inferred
-    sheet: the ink's millimetres are not the drawing's). `read_text`: the numbers written on the
-    image are read too (`annotations.written_numbers` with `text_finder`, unless `written` holds them
-    already), for `reread_sizes`. Needs no model: a server runs it beside the model thread."""
+    the sizes the ink shows for each one kept (`refine.measure_primitives`). `sizes_from_ink=False`
+    keeps the sizes the model read (an inferred sheet: the ink's millimetres are not the drawing's).
+    `read_text`: the numbers written on the image are read too (`annotations.written_numbers` with
+    `text_finder`, unless `written` holds them already), for `reread_sizes`. Needs no model: a server runs it beside the model thread."""
     primitives, sizes = measure_primitives(image, recognition.sheet, recognition.primitives)
     if not sizes_from_ink:
         primitives = [_with_read_sizes(new, old, recognition.sheet) for new, old in zip(primitives, recognition.primitives)]

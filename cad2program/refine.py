@@ -432,10 +432,13 @@ def refine_line(line: Line, ink: np.ndarray, frame: Frame, tolerance_mm: float) 
     return refined if not refined.problems(frame.sheet) else line
 
 
+PARALLEL_SINE = 0.2  # lines under about 12 degrees apart are taken as parallel: their crossing is not trusted
+
+
 def _intersection(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray,
-                  min_sine: float = 0.2) -> np.ndarray | None:
-    """Where the lines through a1-b1 and a2-b2 cross; None when they are nearly parallel (by default
-    under about 12 degrees apart)."""
+                  min_sine: float = PARALLEL_SINE) -> np.ndarray | None:
+    """Where the lines through a1-b1 and a2-b2 cross; None when they are nearly parallel (the sine of
+    the angle between them under `min_sine`)."""
     d1, d2 = b1 - a1, b2 - a2
     cross = d1[0] * d2[1] - d1[1] * d2[0]
     if abs(cross) < min_sine * np.hypot(*d1) * np.hypot(*d2):
@@ -673,7 +676,7 @@ def _corner_sine(corners: Sequence[np.ndarray], k: int) -> float:
     nearly parallel sides cross anywhere along a corner that hardly turns, but where the stroke turns
     back on itself (more than 90 degrees) the crossing is the sharp corner's tip."""
     a, b, c = corners[k], corners[(k + 1) % len(corners)], corners[(k + 2) % len(corners)]
-    return SHARP_SINE if float(np.dot(b - a, c - b)) < 0 else 0.2
+    return SHARP_SINE if float(np.dot(b - a, c - b)) < 0 else PARALLEL_SINE
 
 
 def _on_ink(near: np.ndarray, *corners: np.ndarray) -> bool:
