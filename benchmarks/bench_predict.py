@@ -39,7 +39,7 @@ DEFAULT_IMAGE = Path(__file__).resolve().parent.parent / "testsets" / "clean" / 
 
 
 def main() -> None:
-    from cad2program.annotations import TEXT_FINDERS
+    from cad2program.commands.predict import add_text_arguments, positive_int
     from cad2program.commands.render import parse_sheet
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,14 +51,11 @@ def main() -> None:
     parser.add_argument("--sheet", type=parse_sheet, metavar="WxH", help="the drawing's sheet in mm, as `predict --sheet` takes it: "
                                                       "sizes are then re-read (default: inferred, as `predict` "
                                                       "without --sheet does, and sizes stay as read)")
-    parser.add_argument("--no-ocr", dest="read_text", action="store_false",
-                        help="do not read the written numbers with OCR (as `predict --no-ocr`)")
-    parser.add_argument("--find-text", choices=TEXT_FINDERS, default=TEXT_FINDERS[0],
-                        help="where the OCR looks for text (as `predict --find-text`; default ink)")
+    add_text_arguments(parser, "the image")  # --no-ocr and --find-text, as `predict` has them
     parser.add_argument("--one-look", dest="second_look", action="store_false",
                         help="read the drawing once, without the second look (as `predict --one-look`)")
     parser.add_argument("--folder", type=Path, help="a labelled dataset folder: time its drawings one by one too")
-    parser.add_argument("--count", type=int, default=20, help="drawings from the start of --folder (default 20)")
+    parser.add_argument("--count", type=positive_int, default=20, help="drawings from the start of --folder (default 20)")
     args = parser.parse_args()
 
     from cad2program import tokenizer

@@ -255,6 +255,10 @@ class Polyline(_Primitive):
     def key_points(self):
         return list(self.points)
 
+    def path(self) -> list[tuple[float, float]]:
+        """The points in drawing order, the first again at the end of a closed one."""
+        return list(self.points) + (list(self.points[:1]) if self.closed else [])
+
     def problems(self, sheet=None):
         problems = super().problems(sheet)
         if len(self.points) < 2:

@@ -29,7 +29,7 @@ from cad2program.errors import UserError
 from cad2program.model import DrawingReader
 from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_program,
                                  program_problems, reading_order)
-from cad2program.refine import Frame, drawn_alone, erase_primitives, measure_primitives
+from cad2program.refine import Frame, drawn_alone, erase_primitives, longest_side, measure_primitives
 from cad2program.scoring import pair_error, tolerance
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model.msgpack"
@@ -117,10 +117,8 @@ ARROWHEAD_SIDES = 2.0
 
 def _arrowhead_sized(primitive: Primitive, sheet: Sheet) -> bool:
     """Whether a primitive is a closed polyline whose every side is under ARROWHEAD_SIDES tolerances."""
-    if not (isinstance(primitive, Polyline) and primitive.closed):
-        return False
-    points = np.array(primitive.points + primitive.points[:1], float)
-    return float(np.hypot(*np.diff(points, axis=0).T).max()) < ARROWHEAD_SIDES * tolerance(sheet)
+    return (isinstance(primitive, Polyline) and primitive.closed
+            and longest_side(primitive) < ARROWHEAD_SIDES * tolerance(sheet))
 
 
 def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: bool = True,
@@ -233,7 +231,12 @@ def with_ink_evidence(image: np.ndarray, sheet: Sheet, candidates: Sequence[tupl
                       bonus: float = DRAWN_ALONE_BONUS) -> list[tuple[Primitive, float, float]]:
     """The second look's (primitive, confidence, log-probability) candidates, those drawn alone on the
     image (`refine.drawn_alone`) with `bonus` added to their log-probability."""
-    alone = drawn_alone(image, sheet, [p for p, _, _ in candidates])
+    return with_alone_bonus(candidates, drawn_alone(image, sheet, [p for p, _, _ in candidates]), bonus)
+
+
+def with_alone_bonus(candidates: Sequence[tuple[Primitive, float, float]], alone: Sequence[bool],
+                     bonus: float) -> list[tuple[Primitive, float, float]]:
+    """The candidates with `bonus` added to the log-probability of those `alone` marks."""
     return [(p, c, score + bonus * a) for (p, c, score), a in zip(candidates, alone)]
 
 

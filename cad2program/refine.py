@@ -680,10 +680,8 @@ def _corner_sine(corners: Sequence[np.ndarray], k: int) -> float:
 
 
 def _on_ink(near: np.ndarray, *corners: np.ndarray) -> bool:
-    """Whether the way through the corners (col, row) lies on ink (`near`: the ink widened by a band)."""
-    way = np.concatenate([a + np.linspace(0, 1, max(2, int(np.hypot(*(b - a))) + 1))[:, None] * (b - a)
-                          for a, b in zip(corners[:-1], corners[1:])])
-    return bool(_ink_at(near, way).mean() >= 0.9)
+    """Whether the way through the corners (col, row) lies on ink (`near`: `_near_ink`)."""
+    return bool(_ink_at(near, _along(np.array(corners))).mean() >= 0.9)
 
 
 def _with_sharp_corners(corners: list[np.ndarray], lines: list, closed: bool, near: np.ndarray,
@@ -692,7 +690,7 @@ def _with_sharp_corners(corners: list[np.ndarray], lines: list, closed: bool, ne
     fills the corner, and the skeleton crosses it short of the tip: two corners joined by a short side.
     When the sides on either side of it cross near it, and the way from one corner to that crossing
     and on to the other lies on ink, the corner was that crossing (a drawn chamfer leaves paper there).
-    `lines[k]` is side k's fitted line (corner k to corner k + 1); `near` is the ink widened by a band."""
+    `lines[k]` is side k's fitted line (corner k to corner k + 1); `near` is `_near_ink`."""
     corners, lines = list(corners), list(lines)
     limit = CUT_CORNER_SIDE * tolerance_px
     changed = True
@@ -753,7 +751,7 @@ def trace_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance_
         piece = path[a:b + 1] if a < b else np.concatenate([path[a:], path[:b + 1]])
         inner = piece[margin:len(piece) - margin] if len(piece) > 2 * margin + 2 else piece
         lines.append(_fit_line(inner))
-    near = cv2.dilate(ink.astype(np.uint8), np.ones((2 * band + 1,) * 2, np.uint8)).astype(bool)
+    near = _near_ink(ink)
     new = [c.copy() for c in corners]
     for k in range(len(sides) if closed else len(sides) - 1):
         (p, d), (q, e) = lines[k], lines[(k + 1) % len(lines)]
@@ -919,6 +917,11 @@ def working_ink(image: np.ndarray, sheet: Sheet) -> tuple[np.ndarray, Frame]:
     return ink, Frame(sheet, ink.shape[1], ink.shape[0])
 
 
+def longest_side(polyline: Polyline) -> float:
+    """The length of a polyline's longest side (a closed one's closing side included)."""
+    return float(np.hypot(*np.diff(np.array(polyline.path(), float), axis=0).T).max())
+
+
 ALONE_MIN_SIDE = 3.0  # tolerances: an arrowhead's sides are shorter (`drawn_alone`)
 
 
@@ -935,11 +938,8 @@ def drawn_alone(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive]
         if not isinstance(p, Polyline):
             out.append(False)
             continue
-        points = np.array(p.points)
-        ring = np.vstack([points, points[:1]]) if p.closed else points
-        longest = float(np.hypot(*np.diff(ring, axis=0).T).max())
         traced = trace_polyline(p, ink, frame, tolerance_mm)
-        out.append(longest >= ALONE_MIN_SIDE * tolerance_mm and traced is not None
+        out.append(longest_side(p) >= ALONE_MIN_SIDE * tolerance_mm and traced is not None
                    and pair_error(traced, p, sheet) is not None)
     return out
 
@@ -962,7 +962,8 @@ def measure_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Pri
         out.append(p)
         sizes.append(size)
     out = with_bent_lines_traced(out, ink, frame, tolerance_mm)
-    sizes = [{**size, "ink_share": ink_share(p, ink, frame)} if isinstance(p, (Line, Rectangle, Polyline)) else size
+    near = _near_ink(ink)
+    sizes = [{**size, "ink_share": ink_share(p, near, frame)} if isinstance(p, (Line, Rectangle, Polyline)) else size
              for p, size in zip(out, sizes)]
     return out, sizes
 
@@ -1014,6 +1015,12 @@ def _strokes_mask(shape: tuple[int, int], frame: Frame, primitives: Sequence[Pri
     return mask > 0
 
 
+def _along(corners: np.ndarray) -> np.ndarray:
+    """(N, 2) points a pixel apart along the straight path through `corners` (pixels, col and row)."""
+    return np.concatenate([a + np.linspace(0, 1, max(2, int(np.hypot(*(b - a))) + 1))[:, None] * (b - a)
+                           for a, b in zip(corners[:-1], corners[1:])])
+
+
 def _outline_px(primitive: Line | Rectangle | Polyline, frame: Frame) -> np.ndarray:
     """(N, 2) pixel (col, row) points a pixel apart along a straight-edged primitive's strokes."""
     if isinstance(primitive, Line):
@@ -1022,18 +1029,20 @@ def _outline_px(primitive: Line | Rectangle | Polyline, frame: Frame) -> np.ndar
         x, y, w, h = primitive.x, primitive.y, primitive.width, primitive.height
         corners = [(x, y), (x + w, y), (x + w, y + h), (x, y + h), (x, y)]
     else:
-        corners = list(primitive.points) + ([primitive.points[0]] if primitive.closed else [])
-    px = np.array([frame.to_px(x, y) for x, y in corners])
-    return np.concatenate([a + np.linspace(0, 1, max(2, int(np.hypot(*(b - a))) + 1))[:, None] * (b - a)
-                           for a, b in zip(px[:-1], px[1:])])
+        corners = primitive.path()
+    return _along(np.array([frame.to_px(x, y) for x, y in corners]))
 
 
-def ink_share(primitive: Line | Rectangle | Polyline, ink: np.ndarray, frame: Frame) -> float:
-    """The share of a straight-edged primitive's strokes that lies on ink (within a line's width).
+def _near_ink(ink: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the ink widened by a line's width (`_band`), where a stroke drawn along counts as on ink."""
+    band = _band(ink)
+    return cv2.dilate(ink.astype(np.uint8), np.ones((2 * band + 1,) * 2, np.uint8)).astype(bool)
+
+
+def ink_share(primitive: Line | Rectangle | Polyline, near: np.ndarray, frame: Frame) -> float:
+    """The share of a straight-edged primitive's strokes that lies on ink (`near`: `_near_ink`).
     After re-measuring, a drawn one lies on ink nearly all along; one the model saw where nothing is
     drawn does not (`recognizer.MIN_INK_SHARE` says where the line is drawn, per type)."""
-    band = _band(ink)
-    near = cv2.dilate(ink.astype(np.uint8), np.ones((2 * band + 1,) * 2, np.uint8)).astype(bool)
     return float(_ink_at(near, _outline_px(primitive, frame)).mean())
 
 

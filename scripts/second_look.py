@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 
 from cad2program.dataset import ImageError, load_image, load_labels
-from cad2program.recognizer import (DRAWN_ALONE_BONUS, SECOND_LOOK_MIN_LOGPROB, Recognizer, with_candidates,
-                                    with_ink_evidence)
+from cad2program.recognizer import (DRAWN_ALONE_BONUS, SECOND_LOOK_MIN_LOGPROB, Recognizer, with_alone_bonus,
+                                    with_candidates)
+from cad2program.refine import drawn_alone
 from cad2program.scoring import matched_flags, score
 
 CHUNK = 32
@@ -45,9 +46,9 @@ def read_twice(recognizer: Recognizer, folder: Path, bonuses: list[float]):
         written = [recognizer.written_on(img) for img in images]  # once for both
         first = recognizer.recognize(images, [r.sheet for r in chunk], written=written)
         found = recognizer.second_look_candidates(images, first, [True] * len(chunk), written, alone_bonus=0.0)
-        found = [{bonus: with_ink_evidence(image, r.sheet, candidates, bonus) for bonus in bonuses}
-                 for image, r, candidates in zip(images, first, found)]
-        out += list(zip(chunk, first, found))
+        for record, image, r, candidates in zip(chunk, images, first, found):
+            alone = drawn_alone(image, r.sheet, [p for p, _, _ in candidates])  # traced once, whatever the bonuses
+            out.append((record, r, {bonus: with_alone_bonus(candidates, alone, bonus) for bonus in bonuses}))
     return out
 
 

@@ -67,7 +67,7 @@ def add_text_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
     parser.add_argument("--find-text", choices=TEXT_FINDERS, default=TEXT_FINDERS[0],
                         help="where the OCR looks for text: 'ink' groups glyph-sized ink into texts (fast; "
                              "misses text that touches a stroke), 'detector' runs the OCR's text detector "
-                             "on the page and on the page turned a quarter (about 0.25 s more a drawing on "
+                             "on the page and on the page turned a quarter (about 0.4 s more a drawing on "
                              "2 cores; a few more sizes read). Default: %(default)s")
 
 
