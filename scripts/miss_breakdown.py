@@ -8,7 +8,7 @@
 Prints: size exactness per type and field (of matched primitives); how many unmatched true lines had
 no predicted line with both ends within 3 tolerances (never written, rather than misplaced); how
 many true polylines no reader can tell from the image (two points: a segment drawn as a line is; or
-a corner turning by less than 10 degrees); the unmatched true primitives and the unmatched
+a corner turning by less than 10 degrees), and how many of them are left unmatched; the unmatched true primitives and the unmatched
 predictions per type; and where the unmatched predicted lines lie (ends and middle within a
 tolerance): along an unmatched true polyline of two points (which is drawn as a line is) or of more
 (its sides written as lines), along some other true primitive (a part of it, or a repeat), or on
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     exact, sizes = Counter(), Counter()
     lines_unmatched = lines_never_written = 0
     polylines = two_points = invisible_corner = 0
+    unmatched_two_points = unmatched_invisible = 0
     missed, extra, extra_lines = Counter(), Counter(), Counter()
     for folder in args.truth:
         try:
@@ -133,15 +134,18 @@ def main(argv: list[str] | None = None) -> int:
                     polylines += 1
                     if len(q.points) == 2:
                         two_points += 1
+                        unmatched_two_points += j not in matched
                     elif smallest_turn(q) < INVISIBLE_TURN_DEGREES:
                         invisible_corner += 1
+                        unmatched_invisible += j not in matched
     print("| type | size field | exact | of | share |\n| --- | --- | --- | --- | --- |")
     for key in sorted(sizes):
         print(f"| {key[0]} | {key[1]} | {exact[key]} | {sizes[key]} | {exact[key] / sizes[key]:.2f} |")
     print(f"\nunmatched true lines: {lines_unmatched}; with no predicted line within {NEAR_TOLERANCES} "
           f"tolerances (never written): {lines_never_written}")
-    print(f"true polylines: {polylines}; two points (drawn as a line is): {two_points}; a corner turning "
-          f"< {INVISIBLE_TURN_DEGREES:g} degrees: {invisible_corner}")
+    print(f"true polylines: {polylines}; two points (drawn as a line is): {two_points} ({unmatched_two_points} "
+          f"unmatched); a corner turning < {INVISIBLE_TURN_DEGREES:g} degrees: {invisible_corner} "
+          f"({unmatched_invisible} unmatched)")
     print("unmatched true primitives: " + (", ".join(f"{missed[t]} {t}" for t in sorted(missed)) or "none"))
     print("unmatched predictions: " + (", ".join(f"{extra[t]} {t}" for t in sorted(extra)) or "none"))
     print("unmatched predicted lines: " + "; ".join(f"{where}: {extra_lines[where]}" for where in LINE_PLACES))

@@ -71,7 +71,8 @@ def test_miss_breakdown_counts_unwritten_lines_unreadable_polylines_and_exact_si
     out = capsys.readouterr().out
     assert "| rectangle | height | 1 | 1 | 1.00 |" in out and "| rectangle | width | 0 | 1 | 0.00 |" in out
     assert "unmatched true lines: 2; with no predicted line within 3 tolerances (never written): 1" in out
-    assert "true polylines: 2; two points (drawn as a line is): 1; a corner turning < 10 degrees: 1" in out
+    assert ("true polylines: 2; two points (drawn as a line is): 1 (1 unmatched); a corner turning < 10 degrees: 1 "
+            "(1 unmatched)") in out
     assert "unmatched true primitives: 2 line, 2 polyline" in out and "unmatched predictions: 5 line" in out
     assert ("unmatched predicted lines: along an unmatched two-point polyline: 1; along another unmatched polyline: 1; "
             "along another true primitive: 1; on none: 2") in out
