@@ -17,6 +17,9 @@ How an arc is refined:
    hand's wobble); gaps of a few degrees (a crossing line's gap, a sketchy stroke) are closed.
 4. The run of ink that overlaps the model's span most gives the new start and end angles. When no run
    overlaps enough, or the ink goes all round (a concentric circle), the model's angles are kept.
+5. The circle is settled by a least-squares fit to every pixel of that run's stroke (the grid of step 2
+   leaves a short arc's centre free to slide along its middle), and its run measured again.
+6. Each end is drawn back by half the stroke's width: a pen's round end reaches that far past the arc.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ CENTRE_SEARCH_SHARE = 1.0  # segments are searched across within this share of t
 ARC_REFITS = 1  # fits of an arc's circle again, to the span of its ink
 ARC_CENTRE_REACH = 2.0  # arc centres are searched this many tolerances from the model's (held-out F1 up)
 ARC_MIN_RUN = 15  # degrees of ink that an arc whose span the model misplaced must show
+ARC_SETTLING_ROUNDS = 3  # least-squares fits of an arc's circle, each to the ink around the last
+ARC_MIN_SPAN = 5  # degrees an arc keeps at least when its ends are drawn back by the pen's round caps
 FAR_EDGE_TOLERANCES = 4  # a rectangle's edge with no stroke near is searched this many tolerances out
 FAR_EDGE_COVERAGE = 0.8  # ... for a stroke along this share of it
 WORKING_SIDE = 800  # larger images are measured at this longer side (over 3x the model's 256 px)
@@ -157,10 +162,7 @@ def _fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, toler
     """
     reach = max(1, int(round(reach_share * tolerance_px)))
     radii = np.arange(max(2, int(radius_px - tolerance_px)), int(radius_px + tolerance_px) + 1)
-    outer = int(radii[-1] + reach + band + 2)
-    top, left = max(0, int(row) - outer), max(0, int(col) - outer)
-    rows, cols = np.nonzero(ink[top:int(row) + outer + 1, left:int(col) + outer + 1])
-    rows, cols = rows + top, cols + left
+    cols, rows = _ink_pixels_near(ink, col, row, int(radii[-1] + reach + band + 2))
     if len(rows) == 0:
         return None
     best = (-1, 0.0, 0, 0, radius_px)  # (pixels, -how far from the model's circle, dc, dr, radius)
@@ -203,24 +205,67 @@ def _max_gap(radius_px: float) -> int:
     return max(MAX_GAP_DEGREES, int(np.ceil(2 * 360 / (2 * np.pi * max(radius_px, 1.0)))))
 
 
-def _least_squares_radius(ink: np.ndarray, col: float, row: float, radius: float, on: np.ndarray,
-                          band: int) -> float:
-    """The radius (pixels) of the least-squares circle through the ink within a stroke's width of the
-    given one, in its degrees `on` (360,): sub-pixel, where the fit's histogram has half-pixel bins.
-    The given radius when too few pixels are found."""
-    reach = int(radius + band + 2)
+def _ink_pixels_near(ink: np.ndarray, col: float, row: float, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cols, rows) of the ink pixels within `reach` pixels (a square) of (col, row)."""
     top, left = max(0, int(row) - reach), max(0, int(col) - reach)
     rows, cols = np.nonzero(ink[top:int(row) + reach + 1, left:int(col) + reach + 1])
-    dx, dy = cols + left - col, row - (rows + top)
-    degree = np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360
-    keep = (np.abs(np.hypot(dx, dy) - radius) <= band + 1) & on[degree]
-    if keep.sum() < 12:
-        return radius
-    x, y = dx[keep], dy[keep]
-    # x^2 + y^2 = 2 a x + 2 b y + c is linear in (a, b, c): centre (a, b), radius^2 = c + a^2 + b^2.
-    (a, b, c), *_ = np.linalg.lstsq(np.stack([2 * x, 2 * y, np.ones_like(x)], axis=1), x * x + y * y, rcond=None)
-    fitted = float(np.sqrt(max(c + a * a + b * b, 0.0)))
-    return fitted if abs(fitted - radius) <= band + 1 else radius
+    return cols + left, rows + top
+
+
+def _distances_to_circle(circle: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Signed distances of points (x, y) from the circle (centre x, centre y, radius)."""
+    return np.hypot(x - circle[0], y - circle[1]) - circle[2]
+
+
+def _least_squares_circle(ink: np.ndarray, col: float, row: float, radius: float, on: np.ndarray,
+                          reach: float, rounds: int = 1) -> tuple[float, float, float] | None:
+    """The circle (centre col, row and radius, in pixels) nearest the ink within `reach` pixels of the
+    given one (a stroke's half width and some slack), in its degrees `on` (360,): sub-pixel, and set by
+    every pixel of the stroke rather than by the fit's grid. With more `rounds`, the pixels are taken
+    again around each round's circle (a circle found far off sees only the edge of the stroke at
+    first). None when too few pixels are found.
+
+    The distances to the circle are minimised (the algebraic x^2 + y^2 form would let a thick stroke
+    on a short arc trade the centre against the radius), with a soft loss so that an arrowhead or a
+    crossing line touching the stroke pulls it little.
+    """
+    from scipy.optimize import least_squares
+
+    cols, rows = _ink_pixels_near(ink, col, row, int(radius + 2 * reach + 2))
+    circle = None
+    for _ in range(rounds):
+        dx, dy = cols - col, row - rows  # y up on the sheet, down in the image
+        degree = np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360
+        keep = (np.abs(np.hypot(dx, dy) - radius) <= reach) & on[degree]
+        if keep.sum() < 12:
+            return circle
+        x, y = dx[keep].astype(np.float64), dy[keep].astype(np.float64)
+        fit = least_squares(_distances_to_circle, [0.0, 0.0, radius], args=(x, y), loss="soft_l1", f_scale=1.0)
+        a, b, fitted = fit.x
+        col, row, radius = col + a, row - b, float(fitted)
+        circle = (col, row, radius)
+    return circle
+
+
+def _stroke_half_width(ink: np.ndarray, col: float, row: float, radius: float, first: int, length: int,
+                       band: int) -> float:
+    """Pixels from the middle of a circle's stroke to its edge, over the degrees [first, first + length):
+    the median over degrees of the largest distance to paper within `band` pixels of the circle (a
+    distance transform, less the half pixel by which it reaches past the stroke's edge), so that a
+    circle a pixel or two off the stroke's middle measures it as well. 0 when the circle finds no ink."""
+    reach = int(radius) + 16  # the whole stroke, and paper beyond it
+    top, left = max(0, int(row) - reach), max(0, int(col) - reach)
+    crop = ink[top:int(row) + reach + 1, left:int(col) + reach + 1].astype(np.uint8)
+    distance = cv2.distanceTransform(crop, cv2.DIST_L2, 5)
+    angles = np.radians(first + 0.5 + np.arange(length))[:, None]  # (L, 1) by radii (1, 2 band + 1)
+    radii = radius + np.arange(-band, band + 1)[None, :]
+    c = np.rint(col + radii * np.cos(angles)).astype(np.int64) - left
+    r = np.rint(row - radii * np.sin(angles)).astype(np.int64) - top
+    inside = (c >= 0) & (c < crop.shape[1]) & (r >= 0) & (r < crop.shape[0])
+    values = distance[np.clip(r, 0, crop.shape[0] - 1), np.clip(c, 0, crop.shape[1] - 1)]
+    values = np.where(inside, values, 0).max(axis=1)  # (L,)
+    values = values[values > 0]
+    return max(0.0, float(np.median(values)) - 0.5) if len(values) else 0.0
 
 
 def _ink_span_near(ink: np.ndarray, centre: tuple[float, float], radius_px: float, tolerance_px: float,
@@ -291,10 +336,26 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
         col, row, radius, along = fitted
         first, length = max(found, key=overlap)
         measured["radius"] = radius / scale
+    # The grid's best circle is one of many that hold about as much ink (on a short arc the centre
+    # slides along its middle as the radius changes): every pixel of the stroke settles it.
     on = ((np.arange(360) - first) % 360) < length
-    measured["radius"] = _least_squares_radius(ink, col, row, radius, on, band) / scale
+    half_width = _stroke_half_width(ink, col, row, radius, first, length, band)
+    settled = _least_squares_circle(ink, col, row, radius, on, max(band, half_width) + 1, ARC_SETTLING_ROUNDS)
+    # ... trusted where its radius agrees with the grid's or with the one read (a hand's wobble bends
+    # a small arc's stroke off any circle, and the fit follows it).
+    if settled and np.hypot(settled[0] - col, settled[1] - row) <= tolerance_mm * scale and \
+            min(abs(settled[2] - radius), abs(settled[2] - radius_px)) <= band + 1:
+        cols, rows = _ink_pixels_near(ink, settled[0], settled[1], int(settled[2] + 2 * band + 2))
+        along = _degrees_by_radius(cols, rows, settled[0], settled[1], np.array([int(round(settled[2]))]), band)[0]
+        found = [run for run in runs(close_gaps(along, _max_gap(settled[2]))) if run[1] < 358]
+        if found and overlap(max(found, key=overlap)) >= MIN_OVERLAP * predicted.sum():
+            (col, row, radius), (first, length) = settled, max(found, key=overlap)
+    measured["radius"] = radius / scale
+    # A pen's round end reaches half the stroke's width past where the arc ends.
+    cap = np.degrees(half_width / radius)
+    cap = cap if length - 2 * cap > ARC_MIN_SPAN else 0.0
     x, y = frame.to_mm(col, row)
-    start, end = float(first % 360), float((first + length) % 360)
+    start, end = round((first + cap) % 360, 1) % 360, round((first + length - cap) % 360, 1) % 360
     refined = dataclasses.replace(arc, x=round(x, 1), y=round(y, 1), start_angle=start, end_angle=end)
     return (refined, measured) if not refined.problems(frame.sheet) else (arc, measured)
 
@@ -312,7 +373,8 @@ def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: f
     if fitted is None or close_gaps(fitted[3], _max_gap(fitted[2])).mean() < 0.7:
         return circle, {}
     col, row, radius, along = fitted
-    radius = _least_squares_radius(ink, col, row, radius, along, band)
+    settled = _least_squares_circle(ink, col, row, radius, along, band + 1)
+    radius = settled[2] if settled and abs(settled[2] - radius) <= band + 1 else radius
     x, y = frame.to_mm(col, row)
     refined = dataclasses.replace(circle, x=round(x, 1), y=round(y, 1))
     return (refined if not refined.problems(frame.sheet) else circle), {"radius": radius / scale,
@@ -594,9 +656,10 @@ def _ordered_skeleton(skeleton: np.ndarray) -> tuple[np.ndarray, bool] | None:
 
 def import_deferred() -> None:
     """Imports what measuring imports only when first needed (scikit-image and SciPy's graphs for
-    tracing polylines, the outputs package for erasing): about half a second once. A server calls it
-    while warming up, so that its first request does not pay it."""
+    tracing polylines, SciPy's least squares for arcs, the outputs package for erasing): about half a
+    second once. A server calls it while warming up, so that its first request does not pay it."""
     import cad2program.outputs.scene  # noqa: F401
+    import scipy.optimize  # noqa: F401
     import scipy.sparse.csgraph  # noqa: F401
     import skimage.morphology  # noqa: F401
 

@@ -15,7 +15,8 @@ PX_PER_MM = 3
 
 
 def draw(primitives, noise: float = 0.0, seed: int = 0, width: int = 2) -> np.ndarray:
-    """A white 600 x 450 image with the primitives in black, `width` px wide (sheet y up, image y down)."""
+    """A white 600 x 450 image with the primitives in black (arcs and polylines `width` px wide, with
+    OpenCV's round ends; sheet y up, image y down)."""
     import cv2
 
     image = np.full((round(SHEET.height * PX_PER_MM), round(SHEET.width * PX_PER_MM)), 255, np.uint8)
@@ -34,7 +35,7 @@ def draw(primitives, noise: float = 0.0, seed: int = 0, width: int = 2) -> np.nd
             sweep = (p.end_angle - p.start_angle) % 360
             angles = np.radians(p.start_angle + np.linspace(0, sweep, 200))
             points = [px(p.x + p.radius * np.cos(a), p.y + p.radius * np.sin(a)) for a in angles]
-            cv2.polylines(image, [np.array(points, np.int32)], False, 0, 2)
+            cv2.polylines(image, [np.array(points, np.int32)], False, 0, width)
         elif isinstance(p, Polyline):
             cv2.polylines(image, [np.array([px(x, y) for x, y in p.points], np.int32)], p.closed, 0, width)
     if noise:
@@ -94,6 +95,21 @@ def test_an_arc_whose_centre_the_model_put_beyond_the_tolerance_is_found():
     guess = Arc(56, 101, 20, 30, 200)  # 6 mm off, the tolerance is 4 mm
     [refined] = refine_primitives(draw([truth]), SHEET, [guess])
     assert pair_error(guess, truth, SHEET) is None and pair_error(refined, truth, SHEET) is not None
+
+
+def test_a_thick_arc_ends_where_its_stroke_ends_not_where_the_pens_round_ends_reach():
+    truth = Arc(50, 100, 10, 40, 140)  # 30 px radius: the round end of a 5 px pen reaches 5 degrees on
+    [refined] = refine_primitives(draw([truth], width=5), SHEET, [Arc(50.5, 99.5, 10, 35, 146)])
+    assert abs(refined.start_angle - 40) <= 2 and abs(refined.end_angle - 140) <= 2
+
+
+def test_a_short_arc_whose_radius_was_misread_settles_on_the_circle_its_ink_draws():
+    truth = Arc(50, 100, 12, 60, 150)
+    guess = Arc(51, 101.5, 13.5, 55, 155)  # the radius read 1.5 mm long, the centre 1.8 mm off
+    [refined] = refine_primitives(draw([truth], width=4), SHEET, [guess])
+    assert np.hypot(refined.x - 50, refined.y - 100) <= 0.5
+    assert abs(refined.start_angle - 60) <= 3 and abs(refined.end_angle - 150) <= 3
+    assert refined.radius == 13.5  # positions come from the ink, sizes as read
 
 
 def test_an_arc_on_the_right_circle_but_the_wrong_part_of_it_takes_the_inked_part():
