@@ -29,7 +29,7 @@ from cad2program.errors import UserError
 from cad2program.model import DrawingReader
 from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_program,
                                  program_problems, reading_order)
-from cad2program.refine import Frame, drawn_alone, erase_primitives, longest_side, measure_primitives
+from cad2program.refine import Frame, drawn_alone, erase_primitives, longest_side, measure_primitives, remeasure_arcs
 from cad2program.scoring import pair_error, tolerance
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model.msgpack"
@@ -256,6 +256,13 @@ def with_candidates(recognition: Recognition, candidates: Sequence[tuple[Primiti
     return without_repeats(dataclasses.replace(
         recognition, primitives=recognition.primitives + [p for p, _ in added],
         confidences=recognition.confidences + [c for _, c in added], spans=[]))
+
+
+def with_arcs_remeasured(image: np.ndarray, measured: Recognition, reread: Recognition) -> Recognition:
+    """`reread` (`measured` with sizes read again) with each arc whose radius changed measured again
+    on the image with its new radius (`refine.remeasure_arcs`)."""
+    return dataclasses.replace(reread, primitives=remeasure_arcs(image, reread.sheet, measured.primitives,
+                                                                 reread.primitives))
 
 
 def _segment_of(primitive: Primitive) -> Line | None:
@@ -675,7 +682,8 @@ class Recognizer:
                 sheet_known: Sequence[bool] | None = None, written: Sequence | None = None) -> list[Recognition]:
         """What follows the model when `refine` is on: `measured_on` each full-size image, sizes read
         again with the ink's evidence (`reread_sizes`, only where the sheet size was given: an
-        inferred sheet's millimetres are not the drawing's), then `without_repeats`. `prepared`: the
+        inferred sheet's millimetres are not the drawing's), arcs measured again with the radius read
+        (`with_arcs_remeasured`), then `without_repeats`. `prepared`: the
         images as the model saw them (B, S, S, 1); `written`: the numbers already read on each image
         (None: read them here)."""
         sheet_known = [True] * len(recognitions) if sheet_known is None else sheet_known
@@ -684,6 +692,7 @@ class Recognizer:
                                 text_finder=self.text_finder)
                     for image, r, known, numbers in zip(images, recognitions, sheet_known, written)]
         reread = self.reread_sizes(prepared, [r for r, _ in measured], [sizes for _, sizes in measured])
+        reread = [with_arcs_remeasured(image, m, r) for image, (m, _), r in zip(images, measured, reread)]
         return [without_repeats(r) for r in reread]
 
     def reread_sizes(self, prepared: np.ndarray, recognitions: list[Recognition],

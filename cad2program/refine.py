@@ -360,6 +360,22 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
     return (refined, measured) if not refined.problems(frame.sheet) else (arc, measured)
 
 
+def remeasure_arcs(image: np.ndarray, sheet: Sheet, measured: Sequence[Primitive], read: Sequence[Primitive],
+                   tolerance_mm: float | None = None) -> list[Primitive]:
+    """`read` (the `measured` primitives, some sizes read again) with each arc whose radius changed
+    measured again on the ink with its new radius: among the circles that a short arc's stroke fits
+    about equally well, the radius read picks the one drawn (`refine_arc`)."""
+    changed = [k for k, (old, new) in enumerate(zip(measured, read)) if isinstance(new, Arc) and new.radius != old.radius]
+    if not changed:
+        return list(read)
+    ink, frame = working_ink(image, sheet)
+    tolerance_mm = 0.02 * max(sheet.width, sheet.height) if tolerance_mm is None else tolerance_mm
+    out = list(read)
+    for k in changed:
+        out[k] = refine_arc(read[k], ink, frame, tolerance_mm)[0]
+    return out
+
+
 def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Circle, dict]:
     """The circle's centre re-measured on the ink (its radius stays the one read from the `Ø`
     annotation), and {"radius": the ink's radius in mm} when most of the circle is inked."""

@@ -3,11 +3,13 @@ read back from deliberately wrong guesses of the kind the model makes."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
-from cad2program.refine import close_gaps, ink_mask, refine_primitives, runs, span_degrees
+from cad2program.refine import close_gaps, ink_mask, refine_primitives, remeasure_arcs, runs, span_degrees
 from cad2program.scoring import pair_error
 
 SHEET = Sheet(200, 150)
@@ -110,6 +112,19 @@ def test_a_short_arc_whose_radius_was_misread_settles_on_the_circle_its_ink_draw
     assert np.hypot(refined.x - 50, refined.y - 100) <= 0.5
     assert abs(refined.start_angle - 60) <= 3 and abs(refined.end_angle - 150) <= 3
     assert refined.radius == 13.5  # positions come from the ink, sizes as read
+
+
+def test_an_arc_whose_radius_is_read_again_is_measured_again_with_it():
+    truth, line = Arc(50, 100, 12, 60, 150), Line(110, 20, 190, 60)
+    image = draw([truth, line], width=5)
+    measured = refine_primitives(image, SHEET, [Arc(52.5, 99, 10.5, 55, 155), line])  # the radius misread
+    assert remeasure_arcs(image, SHEET, measured, measured) == measured  # nothing read again: as it was
+    read = [dataclasses.replace(measured[0], radius=12), measured[1]]
+    arc, same_line = remeasure_arcs(image, SHEET, measured, read)
+    assert same_line == measured[1] and arc.radius == 12
+    assert np.hypot(arc.x - 50, arc.y - 100) <= 0.5
+    assert max(abs(arc.start_angle - 60), abs(arc.end_angle - 150)) <= 1.5
+    assert max(abs(measured[0].start_angle - 60), abs(measured[0].end_angle - 150)) > 1.5
 
 
 def test_an_arc_on_the_right_circle_but_the_wrong_part_of_it_takes_the_inked_part():

@@ -29,7 +29,8 @@ from cad2program.data import prepare_image
 from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
 from cad2program.recognizer import (BATCH_BUCKETS, SECOND_LOOK_MIN_LOGPROB, Recognizer, infer_sheet, measured_on,
-                                    unexplained, with_candidates, with_ink_evidence, without_repeats)
+                                    unexplained, with_arcs_remeasured, with_candidates, with_ink_evidence,
+                                    without_repeats)
 from cad2program.refine import import_deferred
 from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
@@ -172,8 +173,9 @@ class Engine:
         recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition, sheet_known,
                                                         self.recognizer.read_text, written)
         if sheet_known:
-            [recognition] = await self.batcher.run_in_model_thread(
+            [reread] = await self.batcher.run_in_model_thread(
                 self.recognizer.reread_sizes, prepared[None], [recognition], [sizes])
+            recognition = await loop.run_in_executor(self.decode_pool, with_arcs_remeasured, image, recognition, reread)
         return without_repeats(recognition)
 
     async def recognize(self, parse: Callable[[], tuple[np.ndarray, Sheet | None]]):
