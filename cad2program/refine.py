@@ -766,8 +766,9 @@ def _on_ink(near: np.ndarray, *corners: np.ndarray) -> bool:
 def _with_sharp_corners(corners: list[np.ndarray], lines: list, closed: bool, near: np.ndarray,
                         tolerance_px: float) -> list[np.ndarray]:
     """Corners with the sharp ones the skeleton cut off put back. Where a stroke turns sharply its ink
-    fills the corner, and the skeleton crosses it short of the tip: two corners joined by a short side.
-    When the sides on either side of it cross near it, and the way from one corner to that crossing
+    fills the corner, and the skeleton crosses it short of the tip: two corners joined by a short side,
+    where the stroke turns by more than 90 degrees in all (less, and the skeleton keeps close to the
+    tip). When the sides on either side of it cross near it, and the way from one corner to that crossing
     and on to the other lies on ink, the corner was that crossing (a drawn chamfer leaves paper there).
     `lines[k]` is side k's fitted line (corner k to corner k + 1); `near` is `_near_ink`."""
     corners, lines = list(corners), list(lines)
@@ -780,6 +781,8 @@ def _with_sharp_corners(corners: list[np.ndarray], lines: list, closed: bool, ne
             i, j = k, (k + 1) % n
             if np.hypot(*(corners[j] - corners[i])) > limit:
                 continue
+            if float(np.dot(corners[i] - corners[i - 1], corners[(j + 1) % n] - corners[j])) >= 0:
+                continue  # the stroke turns by under 90 degrees there: its skeleton hardly cuts the corner
             (p, d), (q, e) = lines[k - 1], lines[(k + 1) % len(lines)]
             tip = _intersection(p, p + d, q, q + e, SHARP_SINE)
             if tip is None or max(np.hypot(*(tip - corners[i])), np.hypot(*(tip - corners[j]))) > limit:

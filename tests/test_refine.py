@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
-from cad2program.refine import close_gaps, ink_mask, refine_primitives, remeasure_arcs, runs, span_degrees
+from cad2program.refine import (_with_sharp_corners, close_gaps, ink_mask, refine_primitives, remeasure_arcs, runs,
+                                span_degrees)
 from cad2program.scoring import pair_error
 
 SHEET = Sheet(200, 150)
@@ -256,6 +257,20 @@ def test_a_thick_outline_with_a_sharp_corner_is_traced_to_its_tip(truth, guess, 
     [traced] = refine_primitives(draw([truth], width=width), SHEET, [guess])
     assert len(traced.points) == 3 and traced.closed
     assert pair_error(traced, truth, SHEET) <= 0.5 * 0.02 * max(SHEET.width, SHEET.height)
+
+
+def test_a_short_side_is_taken_for_a_cut_corner_only_where_the_stroke_turns_back():
+    def sides(corners):
+        return [(a, (b - a) / np.hypot(*(b - a))) for a, b in zip(corners[:-1], corners[1:])]
+
+    everywhere = np.ones((200, 200), bool)  # ink all round: only the turn decides
+    # Down steeply, a short side, then nearly flat: 70 degrees in all, a corner the skeleton keeps.
+    shallow = [np.array(c, float) for c in ((20, 20), (35, 65), (50, 61), (110, 62))]
+    assert len(_with_sharp_corners(shallow, sides(shallow), False, everywhere, 10.0)) == 4
+    # Down, a short side, then back up: 160 degrees in all, the tip the skeleton cut off.
+    sharp = [np.array(c, float) for c in ((20, 20), (35, 65), (45, 65), (60, 20))]
+    merged = _with_sharp_corners(sharp, sides(sharp), False, everywhere, 10.0)
+    assert len(merged) == 3 and merged[1][1] > 65
 
 
 @pytest.mark.parametrize("width", [2, 4])
