@@ -39,6 +39,7 @@ CENTRE_SEARCH_SHARE = 1.0  # segments are searched across within this share of t
 ARC_REFITS = 1  # fits of an arc's circle again, to the span of its ink
 ARC_CENTRE_REACH = 2.0  # arc centres are searched this many tolerances from the model's (held-out F1 up)
 ARC_MIN_RUN = 15  # degrees of ink that an arc whose span the model misplaced must show
+CIRCLE_INKED = 0.7  # share of its round a circle's ink must cover to be measured (and kept: `recognizer`)
 ARC_SETTLING_ROUNDS = 3  # least-squares fits of an arc's circle, each to the ink around the last
 ARC_MIN_SPAN = 5  # degrees an arc keeps at least when its ends are drawn back by the pen's round caps
 FAR_EDGE_TOLERANCES = 4  # a rectangle's edge with no stroke near is searched this many tolerances out
@@ -378,7 +379,8 @@ def remeasure_arcs(image: np.ndarray, sheet: Sheet, measured: Sequence[Primitive
 
 def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Circle, dict]:
     """The circle's centre re-measured on the ink (its radius stays the one read from the `Ø`
-    annotation), and {"radius": the ink's radius in mm} when most of the circle is inked."""
+    annotation), and {"ink_share": the share of the round inked on the circle that carries most ink
+    near it}, with "radius" (the ink's, in mm) when that share is at least CIRCLE_INKED."""
     scale = frame.px_per_mm
     if circle.radius * scale < 3:
         return circle, {}
@@ -386,15 +388,16 @@ def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: f
     everywhere = np.ones(360, bool)
     fitted = _fit_circle(ink, *frame.to_px(circle.x, circle.y), circle.radius * scale, tolerance_mm * scale,
                          everywhere, band)
-    if fitted is None or close_gaps(fitted[3], _max_gap(fitted[2])).mean() < 0.7:
-        return circle, {}
+    inked = 0.0 if fitted is None else float(close_gaps(fitted[3], _max_gap(fitted[2])).mean())
+    if inked < CIRCLE_INKED:
+        return circle, {"ink_share": inked}
     col, row, radius, along = fitted
     settled = _least_squares_circle(ink, col, row, radius, along, band + 1)
     radius = settled[2] if settled and abs(settled[2] - radius) <= band + 1 else radius
     x, y = frame.to_mm(col, row)
     refined = dataclasses.replace(circle, x=round(x, 1), y=round(y, 1))
     return (refined if not refined.problems(frame.sheet) else circle), {"radius": radius / scale,
-                                                                         "mm_per_px": 1 / scale}
+                                                                         "mm_per_px": 1 / scale, "ink_share": inked}
 
 
 def _band(ink: np.ndarray) -> int:

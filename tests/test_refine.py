@@ -197,6 +197,19 @@ def test_straight_edged_primitives_without_ink_where_they_should_be_drawn_are_le
     assert sizes[0]["ink_share"] > 0.95 and "radius" in sizes[1]
 
 
+def test_a_circle_seen_where_its_round_is_not_inked_is_left_out():
+    from cad2program.recognizer import Recognition, measured_on
+
+    # Two circles side by side, with a line crossing one: the model's third circle between them
+    # touches both, but little of its round is ink.
+    image = draw([Circle(60, 80, 8), Circle(90, 80, 8), Line(40, 80, 110, 80)])
+    seen = Recognition(SHEET, [Circle(60, 80, 8), Circle(75, 80, 6), Circle(90, 80, 8)], [0.9, 0.8, 0.9],
+                       valid=True, spans=[(0, 4), (4, 8), (8, 12)])
+    kept, sizes = measured_on(image, seen, read_text=False)
+    assert [(p.x, p.y) for p in kept.primitives] == [(60, 80), (90, 80)]
+    assert all(size["ink_share"] > 0.9 and "radius" in size for size in sizes)
+
+
 def test_an_outline_no_bigger_than_an_arrowhead_is_left_out():
     from cad2program.recognizer import Recognition, measured_on
 
