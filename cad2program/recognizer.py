@@ -29,8 +29,8 @@ from cad2program.errors import UserError
 from cad2program.model import DrawingReader
 from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_program,
                                  program_problems, reading_order)
-from cad2program.refine import (CIRCLE_INKED, Frame, drawn_alone, erase_primitives, longest_side, measure_primitives,
-                               remeasure_arcs)
+from cad2program.refine import (CIRCLE_INKED, Frame, drawn_alone, erase_primitives, inked_rounds, longest_side,
+                               measure_primitives, remeasure_arcs)
 from cad2program.scoring import pair_error, tolerance
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model.msgpack"
@@ -107,9 +107,7 @@ def fit_confidence_power(confidences: Sequence[float], matched: Sequence[bool]) 
 # Straight-edged primitives whose strokes lie on ink less than this after re-measuring are dropped
 # (`refine.ink_share`). Read off the four test sets (400 drawings): below these, none of 73 lines,
 # 1 of 12 rectangles and none of about 60 polylines matched a true primitive.
-# A circle's share is how much of its round is inked (`refine.refine_circle`): on 600 held-out generated
-# drawings every matched circle was inked at least 90% round, and 23 of the 25 unmatched ones under 70%.
-MIN_INK_SHARE = {Line: 0.5, Rectangle: 0.7, Polyline: 0.85, Circle: CIRCLE_INKED}
+MIN_INK_SHARE = {Line: 0.5, Rectangle: 0.7, Polyline: 0.85}
 
 
 # A closed polyline whose every side is shorter than this many matching tolerances is an arrowhead
@@ -124,6 +122,17 @@ def _arrowhead_sized(primitive: Primitive, sheet: Sheet) -> bool:
             and longest_side(primitive) < ARROWHEAD_SIDES * tolerance(sheet))
 
 
+def _kept(recognition: Recognition, keep: Sequence[int], primitives: Sequence[Primitive] | None = None,
+          **changes) -> Recognition:
+    """The recognition with only the primitives at indices `keep` (of `primitives`, when given: the
+    recognition's own re-measured), their confidences and spans with them."""
+    primitives = recognition.primitives if primitives is None else primitives
+    spans = recognition.spans if len(recognition.spans) == len(primitives) else []
+    return dataclasses.replace(recognition, primitives=[primitives[k] for k in keep],
+                               confidences=[recognition.confidences[k] for k in keep],
+                               spans=[spans[k] for k in keep] if spans else [], **changes)
+
+
 def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: bool = True,
                 read_text: bool = True, written: tuple | None = None,
                 text_finder: str = "ink") -> tuple[Recognition, list[dict]]:
@@ -132,22 +141,22 @@ def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: boo
     the sizes the ink shows for each one kept (`refine.measure_primitives`). `sizes_from_ink=False`
     keeps the sizes the model read (an inferred sheet: the ink's millimetres are not the drawing's).
     `read_text`: the numbers written on the image are read too (`annotations.written_numbers` with
-    `text_finder`, unless `written` holds them already), for `reread_sizes`. Needs no model: a server runs it beside the model thread."""
+    `text_finder`, unless `written` holds them already), for `reread_sizes`. A primitive the decoder
+    left malformed (a polyline of one point, in an output already marked invalid) cannot be drawn and
+    is left out first. Needs no model: a server runs it beside the model thread."""
+    recognition = _kept(recognition, [k for k, p in enumerate(recognition.primitives) if not p.problems()])
     primitives, sizes = measure_primitives(image, recognition.sheet, recognition.primitives)
     if not sizes_from_ink:
         primitives = [_with_read_sizes(new, old, recognition.sheet) for new, old in zip(primitives, recognition.primitives)]
     keep = [k for k, (p, size) in enumerate(zip(primitives, sizes))
             if size.get("ink_share", 1.0) >= MIN_INK_SHARE.get(type(p), 0.0) and not _arrowhead_sized(p, recognition.sheet)]
-    spans = recognition.spans if len(recognition.spans) == len(primitives) else []
     if not (read_text and sizes_from_ink):
         written = None
     elif written is None:
         written = written_numbers(image, text_finder)
     if written is not None:
         written = _written_in_mm(written, image, recognition.sheet)
-    kept = dataclasses.replace(recognition, primitives=[primitives[k] for k in keep],
-                               confidences=[recognition.confidences[k] for k in keep],
-                               spans=[spans[k] for k in keep] if spans else [], written=written)
+    kept = _kept(recognition, keep, primitives, written=written)
     return kept, [sizes[k] for k in keep] if sizes_from_ink else [{} for _ in keep]
 
 
@@ -259,6 +268,18 @@ def with_candidates(recognition: Recognition, candidates: Sequence[tuple[Primiti
     return without_repeats(dataclasses.replace(
         recognition, primitives=recognition.primitives + [p for p, _ in added],
         confidences=recognition.confidences + [c for _, c in added], spans=[]))
+
+
+def without_uninked_circles(image: np.ndarray, recognition: Recognition) -> Recognition:
+    """The recognition less the circles whose round is inked under `refine.CIRCLE_INKED` (`refine.inked_rounds`).
+
+    On 600 held-out generated drawings every matched circle was inked at least 90% round, and 23 of the
+    25 unmatched ones under 70%. Done last, after the second look: a first reading's circle placed off
+    its ink still marks where the second look's candidate for that circle belongs in reading order
+    (`Recognizer._slot_logprobs`)."""
+    shares = inked_rounds(image, recognition.sheet, recognition.primitives)
+    keep = [k for k, share in enumerate(shares) if share is None or share >= CIRCLE_INKED]
+    return recognition if len(keep) == len(shares) else _kept(recognition, keep)
 
 
 def with_arcs_remeasured(image: np.ndarray, measured: Recognition, reread: Recognition) -> Recognition:
@@ -588,7 +609,7 @@ class Recognizer:
             found = self.refined(prepared, originals, found, batch_known, batch_written)
             if self.second_look:
                 found = self.with_second_look(originals, found, batch_known, batch_written, rng)
-            out += found
+            out += [without_uninked_circles(image, r) for image, r in zip(originals, found)]
         return out
 
     def with_sheets_from_numbers(self, prepared: np.ndarray, images: Sequence[np.ndarray],

@@ -377,27 +377,42 @@ def remeasure_arcs(image: np.ndarray, sheet: Sheet, measured: Sequence[Primitive
     return out
 
 
-def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Circle, dict]:
-    """The circle's centre re-measured on the ink (its radius stays the one read from the `Ø`
-    annotation), and {"ink_share": the share of the round inked on the circle that carries most ink
-    near it}, with "radius" (the ink's, in mm) when that share is at least CIRCLE_INKED."""
+def _inked_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: float
+                  ) -> tuple[float, tuple[float, float, float, np.ndarray] | None]:
+    """(the share of the round inked, the `_fit_circle` fit) for the circle that carries most ink
+    within the tolerance of the one read; (1.0, None) for a circle too small to measure."""
     scale = frame.px_per_mm
     if circle.radius * scale < 3:
-        return circle, {}
-    band = _band(ink)
-    everywhere = np.ones(360, bool)
+        return 1.0, None
     fitted = _fit_circle(ink, *frame.to_px(circle.x, circle.y), circle.radius * scale, tolerance_mm * scale,
-                         everywhere, band)
-    inked = 0.0 if fitted is None else float(close_gaps(fitted[3], _max_gap(fitted[2])).mean())
-    if inked < CIRCLE_INKED:
-        return circle, {"ink_share": inked}
+                         np.ones(360, bool), _band(ink))
+    return (0.0 if fitted is None else float(close_gaps(fitted[3], _max_gap(fitted[2])).mean())), fitted
+
+
+def refine_circle(circle: Circle, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Circle, dict]:
+    """The circle's centre re-measured on the ink (its radius stays the one read from the `Ø`
+    annotation), and {"radius": the ink's radius in mm} when at least CIRCLE_INKED of its round is."""
+    inked, fitted = _inked_circle(circle, ink, frame, tolerance_mm)
+    if fitted is None or inked < CIRCLE_INKED:
+        return circle, {}
+    band, scale = _band(ink), frame.px_per_mm
     col, row, radius, along = fitted
     settled = _least_squares_circle(ink, col, row, radius, along, band + 1)
     radius = settled[2] if settled and abs(settled[2] - radius) <= band + 1 else radius
     x, y = frame.to_mm(col, row)
     refined = dataclasses.replace(circle, x=round(x, 1), y=round(y, 1))
     return (refined if not refined.problems(frame.sheet) else circle), {"radius": radius / scale,
-                                                                         "mm_per_px": 1 / scale, "ink_share": inked}
+                                                                         "mm_per_px": 1 / scale}
+
+
+def inked_rounds(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive]) -> list[float | None]:
+    """For each circle, the share of its round that is inked (on the circle carrying most ink within
+    the matching tolerance of it); None for the other primitives."""
+    if not any(isinstance(p, Circle) for p in primitives):
+        return [None] * len(primitives)
+    ink, frame = working_ink(image, sheet)
+    tolerance_mm = 0.02 * max(sheet.width, sheet.height)
+    return [_inked_circle(p, ink, frame, tolerance_mm)[0] if isinstance(p, Circle) else None for p in primitives]
 
 
 def _band(ink: np.ndarray) -> int:

@@ -197,17 +197,27 @@ def test_straight_edged_primitives_without_ink_where_they_should_be_drawn_are_le
     assert sizes[0]["ink_share"] > 0.95 and "radius" in sizes[1]
 
 
-def test_a_circle_seen_where_its_round_is_not_inked_is_left_out():
+def test_a_primitive_the_decoder_left_malformed_is_left_out_not_measured():
     from cad2program.recognizer import Recognition, measured_on
+
+    image = draw([Line(110, 20, 190, 60)])
+    seen = Recognition(SHEET, [Polyline(((120, 100),), False), Line(111, 20, 189, 61)], [0.5, 0.8], valid=False,
+                       spans=[(0, 4), (4, 9)])
+    kept, sizes = measured_on(image, seen, read_text=False)
+    assert [type(p) for p in kept.primitives] == [Line] and kept.spans == [(4, 9)] and len(sizes) == 1
+
+
+def test_a_circle_seen_where_its_round_is_not_inked_is_left_out():
+    from cad2program.recognizer import Recognition, without_uninked_circles
 
     # Two circles side by side, with a line crossing one: the model's third circle between them
     # touches both, but little of its round is ink.
     image = draw([Circle(60, 80, 8), Circle(90, 80, 8), Line(40, 80, 110, 80)])
-    seen = Recognition(SHEET, [Circle(60, 80, 8), Circle(75, 80, 6), Circle(90, 80, 8)], [0.9, 0.8, 0.9],
-                       valid=True, spans=[(0, 4), (4, 8), (8, 12)])
-    kept, sizes = measured_on(image, seen, read_text=False)
-    assert [(p.x, p.y) for p in kept.primitives] == [(60, 80), (90, 80)]
-    assert all(size["ink_share"] > 0.9 and "radius" in size for size in sizes)
+    seen = Recognition(SHEET, [Circle(60, 80, 8), Circle(75, 80, 6), Line(40, 80, 110, 80), Circle(90, 80, 8)],
+                       [0.9, 0.8, 0.7, 0.9], valid=True, spans=[(0, 4), (4, 8), (8, 13), (13, 17)])
+    kept = without_uninked_circles(image, seen)
+    assert kept.primitives == [seen.primitives[k] for k in (0, 2, 3)]
+    assert kept.confidences == [0.9, 0.7, 0.9] and kept.spans == [(0, 4), (8, 13), (13, 17)]
 
 
 def test_an_outline_no_bigger_than_an_arrowhead_is_left_out():

@@ -11,8 +11,9 @@ import pytest
 import cad2program.recognizer as recognizer_module
 from cad2program import tokenizer
 from cad2program.configs import tiny
+from cad2program.data import prepare_image
 from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, reading_order
-from cad2program.recognizer import Recognition, Recognizer, build_model, with_candidates
+from cad2program.recognizer import Recognition, Recognizer, build_model, with_candidates, without_uninked_circles
 from cad2program.refine import Frame, erase_primitives, ink_mask
 
 
@@ -109,12 +110,16 @@ def test_with_nothing_found_the_second_look_finds_what_one_look_does_and_recogni
     example = make_example(11, 0, GeneratorConfig(long_side_px=256))
     one_look = Recognizer(tiny(), build_model(tiny(), seed=5), read_text=False, second_look=False)
     [first] = one_look.recognize([example.image], [example.sheet])
-    assert first.primitives  # the random model's reading, measured on the ink
+    prepared = prepare_image(example.image, one_look.image_size)[None]
+    [measured] = one_look.refined(prepared, [example.image], one_look.recognize_prepared(prepared, [example.sheet]))
+    assert first.primitives and measured.primitives  # the random model's reading, measured on the ink
+    # ... and what is left of it once the circles drawn nowhere are left out, last
+    assert without_uninked_circles(example.image, measured).primitives == first.primitives
     nothing = Recognition(example.sheet, [], [], valid=True, tokens=np.zeros(0, np.int32), memory=first.memory)
     # Nothing erased: the second reading is the first one, every primitive of it new, each scored.
     [candidates] = one_look.second_look_candidates([example.image], [nothing], [True], [None])
-    assert [p for p, _, _ in candidates] == first.primitives
-    assert [c for _, c, _ in candidates] == pytest.approx(first.confidences)
+    assert [p for p, _, _ in candidates] == measured.primitives
+    assert [c for _, c, _ in candidates] == pytest.approx(measured.confidences)
     assert all(isinstance(score, float) and score < 0 for _, _, score in candidates)
 
     two_looks = Recognizer(tiny(), one_look.split, read_text=False, second_look=True)

@@ -30,7 +30,7 @@ from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
 from cad2program.recognizer import (BATCH_BUCKETS, SECOND_LOOK_MIN_LOGPROB, Recognizer, infer_sheet, measured_on,
                                     unexplained, with_arcs_remeasured, with_candidates, with_ink_evidence,
-                                    without_repeats)
+                                    without_repeats, without_uninked_circles)
 from cad2program.refine import import_deferred
 from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
@@ -147,7 +147,8 @@ class Engine:
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
 
     async def refine(self, prepared: np.ndarray, image: np.ndarray, recognition, sheet_known: bool):
-        """`Recognizer.refined`, then `Recognizer.with_second_look` when it is on, split by who does
+        """`Recognizer.refined`, then `Recognizer.with_second_look` when it is on, then the circles not
+        inked left out (`recognizer.without_uninked_circles`), as `Recognizer.recognize` does, split by who does
         what: reading the numbers, measuring on the image, erasing what was found and dropping
         repeats need no model, so the decode pool does them; decoding the residual image goes through
         the batcher like any request; re-reading sizes (only on a sheet the request gave) and scoring
@@ -156,8 +157,13 @@ class Engine:
         read_text = self.recognizer.read_text and sheet_known
         written = await loop.run_in_executor(self.decode_pool, self.recognizer.written_on, image) if read_text else None
         recognition = await self.measured(prepared, image, recognition, sheet_known, written)
-        if not self.recognizer.second_look:
-            return recognition
+        if self.recognizer.second_look:
+            recognition = await self.with_second_look(image, recognition, sheet_known, written)
+        return await loop.run_in_executor(self.decode_pool, without_uninked_circles, image, recognition)
+
+    async def with_second_look(self, image: np.ndarray, recognition, sheet_known: bool, written):
+        """`Recognizer.with_second_look` for one drawing."""
+        loop = asyncio.get_running_loop()
         residual, prepared_residual = await loop.run_in_executor(self.decode_pool, self.recognizer.residual, image,
                                                                  recognition)
         second = await self.batcher.submit((prepared_residual, recognition.sheet))
