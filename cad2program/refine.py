@@ -303,6 +303,26 @@ def _ink_span_near(ink: np.ndarray, centre: tuple[float, float], radius_px: floa
     return ((np.arange(360) - first) % 360) < length
 
 
+def _settled_arc(ink: np.ndarray, circle: tuple[float, float, float], run: tuple[int, int], read_radius: float,
+                 half_width: float, band: int, tolerance_px: float) -> tuple[tuple[float, float, float], np.ndarray] | None:
+    """The circle (col, row, radius; pixels) an arc's stroke settles on and (360,) which degrees have
+    ink along it, or None when the settled circle is not to be trusted.
+
+    The grid's best `circle` is one of many that hold about as much ink (on a short arc the centre
+    slides along its middle as the radius changes): the least-squares circle through every pixel of
+    the stroke in the degrees of `run` settles it. It is trusted within the tolerance of the grid's
+    centre, and where its radius agrees with the grid's or with the one read (a hand's wobble bends
+    a small arc's stroke off any circle, and the fit follows it)."""
+    col, row, radius = circle
+    on = ((np.arange(360) - run[0]) % 360) < run[1]
+    settled = _least_squares_circle(ink, col, row, radius, on, max(band, half_width) + 1, ARC_SETTLING_ROUNDS)
+    if not settled or np.hypot(settled[0] - col, settled[1] - row) > tolerance_px or \
+            min(abs(settled[2] - radius), abs(settled[2] - read_radius)) > band + 1:
+        return None
+    cols, rows = _ink_pixels_near(ink, settled[0], settled[1], int(settled[2] + 2 * band + 2))
+    return settled, _degrees_by_radius(cols, rows, settled[0], settled[1], np.array([int(round(settled[2]))]), band)[0]
+
+
 def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Arc, dict]:
     """The arc with its centre and angles re-measured on the ink (see the module's docstring), and
     {"radius": the ink's radius in mm} when the ink shows the arc."""
@@ -349,20 +369,13 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
         col, row, radius, along = fitted
         first, length = max(found, key=overlap)
         measured["radius"] = radius / scale
-    # The grid's best circle is one of many that hold about as much ink (on a short arc the centre
-    # slides along its middle as the radius changes): every pixel of the stroke settles it.
-    on = ((np.arange(360) - first) % 360) < length
     half_width = _stroke_half_width(ink, col, row, radius, first, length, band)
-    settled = _least_squares_circle(ink, col, row, radius, on, max(band, half_width) + 1, ARC_SETTLING_ROUNDS)
-    # ... trusted where its radius agrees with the grid's or with the one read (a hand's wobble bends
-    # a small arc's stroke off any circle, and the fit follows it).
-    if settled and np.hypot(settled[0] - col, settled[1] - row) <= tolerance_mm * scale and \
-            min(abs(settled[2] - radius), abs(settled[2] - radius_px)) <= band + 1:
-        cols, rows = _ink_pixels_near(ink, settled[0], settled[1], int(settled[2] + 2 * band + 2))
-        along = _degrees_by_radius(cols, rows, settled[0], settled[1], np.array([int(round(settled[2]))]), band)[0]
-        found = [run for run in runs(close_gaps(along, _max_gap(settled[2]))) if run[1] < 358]
+    settled = _settled_arc(ink, (col, row, radius), (first, length), radius_px, half_width, band,
+                           tolerance_mm * scale)
+    if settled:
+        found = [run for run in runs(close_gaps(settled[1], _max_gap(settled[0][2]))) if run[1] < 358]
         if found and overlap(max(found, key=overlap)) >= MIN_OVERLAP * predicted.sum():
-            (col, row, radius), (first, length) = settled, max(found, key=overlap)
+            (col, row, radius), (first, length) = settled[0], max(found, key=overlap)
     measured["radius"] = radius / scale
     # A pen's round end reaches half the stroke's width past where the arc ends.
     cap = np.degrees(half_width / radius)
