@@ -141,10 +141,8 @@ def measured_on(image: np.ndarray, recognition: Recognition, sizes_from_ink: boo
     the sizes the ink shows for each one kept (`refine.measure_primitives`). `sizes_from_ink=False`
     keeps the sizes the model read (an inferred sheet: the ink's millimetres are not the drawing's).
     `read_text`: the numbers written on the image are read too (`annotations.written_numbers` with
-    `text_finder`, unless `written` holds them already), for `reread_sizes`. A primitive the decoder
-    left malformed (a polyline of one point, in an output already marked invalid) cannot be drawn and
-    is left out first. Needs no model: a server runs it beside the model thread."""
-    recognition = _kept(recognition, [k for k, p in enumerate(recognition.primitives) if not p.problems()])
+    `text_finder`, unless `written` holds them already), for `reread_sizes`. Needs no model: a server
+    runs it beside the model thread."""
     primitives, sizes = measure_primitives(image, recognition.sheet, recognition.primitives)
     if not sizes_from_ink:
         primitives = [_with_read_sizes(new, old, recognition.sheet) for new, old in zip(primitives, recognition.primitives)]
@@ -312,11 +310,7 @@ def without_repeats(recognition: Recognition) -> Recognition:
         if not any(type(primitives[i]) is type(primitives[k])
                    and pair_error(primitives[i], primitives[k], recognition.sheet) is not None for k in kept):
             kept.append(i)
-    kept.sort()
-    spans = recognition.spans if len(recognition.spans) == len(primitives) else []
-    return dataclasses.replace(recognition, primitives=[primitives[i] for i in kept],
-                               confidences=[confidences[i] for i in kept],
-                               spans=[spans[i] for i in kept] if spans else [])
+    return _kept(recognition, sorted(kept))
 
 
 def _digit_groups(tokens: np.ndarray, start: int, end: int) -> list[int]:
@@ -480,6 +474,8 @@ def programs_from_tokens(tokens: np.ndarray, logprobs: np.ndarray, sheets: Seque
                         break
                     except tokenizer.TokenizerError:
                         continue
+        if not ended and spans and spans[-1][0].problems():
+            spans = spans[:-1]  # cut off inside its last primitive (a polyline before its second point)
         primitives = [p for p, _, _ in spans]
         confidences = [primitive_confidence(row[a:b], row_logprobs[a:b]) ** confidence_power for _, a, b in spans]
         problems += program_problems(primitives, sheet)
@@ -587,9 +583,10 @@ class Recognizer:
         return written_numbers(image, self.text_finder) if self.read_text else None
 
     def recognize(self, images: Sequence[np.ndarray], sheets: Sequence[Sheet | None] | None = None,
-                  rng=None, written: Sequence | None = None) -> list[Recognition]:
+                  rng=None, written: Sequence | None = None, finish: bool = True) -> list[Recognition]:
         """`written`: the numbers already read on each image (`annotations.written_numbers`), when the
-        caller has them; read here otherwise."""
+        caller has them; read here otherwise. `finish=False` skips the last step (circles not inked
+        left out, `without_uninked_circles`): the reading the second look works from."""
         sheets = list(sheets) if sheets is not None else [None] * len(images)
         known = [s is not None for s in sheets]
         sheets = [s if s is not None else infer_sheet(img) for img, s in zip(images, sheets)]
@@ -609,7 +606,7 @@ class Recognizer:
             found = self.refined(prepared, originals, found, batch_known, batch_written)
             if self.second_look:
                 found = self.with_second_look(originals, found, batch_known, batch_written, rng)
-            out += [without_uninked_circles(image, r) for image, r in zip(originals, found)]
+            out += [without_uninked_circles(image, r) for image, r in zip(originals, found)] if finish else found
         return out
 
     def with_sheets_from_numbers(self, prepared: np.ndarray, images: Sequence[np.ndarray],

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet
-from cad2program.scoring import pair_error
+from cad2program.scoring import pair_error, tolerance
 
 MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replace it
 MAX_GAP_DEGREES = 4  # gaps of ink this short along an arc are closed
@@ -206,10 +206,16 @@ def _max_gap(radius_px: float) -> int:
     return max(MAX_GAP_DEGREES, int(np.ceil(2 * 360 / (2 * np.pi * max(radius_px, 1.0)))))
 
 
+def _crop_around(ink: np.ndarray, col: float, row: float, reach: int) -> tuple[np.ndarray, int, int]:
+    """The ink within `reach` pixels (a square) of (col, row), and where the crop's top and left lie."""
+    top, left = max(0, int(row) - reach), max(0, int(col) - reach)
+    return ink[top:int(row) + reach + 1, left:int(col) + reach + 1], top, left
+
+
 def _ink_pixels_near(ink: np.ndarray, col: float, row: float, reach: int) -> tuple[np.ndarray, np.ndarray]:
     """(cols, rows) of the ink pixels within `reach` pixels (a square) of (col, row)."""
-    top, left = max(0, int(row) - reach), max(0, int(col) - reach)
-    rows, cols = np.nonzero(ink[top:int(row) + reach + 1, left:int(col) + reach + 1])
+    crop, top, left = _crop_around(ink, col, row, reach)
+    rows, cols = np.nonzero(crop)
     return cols + left, rows + top
 
 
@@ -266,10 +272,8 @@ def _stroke_half_width(ink: np.ndarray, col: float, row: float, radius: float, f
     the median over degrees of the largest distance to paper within `band` pixels of the circle (a
     distance transform, less the half pixel by which it reaches past the stroke's edge), so that a
     circle a pixel or two off the stroke's middle measures it as well. 0 when the circle finds no ink."""
-    reach = int(radius) + 16  # the whole stroke, and paper beyond it
-    top, left = max(0, int(row) - reach), max(0, int(col) - reach)
-    crop = ink[top:int(row) + reach + 1, left:int(col) + reach + 1].astype(np.uint8)
-    distance = cv2.distanceTransform(crop, cv2.DIST_L2, 5)
+    crop, top, left = _crop_around(ink, col, row, int(radius) + 16)  # the whole stroke, and paper beyond it
+    distance = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 5)
     angles = np.radians(first + 0.5 + np.arange(length))[:, None]  # (L, 1) by radii (1, 2 band + 1)
     radii = radius + np.arange(-band, band + 1)[None, :]
     c = np.rint(col + radii * np.cos(angles)).astype(np.int64) - left
@@ -395,7 +399,7 @@ def remeasure_arcs(image: np.ndarray, sheet: Sheet, measured: Sequence[Primitive
     if not changed:
         return list(read)
     ink, frame = working_ink(image, sheet)
-    tolerance_mm = 0.02 * max(sheet.width, sheet.height) if tolerance_mm is None else tolerance_mm
+    tolerance_mm = tolerance(sheet) if tolerance_mm is None else tolerance_mm
     out = list(read)
     for k in changed:
         out[k] = refine_arc(read[k], ink, frame, tolerance_mm)[0]
@@ -436,7 +440,7 @@ def inked_rounds(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive
     if not any(isinstance(p, Circle) for p in primitives):
         return [None] * len(primitives)
     ink, frame = working_ink(image, sheet)
-    tolerance_mm = 0.02 * max(sheet.width, sheet.height)
+    tolerance_mm = tolerance(sheet)
     return [_inked_circle(p, ink, frame, tolerance_mm)[0] if isinstance(p, Circle) else None for p in primitives]
 
 
@@ -1056,7 +1060,7 @@ def drawn_alone(image: np.ndarray, sheet: Sheet, primitives: Sequence[Primitive]
     if not any(isinstance(p, Polyline) for p in primitives):
         return [False] * len(primitives)
     ink, frame = working_ink(image, sheet)
-    tolerance_mm = 0.02 * max(sheet.width, sheet.height)
+    tolerance_mm = tolerance(sheet)
     out = []
     for p in primitives:
         if not isinstance(p, Polyline):
@@ -1074,7 +1078,7 @@ def measure_primitives(image: np.ndarray, sheet: Sheet, primitives: Sequence[Pri
     (a rectangle's "width" and "height", a circle's or arc's "radius", with "mm_per_px", the size of a
     pixel they were measured with; {} when not measured)."""
     ink, frame = working_ink(image, sheet)
-    tolerance_mm = 0.02 * max(sheet.width, sheet.height) if tolerance_mm is None else tolerance_mm
+    tolerance_mm = tolerance(sheet) if tolerance_mm is None else tolerance_mm
     measured = {Arc: refine_arc, Circle: refine_circle, Rectangle: refine_rectangle}
     positioned = {Line: refine_line, Polyline: refine_polyline}
     out, sizes = [], []

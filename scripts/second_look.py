@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cad2program.dataset import ImageError, load_image, load_labels
 from cad2program.recognizer import (DRAWN_ALONE_BONUS, SECOND_LOOK_MIN_LOGPROB, Recognizer, with_alone_bonus,
-                                    with_candidates)
+                                    with_candidates, without_uninked_circles)
 from cad2program.refine import drawn_alone
 from cad2program.scoring import matched_flags, score
 
@@ -28,8 +28,8 @@ CHUNK = 32
 
 
 def read_twice(recognizer: Recognizer, folder: Path, bonuses: list[float]):
-    """-> [(record, first recognition, {bonus: second-look candidates})] for every readable drawing of
-    a folder."""
+    """-> [(record, image, first recognition, {bonus: second-look candidates})] for every readable
+    drawing of a folder."""
     records, problems = load_labels(folder)
     for problem in problems:
         print(f"warning: {folder}: {problem}", file=sys.stderr)
@@ -44,11 +44,13 @@ def read_twice(recognizer: Recognizer, folder: Path, bonuses: list[float]):
         chunk = [record for record, _ in readable[start:start + CHUNK]]
         images = [image for _, image in readable[start:start + CHUNK]]
         written = [recognizer.written_on(img) for img in images]  # once for both
-        first = recognizer.recognize(images, [r.sheet for r in chunk], written=written)
+        # As `Recognizer.recognize` does: candidates against the reading before its last step, which
+        # then runs on the result (`without_uninked_circles`).
+        first = recognizer.recognize(images, [r.sheet for r in chunk], written=written, finish=False)
         found = recognizer.second_look_candidates(images, first, [True] * len(chunk), written, alone_bonus=0.0)
         for record, image, r, candidates in zip(chunk, images, first, found):
             alone = drawn_alone(image, r.sheet, [p for p, _, _ in candidates])  # traced once, whatever the bonuses
-            out.append((record, r, {bonus: with_alone_bonus(candidates, alone, bonus) for bonus in bonuses}))
+            out.append((record, image, r, {bonus: with_alone_bonus(candidates, alone, bonus) for bonus in bonuses}))
     return out
 
 
@@ -72,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
           "| --- | --- | --- | --- | --- | --- | --- |")
     for threshold, bonus in [(None, None)] + [(t, b) for t in args.thresholds for b in args.alone_bonus]:
         items, added, good = [], 0, 0
-        for record, first, candidates in drawings:
-            result = first if threshold is None else with_candidates(first, candidates[bonus], threshold)
+        for record, image, first, candidates in drawings:
+            read = first if threshold is None else with_candidates(first, candidates[bonus], threshold)
+            result = without_uninked_circles(image, read)
             new = [p for p in result.primitives if p not in first.primitives]
             flags = matched_flags(result.primitives, record.primitives, record.sheet)
             added += len(new)

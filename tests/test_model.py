@@ -21,7 +21,7 @@ from cad2program.scoring import score_drawing
 from cad2program.configs import tiny
 from cad2program.decode import DecodeOptions, default_grammar, generate, generate_uncached
 from cad2program.model import DrawingReader
-from cad2program.program import Arc, Circle, Line, Rectangle, Sheet, parse_program
+from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, parse_program
 from cad2program.recognizer import Recognizer, export_model, load_model, programs_from_tokens
 
 
@@ -174,6 +174,17 @@ def test_tiny_model_overfits_a_few_drawings_to_their_exact_programs():
     assert [r.primitives for r in recognitions] == [tokenizer.decode(tokenizer.encode_program(s, p), s)
                                                    for s, p in DRAWINGS]
     assert [score_drawing(r.primitives, p, s)["exact"] for r, (s, p) in zip(recognitions, DRAWINGS)] == [True] * 4
+
+
+def test_a_row_cut_off_inside_a_polyline_keeps_only_its_complete_primitives():
+    sheet = Sheet(200, 150)
+    line = Line(10, 20, 60, 20)
+    whole = tokenizer.encode_program(sheet, [line, Polyline(((100, 100), (120, 100)), False)])
+    cut = np.array([whole[:-3]], np.int32)  # the length limit came after the polyline's first point (no <eos>)
+    [recognition] = programs_from_tokens(cut, np.zeros(cut.shape, np.float32), [sheet])
+    assert recognition.primitives == tokenizer.decode(tokenizer.encode_program(sheet, [line]), sheet)
+    assert len(recognition.spans) == 1 and not recognition.valid
+    assert recognition.problems == ["the output reached the length limit"]
 
 
 def test_checkpoint_resumes_to_the_same_next_loss(tmp_path):

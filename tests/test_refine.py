@@ -197,16 +197,6 @@ def test_straight_edged_primitives_without_ink_where_they_should_be_drawn_are_le
     assert sizes[0]["ink_share"] > 0.95 and "radius" in sizes[1]
 
 
-def test_a_primitive_the_decoder_left_malformed_is_left_out_not_measured():
-    from cad2program.recognizer import Recognition, measured_on
-
-    image = draw([Line(110, 20, 190, 60)])
-    seen = Recognition(SHEET, [Polyline(((120, 100),), False), Line(111, 20, 189, 61)], [0.5, 0.8], valid=False,
-                       spans=[(0, 4), (4, 9)])
-    kept, sizes = measured_on(image, seen, read_text=False)
-    assert [type(p) for p in kept.primitives] == [Line] and kept.spans == [(4, 9)] and len(sizes) == 1
-
-
 def test_a_circle_seen_where_its_round_is_not_inked_is_left_out():
     from cad2program.recognizer import Recognition, without_uninked_circles
 
