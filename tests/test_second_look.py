@@ -131,3 +131,68 @@ def test_with_nothing_found_the_second_look_finds_what_one_look_does_and_recogni
     monkeypatch.setattr(recognizer_module, "SECOND_LOOK_MIN_LOGPROB", -10.0)
     [same] = two_looks.recognize([example.image], [example.sheet])
     assert same.primitives == first.primitives
+
+
+def _written(sheet: Sheet, primitives) -> tuple[list[int], list[tuple[int, int]]]:
+    """A token row as the model writes it (ending with `<eos>`) and each primitive's span in it."""
+    row, spans = [], []
+    for primitive in primitives:
+        tokens = tokenizer.encode_primitive(primitive, sheet)
+        spans.append((len(row), len(row) + len(tokens)))
+        row += tokens
+    return row + [tokenizer.EOS], spans
+
+
+def test_a_segment_takes_the_type_a_full_forward_pass_finds_likelier_in_its_place():
+    from cad2program.decode import embed_images
+
+    sheet = Sheet(200, 100)
+    rectangle, line = Rectangle(20, 60, 30, 20), Line(10, 50, 190, 45)
+    two_points = Polyline(((30, 30), (60, 10)), False)
+    for seed in range(3):
+        recognizer = Recognizer(tiny(), build_model(tiny(), seed=seed), second_look=False)
+        row, spans = _written(sheet, [rectangle, line, two_points])
+        images = np.random.default_rng(seed).random((1, recognizer.image_size, recognizer.image_size, 1), np.float32)
+        memory = embed_images(recognizer.split, images)
+        recognition = Recognition(sheet, [rectangle, line, two_points], [0.9] * 3, valid=True, tokens=np.array(row),
+                                  spans=spans, memory=memory[0])
+        typed = recognizer.with_segment_types(recognition)
+        assert typed.primitives[0] == rectangle and typed.spans == spans
+        prompt = tokenizer.encode_prompt(sheet)
+        for k, segment in ((1, line), (2, Line(30, 30, 60, 10))):
+            before, after = prompt + row[:spans[k][0]], [row[spans[k][1]]]
+            ends = ((segment.x1, segment.y1), (segment.x2, segment.y2))
+            score = lambda p: _full_forward_logprob(  # noqa: E731
+                recognizer, memory, before, tokenizer.encode_primitive(p, sheet) + after)
+            as_line = np.logaddexp(score(segment), score(Line(*ends[1], *ends[0])))
+            as_polyline = np.logaddexp(score(Polyline(ends, False)), score(Polyline(ends[::-1], False)))
+            assert abs(as_line - as_polyline) > 1e-2  # the random model is not undecided here
+            assert typed.primitives[k] == (segment if as_line > as_polyline else Polyline(ends, False))
+
+
+def test_segments_are_retyped_both_ways_and_everything_else_is_left_as_it_is(monkeypatch):
+    sheet = Sheet(200, 100)
+    recognizer = Recognizer(tiny(), build_model(tiny(), seed=0), second_look=False)
+    circle, line, two_points = Circle(50, 50, 10), Line(10, 50, 190, 45), Polyline(((30, 30), (60, 10)), False)
+    three_points = Polyline(((100, 30), (120, 10), (150, 30)), False)
+    primitives = [circle, line, two_points, three_points]
+    row, spans = _written(sheet, primitives)
+    recognition = Recognition(sheet, primitives, [0.9] * 4, valid=True, tokens=np.array(row), spans=spans,
+                              memory=np.zeros((4, 8), np.float32))
+    seen = []
+
+    # Per segment: (line, line reversed, polyline, polyline reversed); the first likelier as a
+    # polyline, the second as a line.
+    def scores(self, recognition, starts, continuations, width):
+        seen.append(list(starts))
+        return np.array([-3.0, -4.0, 0.0, -1.0] + [0.0, -1.0, -3.0, -4.0], np.float32)
+
+    monkeypatch.setattr(Recognizer, "_continuation_logprobs", scores)
+    typed = recognizer.with_segment_types(recognition)
+    assert seen == [[spans[1][0]] * 4 + [spans[2][0]] * 4]  # each segment's variants from its own place
+    assert typed.primitives == [circle, Polyline(((10, 50), (190, 45)), False), Line(30, 30, 60, 10), three_points]
+    assert typed.confidences == recognition.confidences and typed.spans == spans
+    # Nothing to score against (no tokens: a reading built by hand), or no segment: as it was.
+    assert recognizer.with_segment_types(Recognition(sheet, primitives, [0.9] * 4, valid=True)).primitives == primitives
+    only_circle = Recognition(sheet, [circle], [0.9], valid=True, tokens=np.array(row), spans=spans[:1])
+    assert recognizer.with_segment_types(only_circle) is only_circle

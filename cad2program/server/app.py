@@ -167,14 +167,16 @@ class Engine:
         residual, prepared_residual = await loop.run_in_executor(self.decode_pool, self.recognizer.residual, image,
                                                                  recognition)
         second = await self.batcher.submit((prepared_residual, recognition.sheet))
-        second = await self.measured(prepared_residual, residual, second, sheet_known, written)
+        second = await self.measured(prepared_residual, residual, second, sheet_known, written, segment_types=False)
         scored = await self.batcher.run_in_model_thread(
             self.recognizer.scored_candidates, recognition, unexplained(recognition, second))
         scored = await loop.run_in_executor(self.decode_pool, with_ink_evidence, image, recognition.sheet, scored)
         return with_candidates(recognition, scored, SECOND_LOOK_MIN_LOGPROB)
 
-    async def measured(self, prepared: np.ndarray, image: np.ndarray, recognition, sheet_known: bool, written):
-        """`Recognizer.refined` for one drawing: measured in the decode pool, sizes re-read on the model thread."""
+    async def measured(self, prepared: np.ndarray, image: np.ndarray, recognition, sheet_known: bool, written,
+                       segment_types: bool = True):
+        """`Recognizer.refined` for one drawing: measured in the decode pool, sizes re-read and segments
+        typed on the model thread."""
         loop = asyncio.get_running_loop()
         recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition, sheet_known,
                                                         self.recognizer.read_text, written)
@@ -182,6 +184,8 @@ class Engine:
             [reread] = await self.batcher.run_in_model_thread(
                 self.recognizer.reread_sizes, prepared[None], [recognition], [sizes])
             recognition = await loop.run_in_executor(self.decode_pool, with_arcs_remeasured, image, recognition, reread)
+        if segment_types:
+            recognition = await self.batcher.run_in_model_thread(self.recognizer.with_segment_types, recognition)
         return without_repeats(recognition)
 
     async def recognize(self, parse: Callable[[], tuple[np.ndarray, Sheet | None]]):
