@@ -19,7 +19,9 @@ How an arc is refined:
    overlaps enough, or the ink goes all round (a concentric circle), the model's angles are kept.
 5. The circle is settled by a least-squares fit to every pixel of that run's stroke (the grid of step 2
    leaves a short arc's centre free to slide along its middle), and its run measured again.
-6. Each end is drawn back by half the stroke's width: a pen's round end reaches that far past the arc.
+6. Where a centre mark (a small upright cross) is drawn near that centre, the circle is centred on it,
+   its radius the stroke's middle, and its run measured again.
+7. Each end is drawn back by half the stroke's width: a pen's round end reaches that far past the arc.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ ARC_MIN_RUN = 15  # degrees of ink that an arc whose span the model misplaced mu
 CIRCLE_INKED = 0.7  # share of its round a circle's ink must cover to be measured (and kept: `recognizer`)
 ARC_SETTLING_ROUNDS = 3  # least-squares fits of an arc's circle, each to the ink around the last
 ARC_MIN_SPAN = 5  # degrees an arc keeps at least when its ends are drawn back by the pen's round caps
+MARK_REACH = 1.5  # tolerances from an arc's measured centre within which its centre mark is looked for
 FAR_EDGE_TOLERANCES = 4  # a rectangle's edge with no stroke near is searched this many tolerances out
 FAR_EDGE_COVERAGE = 0.8  # ... for a stroke along this share of it
 WORKING_SIDE = 800  # larger images are measured at this longer side (over 3x the model's 256 px)
@@ -307,6 +310,33 @@ def _ink_span_near(ink: np.ndarray, centre: tuple[float, float], radius_px: floa
     return ((np.arange(360) - first) % 360) < length
 
 
+def _centre_mark(ink: np.ndarray, col: float, row: float, reach: int, band: int) -> tuple[float, float] | None:
+    """The middle (col, row) of the centre mark nearest (col, row) within `reach` pixels: a small
+    upright cross of ink standing alone (two strokes of about equal length crossing at their middles),
+    as drafters mark an arc's or a circle's centre. None when there is none."""
+    crop, top, left = _crop_around(ink, col, row, 2 * reach)  # the whole of a mark whose middle is in reach
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(crop.astype(np.uint8), connectivity=8)
+    best = None
+    for k in range(1, count):
+        x, y, w, h, area = stats[k]
+        if min(w, h) < 4 * band + 3 or abs(w - h) > 0.35 * max(w, h) + 2 * band or \
+                x == 0 or y == 0 or x + w == crop.shape[1] or y + h == crop.shape[0]:
+            continue
+        rows, cols = np.nonzero(labels[y:y + h, x:x + w] == k)
+        middle_col, middle_row = np.median(cols), np.median(rows)
+        across = np.abs(rows - middle_row) <= band  # the horizontal stroke's pixels
+        upright = np.abs(cols - middle_col) <= band
+        if (across | upright).mean() < 0.9 or len(np.unique(cols[across])) < 0.8 * w or \
+                len(np.unique(rows[upright])) < 0.8 * h or abs(middle_col - (w - 1) / 2) > band + 1 or \
+                abs(middle_row - (h - 1) / 2) > band + 1:
+            continue
+        centre = (left + x + middle_col, top + y + middle_row)
+        distance = float(np.hypot(centre[0] - col, centre[1] - row))
+        if distance <= reach and (best is None or distance < best[0]):
+            best = (distance, centre)
+    return None if best is None else best[1]
+
+
 def _settled_arc(ink: np.ndarray, circle: tuple[float, float, float], run: tuple[int, int], read_radius: float,
                  half_width: float, band: int, tolerance_px: float) -> tuple[tuple[float, float, float], np.ndarray] | None:
     """The circle (col, row, radius; pixels) an arc's stroke settles on and (360,) which degrees have
@@ -325,6 +355,35 @@ def _settled_arc(ink: np.ndarray, circle: tuple[float, float, float], run: tuple
         return None
     cols, rows = _ink_pixels_near(ink, settled[0], settled[1], int(settled[2] + 2 * band + 2))
     return settled, _degrees_by_radius(cols, rows, settled[0], settled[1], np.array([int(round(settled[2]))]), band)[0]
+
+
+def _marked_arc(ink: np.ndarray, circle: tuple[float, float, float], run: tuple[int, int], band: int,
+                half_width: float, tolerance_px: float) -> tuple[tuple[float, float, float], np.ndarray] | None:
+    """The circle (col, row, radius; pixels) centred on the centre mark drawn near an arc's `circle`
+    (`_centre_mark`), through the middle of the arc's stroke in the degrees of `run`, and (360,) which
+    degrees have ink along it; None without a mark, or where that circle's radius is more than the
+    tolerance from the arc's (the mark is another's).
+
+    A short arc's ink leaves its centre loose (it slides along the arc's middle as the radius
+    changes); a drafter's centre mark pins it."""
+    col, row, radius = circle
+    mark = _centre_mark(ink, col, row, max(2, int(MARK_REACH * tolerance_px)), band)
+    if mark is None:
+        return None
+    reach = max(band, half_width) + 1
+    cols, rows = _ink_pixels_near(ink, col, row, int(radius + 2 * reach + 2))
+    dx, dy = cols - col, row - rows
+    degree = np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360
+    on = ((np.arange(360) - run[0]) % 360) < run[1]
+    keep = (np.abs(np.hypot(dx, dy) - radius) <= reach) & on[degree]
+    if keep.sum() < 12:
+        return None
+    new_radius = float(np.median(np.hypot(cols[keep] - mark[0], mark[1] - rows[keep])))
+    if abs(new_radius - radius) > tolerance_px:
+        return None
+    cols, rows = _ink_pixels_near(ink, mark[0], mark[1], int(new_radius + 2 * band + 2))
+    return (mark[0], mark[1], new_radius), _degrees_by_radius(cols, rows, mark[0], mark[1],
+                                                              np.array([int(round(new_radius))]), band)[0]
 
 
 def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Arc, dict]:
@@ -380,6 +439,12 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
         found = [run for run in runs(close_gaps(settled[1], _max_gap(settled[0][2]))) if run[1] < 358]
         if found and overlap(max(found, key=overlap)) >= MIN_OVERLAP * predicted.sum():
             (col, row, radius), (first, length) = settled[0], max(found, key=overlap)
+    marked = _marked_arc(ink, (col, row, radius), (first, length), band, half_width, tolerance_mm * scale)
+    if marked:
+        found = [run for run in runs(close_gaps(marked[1], _max_gap(marked[0][2]))) if run[1] < 358]
+        if found and overlap(max(found, key=overlap)) >= MIN_OVERLAP * predicted.sum():
+            (col, row, radius), (first, length) = marked[0], max(found, key=overlap)
+            half_width = _stroke_half_width(ink, col, row, radius, first, length, band)
     measured["radius"] = radius / scale
     # A pen's round end reaches half the stroke's width past where the arc ends.
     cap = np.degrees(half_width / radius)

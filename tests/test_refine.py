@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
-from cad2program.refine import (_with_sharp_corners, close_gaps, ink_mask, refine_primitives, remeasure_arcs, runs,
-                                span_degrees)
+from cad2program.refine import (_band, _centre_mark, _with_sharp_corners, close_gaps, ink_mask, refine_primitives,
+                                remeasure_arcs, runs, span_degrees)
 from cad2program.scoring import pair_error
 
 SHEET = Sheet(200, 150)
@@ -113,6 +113,54 @@ def test_a_short_arc_whose_radius_was_misread_settles_on_the_circle_its_ink_draw
     assert np.hypot(refined.x - 50, refined.y - 100) <= 0.5
     assert abs(refined.start_angle - 60) <= 3 and abs(refined.end_angle - 150) <= 3
     assert refined.radius == 13.5  # positions come from the ink, sizes as read
+
+
+def _wobbly_arc_image(centre_mark: bool) -> np.ndarray:
+    """A short arc round (50, 100) whose radius swells from 12 mm at its middle to 13.5 at its ends (a
+    hand's stroke off any circle), with or without a centre mark: an upright cross 5 mm wide."""
+    import cv2
+
+    image = draw([])
+    px = lambda x, y: (round(x * PX_PER_MM), round((SHEET.height - y) * PX_PER_MM))  # noqa: E731
+    angles = np.radians(np.linspace(60, 120, 100))
+    radii = 12 + 1.5 * np.cos(3 * (angles - np.pi / 2))
+    points = [px(50 + r * np.cos(a), 100 + r * np.sin(a)) for r, a in zip(radii, angles)]
+    cv2.polylines(image, [np.array(points, np.int32)], False, 0, 3)
+    if centre_mark:
+        cv2.line(image, px(47.5, 100), px(52.5, 100), 0, 2)
+        cv2.line(image, px(50, 97.5), px(50, 102.5), 0, 2)
+    return image
+
+
+def test_a_short_arc_with_a_centre_mark_is_centred_on_it():
+    guess = Arc(51, 101.5, 13, 55, 125)
+    [unmarked] = refine_primitives(_wobbly_arc_image(False), SHEET, [guess])
+    [marked] = refine_primitives(_wobbly_arc_image(True), SHEET, [guess])
+    assert np.hypot(unmarked.x - 50, unmarked.y - 100) > 1.5  # the bent stroke alone pulls the centre off
+    assert np.hypot(marked.x - 50, marked.y - 100) <= 0.2
+    assert abs(marked.start_angle - 60) <= 2 and abs(marked.end_angle - 120) <= 2
+
+
+def test_a_centre_mark_is_a_small_upright_cross_standing_alone():
+    import cv2
+
+    def found(draw_on, near=(150, 150), reach=20):
+        image = np.full((300, 300), 255, np.uint8)
+        draw_on(image)
+        ink = ink_mask(image)
+        return _centre_mark(ink, *near, reach, _band(ink))
+
+    def cross(image, col=150, row=150, arm=8):
+        cv2.line(image, (col - arm, row), (col + arm, row), 0, 2)
+        cv2.line(image, (col, row - arm), (col, row + arm), 0, 2)
+
+    assert np.allclose(found(cross), (150, 150), atol=1)
+    assert np.allclose(found(lambda im: cross(im, 160, 145), near=(150, 150)), (160, 145), atol=1)
+    assert found(lambda im: cross(im, 190, 150)) is None  # beyond reach
+    assert found(lambda im: cv2.line(im, (142, 150), (158, 150), 0, 2)) is None  # a lone stroke
+    long_lines = lambda im: (cv2.line(im, (60, 150), (240, 150), 0, 2), cv2.line(im, (150, 60), (150, 240), 0, 2))  # noqa: E731
+    assert found(long_lines) is None  # lines crossing, not a mark
+    assert found(lambda im: cv2.rectangle(im, (142, 142), (158, 158), 0, 2)) is None  # a box
 
 
 def test_an_arc_whose_radius_is_read_again_is_measured_again_with_it():
