@@ -116,8 +116,11 @@ def test_with_nothing_found_the_second_look_finds_what_one_look_does_and_recogni
     # ... and what is left of it once the circles drawn nowhere are left out, last
     assert without_uninked_circles(example.image, measured).primitives == first.primitives
     nothing = Recognition(example.sheet, [], [], valid=True, tokens=np.zeros(0, np.int32), memory=first.memory)
-    # Nothing erased: the second reading is the first one, every primitive of it new, each scored.
+    # Nothing erased: the second reading is the first one (its segments as the model wrote them:
+    # only the first reading's are typed again), every primitive of it new, each scored.
     [candidates] = one_look.second_look_candidates([example.image], [nothing], [True], [None])
+    [measured] = one_look.refined(prepared, [example.image], one_look.recognize_prepared(prepared, [example.sheet]),
+                                  segment_types=False)
     assert [p for p, _, _ in candidates] == measured.primitives
     assert [c for _, c, _ in candidates] == pytest.approx(measured.confidences)
     assert all(isinstance(score, float) and score < 0 for _, _, score in candidates)
