@@ -318,7 +318,7 @@ def _centre_mark(ink: np.ndarray, col: float, row: float, reach: int, band: int)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(crop.astype(np.uint8), connectivity=8)
     best = None
     for k in range(1, count):
-        x, y, w, h, area = stats[k]
+        x, y, w, h, _ = stats[k]
         if min(w, h) < 4 * band + 3 or abs(w - h) > 0.35 * max(w, h) + 2 * band or \
                 x == 0 or y == 0 or x + w == crop.shape[1] or y + h == crop.shape[0]:
             continue
@@ -433,18 +433,24 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
         first, length = max(found, key=overlap)
         measured["radius"] = radius / scale
     half_width = _stroke_half_width(ink, col, row, radius, first, length, band)
+
+    def run_on(circle_and_degrees):
+        """A better circle's (circle, its run of ink overlapping the model's span most), or None when
+        no run along it overlaps enough."""
+        circle, on = circle_and_degrees
+        found = [run for run in runs(close_gaps(on, _max_gap(circle[2]))) if run[1] < 358]
+        if found and overlap(max(found, key=overlap)) >= MIN_OVERLAP * predicted.sum():
+            return circle, max(found, key=overlap)
+        return None
+
     settled = _settled_arc(ink, (col, row, radius), (first, length), radius_px, half_width, band,
                            tolerance_mm * scale)
-    if settled:
-        found = [run for run in runs(close_gaps(settled[1], _max_gap(settled[0][2]))) if run[1] < 358]
-        if found and overlap(max(found, key=overlap)) >= MIN_OVERLAP * predicted.sum():
-            (col, row, radius), (first, length) = settled[0], max(found, key=overlap)
+    if settled and (taken := run_on(settled)):
+        (col, row, radius), (first, length) = taken
     marked = _marked_arc(ink, (col, row, radius), (first, length), band, half_width, tolerance_mm * scale)
-    if marked:
-        found = [run for run in runs(close_gaps(marked[1], _max_gap(marked[0][2]))) if run[1] < 358]
-        if found and overlap(max(found, key=overlap)) >= MIN_OVERLAP * predicted.sum():
-            (col, row, radius), (first, length) = marked[0], max(found, key=overlap)
-            half_width = _stroke_half_width(ink, col, row, radius, first, length, band)
+    if marked and (taken := run_on(marked)):
+        (col, row, radius), (first, length) = taken
+        half_width = _stroke_half_width(ink, col, row, radius, first, length, band)
     measured["radius"] = radius / scale
     # A pen's round end reaches half the stroke's width past where the arc ends.
     cap = np.degrees(half_width / radius)
