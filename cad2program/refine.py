@@ -222,6 +222,25 @@ def _ink_pixels_near(ink: np.ndarray, col: float, row: float, reach: int) -> tup
     return cols + left, rows + top
 
 
+def _run_degrees(run: tuple[int, int]) -> np.ndarray:
+    """(360,) bool: the whole degrees of a run of ink (first degree, length) round a circle."""
+    return ((np.arange(360) - run[0]) % 360) < run[1]
+
+
+def _near_stroke(cols: np.ndarray, rows: np.ndarray, col: float, row: float, radius: float, on: np.ndarray,
+                 reach: float) -> np.ndarray:
+    """Which of the ink pixels (cols, rows) lie within `reach` pixels of the circle, in its degrees `on`."""
+    dx, dy = cols - col, row - rows  # y up on the sheet, down in the image
+    degree = np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360
+    return (np.abs(np.hypot(dx, dy) - radius) <= reach) & on[degree]
+
+
+def _inked_degrees(ink: np.ndarray, col: float, row: float, radius: float, band: int) -> np.ndarray:
+    """(360,) bool: which degrees of the circle (pixels) have ink within `band` of it."""
+    cols, rows = _ink_pixels_near(ink, col, row, int(radius + 2 * band + 2))
+    return _degrees_by_radius(cols, rows, col, row, np.array([int(round(radius))]), band)[0]
+
+
 def _soft_circle_fit(x: np.ndarray, y: np.ndarray, radius: float, steps: int = 30) -> tuple[float, float, float]:
     """The circle (centre x, centre y, radius) minimising the soft-L1 loss of the points' distances to
     it (each distance d counts as 2 (sqrt(1 + d^2) - 1): squared near the circle, linear far off), by
@@ -257,12 +276,10 @@ def _least_squares_circle(ink: np.ndarray, col: float, row: float, radius: float
     cols, rows = _ink_pixels_near(ink, col, row, int(radius + 2 * reach + 2))
     circle = None
     for _ in range(rounds):
-        dx, dy = cols - col, row - rows  # y up on the sheet, down in the image
-        degree = np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360
-        keep = (np.abs(np.hypot(dx, dy) - radius) <= reach) & on[degree]
+        keep = _near_stroke(cols, rows, col, row, radius, on, reach)
         if keep.sum() < 12:
             return circle
-        x, y = dx[keep].astype(np.float64), dy[keep].astype(np.float64)
+        x, y = (cols[keep] - col).astype(np.float64), (row - rows[keep]).astype(np.float64)
         a, b, fitted = _soft_circle_fit(x, y, radius)
         col, row, radius = col + a, row - b, fitted
         circle = (col, row, radius)
@@ -307,7 +324,7 @@ def _ink_span_near(ink: np.ndarray, centre: tuple[float, float], radius_px: floa
         return float(np.minimum(gaps, 360 - gaps).min())
 
     first, length = min(found, key=distance)
-    return ((np.arange(360) - first) % 360) < length
+    return _run_degrees((first, length))
 
 
 def _centre_mark(ink: np.ndarray, col: float, row: float, reach: int, band: int) -> tuple[float, float] | None:
@@ -348,13 +365,12 @@ def _settled_arc(ink: np.ndarray, circle: tuple[float, float, float], run: tuple
     centre, and where its radius agrees with the grid's or with the one read (a hand's wobble bends
     a small arc's stroke off any circle, and the fit follows it)."""
     col, row, radius = circle
-    on = ((np.arange(360) - run[0]) % 360) < run[1]
-    settled = _least_squares_circle(ink, col, row, radius, on, max(band, half_width) + 1, ARC_SETTLING_ROUNDS)
+    settled = _least_squares_circle(ink, col, row, radius, _run_degrees(run), max(band, half_width) + 1,
+                                    ARC_SETTLING_ROUNDS)
     if not settled or np.hypot(settled[0] - col, settled[1] - row) > tolerance_px or \
             min(abs(settled[2] - radius), abs(settled[2] - read_radius)) > band + 1:
         return None
-    cols, rows = _ink_pixels_near(ink, settled[0], settled[1], int(settled[2] + 2 * band + 2))
-    return settled, _degrees_by_radius(cols, rows, settled[0], settled[1], np.array([int(round(settled[2]))]), band)[0]
+    return settled, _inked_degrees(ink, *settled, band)
 
 
 def _marked_arc(ink: np.ndarray, circle: tuple[float, float, float], run: tuple[int, int], band: int,
@@ -372,18 +388,13 @@ def _marked_arc(ink: np.ndarray, circle: tuple[float, float, float], run: tuple[
         return None
     reach = max(band, half_width) + 1
     cols, rows = _ink_pixels_near(ink, col, row, int(radius + 2 * reach + 2))
-    dx, dy = cols - col, row - rows
-    degree = np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360
-    on = ((np.arange(360) - run[0]) % 360) < run[1]
-    keep = (np.abs(np.hypot(dx, dy) - radius) <= reach) & on[degree]
+    keep = _near_stroke(cols, rows, col, row, radius, _run_degrees(run), reach)
     if keep.sum() < 12:
         return None
     new_radius = float(np.median(np.hypot(cols[keep] - mark[0], mark[1] - rows[keep])))
     if abs(new_radius - radius) > tolerance_px:
         return None
-    cols, rows = _ink_pixels_near(ink, mark[0], mark[1], int(new_radius + 2 * band + 2))
-    return (mark[0], mark[1], new_radius), _degrees_by_radius(cols, rows, mark[0], mark[1],
-                                                              np.array([int(round(new_radius))]), band)[0]
+    return (mark[0], mark[1], new_radius), _inked_degrees(ink, mark[0], mark[1], new_radius, band)
 
 
 def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> tuple[Arc, dict]:
@@ -422,7 +433,7 @@ def refine_arc(arc: Arc, ink: np.ndarray, frame: Frame, tolerance_mm: float) -> 
         return arc, measured
     for _ in range(ARC_REFITS):
         # The model's span may miss part of the arc: fit the circle again to the ink's span.
-        span = predicted | (((np.arange(360) - first) % 360) < length)
+        span = predicted | _run_degrees((first, length))
         # ... from the circle found so far: a model's centre off by about the tolerance leaves the
         # first fit at the edge of its search.
         fitted = _fit_circle(ink, col, row, radius, tolerance_mm * scale, span, band)
