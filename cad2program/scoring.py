@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from cad2program.errors import UserError
-from cad2program.program import (Arc, Line, Polyline, Primitive, ProgramError, Sheet, TYPE_NAMES,
+from cad2program.program import (Arc, Line, Polyline, Primitive, ProgramError, Rectangle, Sheet, TYPE_NAMES,
                                  parse_program, primitives_from_json, program_problems)
 
 TOLERANCE_SHARE = 0.02  # t = 0.02 * max(W, H)
@@ -159,6 +159,9 @@ def matched_flags(pred: Sequence[Primitive], true: Sequence[Primitive], sheet: S
 
 
 def _size_fields(primitive: Primitive) -> tuple[str, ...]:
+    """The size fields a true primitive's annotations give: none when its label says "annotated": false."""
+    if not primitive.annotated:
+        return ()
     return tuple(name for name in SIZE_FIELDS if name in type(primitive).SIZE_FIELDS)
 
 
@@ -221,17 +224,39 @@ def _prf(matched: int, predicted: int, true: int) -> dict:
     return {"f1": f1, "precision": precision, "recall": recall}
 
 
-def score_drawing(pred: Sequence[Primitive] | None, true: Sequence[Primitive], sheet: Sheet) -> dict:
+def as_segments(primitives: Iterable[Primitive]) -> list[Primitive]:
+    """The geometry-only view of a drawing: each rectangle and polyline becomes its sides (lines; a
+    closed polyline also its closing side, a zero-length side none), circles, arcs and lines stay."""
+    out: list[Primitive] = []
+    for primitive in primitives:
+        if isinstance(primitive, Rectangle):
+            x, y, w, h = primitive.x, primitive.y, primitive.width, primitive.height
+            corners = [(x, y), (x + w, y), (x + w, y + h), (x, y + h), (x, y)]
+        elif isinstance(primitive, Polyline):
+            corners = primitive.path()
+        else:
+            out.append(primitive)
+            continue
+        out += [Line(a[0], a[1], b[0], b[1]) for a, b in zip(corners, corners[1:]) if a != b]
+    return out
+
+
+def score_drawing(pred: Sequence[Primitive] | None, true: Sequence[Primitive], sheet: Sheet,
+                  geometry_only: bool = False) -> dict:
     """One drawing's counts: pairs, per-type true/predicted/matched, size fields, exactness, validity.
 
     `pred` None means the output did not parse: an empty prediction, not valid, never exact.
+    `geometry_only`: both sides are compared as `as_segments` gives them and no size is scored (for
+    drawings without dimensions), so a drawing is exact when every truth is matched and nothing is extra.
     """
     valid = pred is not None
     pred = list(pred or [])
+    if geometry_only:
+        pred, true = as_segments(pred), as_segments(true)
     pairs = match_primitives(pred, true, sheet)
     size_fields = size_exact = 0
     for i, j in pairs:
-        for name in _size_fields(true[j]):
+        for name in (() if geometry_only else _size_fields(true[j])):
             size_fields += 1
             size_exact += abs(getattr(pred[i], name) - getattr(true[j], name)) < _SIZE_EXACT
     counts: dict[str, dict[str, int]] = {"true": defaultdict(int), "predicted": defaultdict(int),
@@ -247,8 +272,11 @@ def score_drawing(pred: Sequence[Primitive] | None, true: Sequence[Primitive], s
             "size_exact": size_exact, **{k: dict(v) for k, v in counts.items()}}
 
 
-def score(items: Iterable[Item]) -> dict:
+def score(items: Iterable[Item], geometry_only: bool = False) -> dict:
     """Scores (prediction or None, truth, sheet, style or None) items -> a JSON-able report.
+
+    `geometry_only` scores the drawings' geometry alone (see `score_drawing`): rectangles and polylines
+    count as their sides, size exactness is None, and the report says `"geometry_only": true`.
 
     Overall: f1, precision, recall (micro-averaged over all primitives), size_exactness (share of
     width/height/radius fields of matched pairs equal to the truth to 0.1 mm), drawing_accuracy
@@ -260,12 +288,13 @@ def score(items: Iterable[Item]) -> dict:
     overall = _Tally()
     by_style: dict[str, _Tally] = {}
     for pred, true, sheet, style in items:
-        drawing = score_drawing(pred, list(true), sheet)
+        drawing = score_drawing(pred, list(true), sheet, geometry_only)
         overall.add(drawing)
         if style is not None:
             by_style.setdefault(str(style), _Tally()).add(drawing)
     report = overall.report()
     report["per_style"] = {style: tally.report() for style, tally in sorted(by_style.items())}
+    report["geometry_only"] = geometry_only
     report["tolerance"] = f"{TOLERANCE_SHARE} * max(W, H) on positions and lengths, {ANGLE_TOLERANCE:g} degrees on arc angles"
     return report
 
@@ -397,10 +426,10 @@ def pair_predictions(pred_path: str | Path, truth_folder: str | Path
     return items, problems
 
 
-def score_files(pred_jsonl: str | Path, truth_folder: str | Path) -> dict:
+def score_files(pred_jsonl: str | Path, truth_folder: str | Path, geometry_only: bool = False) -> dict:
     """Scores a prediction file against a labelled folder (see `pair_predictions`) -> `score` report
     plus `problems`: every line and image that did not score normally, with why."""
     items, problems = pair_predictions(pred_jsonl, truth_folder)
-    report = score(item for _, item in items)
+    report = score((item for _, item in items), geometry_only)
     report["problems"] = problems
     return report

@@ -11,8 +11,12 @@ The prediction file (--out) scores the same with 'scoring.score_files' as here: 
 those very lines. With several folders, a summary table gives one row per folder and one for all,
 --out is a folder (one NAME.jsonl per dataset) and the --report JSON holds every report.
 
+With --geometry-only (drawings without dimensions, such as real drawings people made), rectangles and
+polylines are counted as their sides on both sides before matching and size exactness is not scored.
+
 examples:
   cad2program eval --data testsets/clean --model runs/cpu --report clean.json
+  cad2program eval --data testsets/battery/real-librecad/dev --geometry-only
   cad2program eval --data testsets/clean testsets/sketch testsets/scan testsets/photo --model runs/cpu
 """
 
@@ -35,17 +39,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the predictions here (a folder when there are several --data folders)")
     parser.add_argument("--report", metavar="REPORT.json", help="write the full report as JSON")
     parser.add_argument("--limit", type=positive_int, metavar="N", help="only the first N drawings of each folder")
+    parser.add_argument("--geometry-only", action="store_true",
+                        help="score the geometry alone, for drawings without dimensions: rectangles and "
+                             "polylines count as their sides (lines) on both sides, no size exactness")
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None = None
-                    ) -> tuple[dict, list[dict], list, str]:
+def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None = None,
+                    geometry_only: bool = False) -> tuple[dict, list[dict], list, str]:
     """Reads and scores one folder -> (report, prediction lines, scoring items, a line on the time taken).
 
-    The report is `scoring.score`'s plus data, unreadable_images (scored as empty and invalid) and timing.
+    The report is `scoring.score`'s (geometry only when asked) plus data, unreadable_images (scored as
+    empty and invalid) and timing.
     """
     from cad2program.commands.predict import Job, Timing, prediction_line, recognize_jobs, warm_up
     from cad2program.dataset import load_dataset
@@ -73,7 +81,7 @@ def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None
             # Scored from the written line, exactly as score_files scores the prediction file.
             predicted, _ = prediction_primitives(line, record.sheet)
         items.append((predicted, record.primitives, record.sheet, record.extra.get("style")))
-    report = score(items)
+    report = score(items, geometry_only)
     report["data"] = str(folder)
     report["unreadable_images"] = failed
     report["timing"] = {**timing.to_json(), "wall_seconds": round(time.perf_counter() - started, 3)}
@@ -126,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
                 "max_new_tokens": recognizer.options.max_new_tokens, "batch_size": args.batch_size}
     reports, all_items, failed = {}, [], 0
     for name, folder in zip(names, folders):
-        report, lines, items, time_text = evaluate_folder(recognizer, folder, args.batch_size, args.limit)
+        report, lines, items, time_text = evaluate_folder(recognizer, folder, args.batch_size, args.limit,
+                                                          args.geometry_only)
         report["model"], report["decoding"] = args.model or "(the package's default model)", decoding
         reports[name], failed = report, failed + report["unreadable_images"]
         all_items += items
@@ -139,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {time_text}")
 
     if several:
-        combined = score(all_items)
+        combined = score(all_items, args.geometry_only)
         drawings = sum(r["timing"]["drawings"] for r in reports.values())
         seconds = sum(r["timing"]["load_seconds"] + r["timing"]["recognize_seconds"] for r in reports.values())
         combined["timing"] = {"drawings": drawings, "ms_per_drawing": round(1000 * seconds / drawings, 1)
