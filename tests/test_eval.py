@@ -107,3 +107,13 @@ def test_eval_bad_numbers_are_usage_errors(capsys, tmp_path, flag):
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "--data", str(tmp_path), flag])
     assert exit_info.value.code == 2
+
+
+def test_eval_geometry_only_scores_sides_and_no_sizes(capsys, tmp_path, tiny_model, drawings_folder):
+    report_path = tmp_path / "report.json"
+    code, out, _ = evaluate(capsys, "--data", drawings_folder, "--model", tiny_model, "--geometry-only",
+                            "--report", report_path, "--limit", 2)
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert report["geometry_only"] is True and report["size_exactness"] is None
+    assert not {"rectangle", "polyline"} & set(report["per_type"])  # counted as their sides

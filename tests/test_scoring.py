@@ -253,3 +253,51 @@ def test_score_files_pairs_by_image_key(tmp_path):
     assert "'images/9.png': no such image in the truth" in problems
     assert "predictions.jsonl:8: bad JSON" in problems
     assert report["per_style"]["clean"]["drawings"] == 6
+
+
+# ----------------------------------------------------------------------------------------------
+# Contract 1.1: "annotated": false, and geometry-only scoring
+# ----------------------------------------------------------------------------------------------
+
+
+def test_an_unannotated_truth_counts_for_matching_but_not_for_size_exactness():
+    from cad2program.program import primitives_from_json
+
+    true = primitives_from_json([{"type": "circle", "x": 20, "y": 20, "radius": 5, "annotated": False},
+                                 {"type": "circle", "x": 60, "y": 20, "radius": 5}])
+    assert [p.annotated for p in true] == [False, True]
+    assert true[0].to_json()["annotated"] is False and "annotated" not in true[1].to_json()
+    # both measured 0.3 off: matched, but only the annotated one's radius is a size field
+    result = score_drawing([Circle(20, 20, 5.3), Circle(60, 20, 5.3)], true, SHEET)
+    assert len(result["pairs"]) == 2 and (result["size_fields"], result["size_exact"]) == (1, 0)
+    # with the annotated one exact, the drawing is entirely right although the other is not exact
+    assert score_drawing([Circle(20, 20, 5.3), Circle(60, 20, 5)], true, SHEET)["exact"]
+
+
+def test_annotated_must_be_a_boolean():
+    from cad2program.program import ProgramError, primitives_from_json
+
+    with pytest.raises(ProgramError, match="annotated"):
+        primitives_from_json([{"type": "circle", "x": 20, "y": 20, "radius": 5, "annotated": "no"}])
+
+
+def test_geometry_only_counts_rectangles_and_polylines_as_their_sides():
+    from cad2program.scoring import as_segments
+
+    rectangle = Rectangle(10, 10, 40, 20)
+    sides = as_segments([rectangle])
+    assert sides == [Line(10, 10, 50, 10), Line(50, 10, 50, 30), Line(50, 30, 10, 30), Line(10, 30, 10, 10)]
+    assert len(as_segments([Polyline(((0, 0), (10, 0), (10, 10)), closed=True)])) == 3
+    assert len(as_segments([Polyline(((0, 0), (10, 0), (10, 10)), closed=False)])) == 2
+    assert as_segments([Circle(5, 5, 2)]) == [Circle(5, 5, 2)]
+    # four lines read for a rectangle: wrong as a program, right as geometry
+    items = [(sides, [rectangle, Circle(100, 100, 10)], SHEET, None)]
+    plain, geometry = score(items), score(items, geometry_only=True)
+    assert plain["matched"] == 0 and plain["true"] == 2
+    assert (geometry["true"], geometry["predicted"], geometry["matched"]) == (5, 4, 4)
+    assert geometry["per_type"]["line"]["f1"] == 1.0 and geometry["per_type"]["circle"]["recall"] == 0.0
+    assert geometry["size_exactness"] is None and geometry["geometry_only"] is True
+    # a closed polyline read for the rectangle matches too, and sizes never count
+    exact = score([([Polyline(((10, 10), (50, 10), (50, 30), (10, 30)), closed=True), Circle(100, 100, 12)],
+                    [rectangle, Circle(100, 100, 10)], SHEET, None)], geometry_only=True)
+    assert exact["f1"] == 1.0 and exact["drawing_accuracy"] == 1.0 and exact["size_fields"] == 0

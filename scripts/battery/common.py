@@ -33,10 +33,13 @@ def set_seeds(base: int, half: str, count: int = PER_HALF) -> list[int]:
     return [base * 10_000 + offset + i for i in range(count)]
 
 
-def save_image(image: np.ndarray | Image.Image, path: Path, jpeg_quality: int | None = None):
-    """PNG (optimised, grey when the image is) or JPEG at the quality given."""
-    image = image if isinstance(image, Image.Image) else Image.fromarray(image)
+def save_image(image: np.ndarray | Image.Image | bytes, path: Path, jpeg_quality: int | None = None):
+    """PNG (optimised, grey when the image is), JPEG at the quality given, or encoded bytes as they are."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(image, bytes):
+        path.write_bytes(image)
+        return
+    image = image if isinstance(image, Image.Image) else Image.fromarray(image)
     if jpeg_quality:
         image.convert("RGB").save(path, quality=jpeg_quality, optimize=True)
     else:
