@@ -287,7 +287,7 @@ def _link(b: _Builder, span_w, span_h):
     b.hole(x1, y, bore, True, leader=225)
     b.hole(x2, y, bore if rng.random() < 0.6 else _pick_hole(rng, r, 4), rng.random() < 0.5, leader=315)
     if rng.random() < 0.5 and b.room(4) and length > 4 * r:
-        inner = q(0.4 * r)
+        inner = float(max(2, round(0.4 * r)))
         _slot(b, q(x1 + 2 * r), y, q(x2 - 2 * r), y, inner, rng.random() < 0.5)
 
 

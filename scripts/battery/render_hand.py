@@ -8,7 +8,8 @@ with pen pressure, tapers at its ends, overshoots corners and line ends a little
 twice the output resolution then halved (anti-aliasing). Circles are slightly elliptical, their ends
 overlap or leave a small gap. Dimensions follow a drafter's habits: extension lines with a gap at the
 part, freehand arrowheads (V, filled or oblique ticks), values hand-lettered in one of the system's
-handwriting faces, each character jittered in size, slant and baseline; Ø and R leaders with a shoulder.
+handwriting faces or in single-stroke letters of our own drawn with the same pen (two in five
+drawings), each character jittered in size, slant and baseline; Ø and R leaders with a shoulder.
 Centre lines and pitch circles are dash-dot, centre marks small crosses, hatching 45-degree strokes.
 Wobble stays under 0.4% of the sheet's longer side, well inside the scoring tolerance (2%).
 Seeds 23003xxxx; about 1000 px on the longer side, grey PNG.
@@ -41,6 +42,34 @@ HAND_FONTS = ("/usr/share/fonts/truetype/fifthhorseman/dkg.ttf", "/usr/share/fon
               "/usr/share/fonts/opentype/comic-neue/ComicNeue-Light.otf")
 
 
+def _oval(cx, cy, rx, ry, start=90, turn=360, n=16):
+    return [(cx + rx * math.cos(math.radians(start + turn * i / n)), cy + ry * math.sin(math.radians(start + turn * i / n)))
+            for i in range(n + 1)]
+
+
+# Single-stroke lettering of our own, in a box 1 high (x right, y up): the drafter's own hand, no font.
+STROKE_GLYPHS = {
+    "0": [_oval(0.3, 0.5, 0.28, 0.5)],
+    "1": [[(0.12, 0.78), (0.32, 1.0), (0.32, 0.0)]],
+    "2": [[(0.04, 0.78), (0.14, 0.95), (0.34, 1.0), (0.54, 0.86), (0.52, 0.62), (0.0, 0.0), (0.6, 0.0)]],
+    "3": [[(0.04, 0.9), (0.28, 1.0), (0.52, 0.86), (0.46, 0.62), (0.24, 0.55), (0.54, 0.42), (0.56, 0.16),
+           (0.3, 0.0), (0.03, 0.1)]],
+    "4": [[(0.46, 0.0), (0.46, 1.0), (0.0, 0.3), (0.62, 0.3)]],
+    "5": [[(0.55, 1.0), (0.1, 1.0), (0.05, 0.56), (0.34, 0.63), (0.55, 0.46), (0.55, 0.15), (0.3, 0.0), (0.03, 0.1)]],
+    "6": [[(0.5, 0.96), (0.26, 0.9), (0.06, 0.55), (0.05, 0.2), (0.3, 0.0), (0.55, 0.18), (0.52, 0.46), (0.27, 0.56),
+           (0.06, 0.4)]],
+    "7": [[(0.0, 1.0), (0.6, 1.0), (0.2, 0.0)]],
+    "8": [[(0.3, 0.55), (0.07, 0.76), (0.3, 1.0), (0.53, 0.76), (0.3, 0.55), (0.02, 0.27), (0.3, 0.0), (0.58, 0.27),
+           (0.3, 0.55)]],
+    "9": [[(0.55, 0.62), (0.3, 0.45), (0.05, 0.66), (0.3, 1.0), (0.55, 0.8), (0.54, 0.4), (0.34, 0.0), (0.08, 0.05)]],
+    ".": [[(0.08, 0.0), (0.11, 0.04)]],
+    "R": [[(0.05, 0.0), (0.05, 1.0), (0.38, 1.0), (0.55, 0.86), (0.55, 0.64), (0.38, 0.5), (0.05, 0.5)],
+          [(0.3, 0.5), (0.6, 0.0)]],
+    "Ø": [_oval(0.33, 0.5, 0.3, 0.5), [(-0.04, -0.06), (0.7, 1.06)]],
+}
+STROKE_ADVANCE = {"1": 0.55, ".": 0.3}
+
+
 class Pen:
     """A sheet of paper in pixels and a hand that draws on it in millimetres."""
 
@@ -57,6 +86,8 @@ class Pen:
         self.overshoot_mm = sheet.longer_side * rng.uniform(0.0, 0.008)
         self.ink = rng.randint(0, 70)  # 0 = black pen; higher = pencil grey
         self.font_path = rng.choice([f for f in HAND_FONTS if Path(f).exists()] or [None])
+        self.stroke_letters = rng.random() < 0.4 or self.font_path is None  # our own lettering, no font
+        self.slant = rng.uniform(-0.05, 0.25)
 
     def px(self, x: float, y: float) -> tuple[float, float]:
         return x * self.scale, self.size[1] - y * self.scale
@@ -150,8 +181,29 @@ class Pen:
             position += length
             i += 1
 
+    def stroke_text(self, text: str, at_mm, height_mm: float, rotation: float = 0.0):
+        """Lettering with the pen itself (STROKE_GLYPHS): slanted, each character a little different."""
+        h = height_mm * 0.95
+        advances = [STROKE_ADVANCE.get(ch, 0.8) for ch in text]
+        width = sum(advances) - 0.15
+        turn = math.radians(rotation + self.rng.uniform(-3, 3))
+        x = -width / 2
+        for ch, advance in zip(text, advances):
+            size = h * self.rng.uniform(0.92, 1.06)
+            lift = self.rng.uniform(-0.04, 0.04)
+            for glyph_stroke in STROKE_GLYPHS.get(ch, []):
+                pts = []
+                for u, v in glyph_stroke:
+                    lx, ly = (x + (u + self.slant * v) * size / h) * h, (v + lift - 0.5) * size
+                    pts.append((at_mm[0] + lx * math.cos(turn) - ly * math.sin(turn),
+                                at_mm[1] + lx * math.sin(turn) + ly * math.cos(turn)))
+                self.stroke(pts, self.thin_mm * 1.3, wobble=0.15)
+            x += advance
+
     def text(self, text: str, at_mm, height_mm: float, rotation: float = 0.0, anchor: str = "centre"):
         """Hand lettering: each character its own size, slant and baseline, the whole word turned."""
+        if self.stroke_letters:
+            return self.stroke_text(text, at_mm, height_mm, rotation)
         size = max(8, int(height_mm * self.scale * 1.35))
         font = ImageFont.truetype(self.font_path, size) if self.font_path else ImageFont.load_default()
         glyphs = []
