@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cad2program.program import Arc, Line, Sheet, primitives_from_json, program_problems
+from cad2program.program import Arc, Circle, Line, Rectangle, Sheet, primitives_from_json, program_problems
 from tiny_model import drawings_folder, tiny_model  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +26,16 @@ def _end_points(primitive):
     return [(primitive.x + primitive.radius * math.cos(math.radians(a)),
              primitive.y + primitive.radius * math.sin(math.radians(a)))
             for a in (primitive.start_angle, primitive.end_angle)]
+
+
+def _point_on(primitive):
+    if isinstance(primitive, (Line, Arc)):
+        return _end_points(primitive)[0]
+    if isinstance(primitive, Circle):
+        return primitive.x + primitive.radius, primitive.y
+    if isinstance(primitive, Rectangle):
+        return primitive.x, primitive.y
+    return primitive.points[0]
 
 
 def test_parts_are_contract_labels_and_the_same_for_the_same_seed():
@@ -83,3 +93,29 @@ def test_eval_battery_refuses_arguments_it_sets(tmp_path, capsys):
     with pytest.raises(SystemExit):
         eval_battery.main(["--battery", str(tmp_path), "--out", "x"])
     assert "--out" in capsys.readouterr().err
+
+
+def test_hand_and_photo_renderers_draw_exactly_the_sheet_with_ink_on_the_primitives():
+    import io
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    import render_hand
+    import render_photo
+
+    part = parts.make_part(7)
+    image = render_hand.draw_part(part, random.Random(1), longer_side_px=400)
+    height, width = image.shape
+    assert abs(width / height - part.sheet.width / part.sheet.height) < 0.01 and max(width, height) == 400
+    # ink near a point of every primitive (the pen wobbles, but not by 2% of the sheet)
+    for primitive in part.primitives:
+        x, y = _point_on(primitive)
+        col, row = int(x / part.sheet.width * width), int((1 - y / part.sheet.height) * height)
+        assert image[max(0, row - 6):row + 7, max(0, col - 6):col + 7].min() < 160, primitive
+    x, y = _point_on(part.primitives[0])
+    col, row = int(x / part.sheet.width * width), int((1 - y / part.sheet.height) * height)
+    assert image[max(0, row - 6):row + 7, max(0, col - 6):col + 7].min() < 128 and np.median(image) > 240
+    photo = Image.open(io.BytesIO(render_photo.photograph(image, seed=3)))
+    assert photo.format == "JPEG" and photo.size == (width, height) and photo.mode == "RGB"

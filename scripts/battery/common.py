@@ -20,7 +20,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from cad2program.dataset import load_labels, write_labels  # noqa: E402
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, primitives_from_json  # noqa: E402
+from cad2program.program import Arc, Circle, Line, Polyline, Rectangle  # noqa: E402
 
 BATTERY = REPO / "testsets" / "battery"
 HALVES = ("dev", "test")
@@ -102,6 +102,3 @@ def load_parts_module():
     import parts
     return parts
 
-
-__all__ = ["BATTERY", "HALVES", "PER_HALF", "load_labels", "overlay", "primitives_from_json", "save_image",
-           "set_seeds", "write_half", "write_labels", "png_bytes_to_grey", "load_parts_module"]
