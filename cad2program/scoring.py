@@ -13,6 +13,11 @@ values of |difference| / t for coordinates and lengths, |angle difference| / 5 f
 distance / t for polyline points; for lines and polylines, the smallest over the allowed pairings of
 end points. Each term is at most 1 for a matching pair.
 
+Size exactness counts the width/height/radius of matched truths, except those whose label says
+`"annotated": false` (contract 1.1: the drawing gives no size for them). Geometry-only scoring
+(`score(..., geometry_only=True)`, for drawings without dimensions) first turns rectangles and
+polylines into their sides on both sides (`as_segments`) and scores no sizes.
+
 Comparisons allow 1e-6 of float noise: values are on the 0.1 grid, so this only keeps 14.3 - 10.3
 (= 4.000000000000002 in floats) within t = 4.
 """
