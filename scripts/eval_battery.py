@@ -12,6 +12,10 @@ own four test sets (testsets/clean, sketch, scan, photo) and all four together, 
 scripts/eval_test_sets.sh scores them. Columns: drawings, F1, size exactness, drawings entirely right
 (drawing accuracy) and F1 per primitive type. Scoring is `cad2program eval`'s own
 (commands.evaluate.evaluate_folder, scoring.score); the model is loaded once.
+
+Every other argument is one of `cad2program eval`'s (--model, --beam, --batch-size, --no-refine,
+--no-ocr, --find-text, --one-look, --limit; see `cad2program eval --help`); --data, --out, --report
+and --geometry-only are this script's to set.
 """
 
 from __future__ import annotations
