@@ -680,15 +680,31 @@ def _free_offset(rng: np.random.Generator, group: Group, sheet: Sheet, border: f
     return float(offsets[first, 0]), float(offsets[first, 1])
 
 
-def layout(pen: Pen, sheet: Sheet, count: int, types: Sequence[str], minimum: int) -> list[Group]:
-    """Places up to `count` groups without collisions; keeps trying smaller ones to reach `minimum`."""
+def border_mm(sheet: Sheet) -> float:
+    """Clearance kept between ink and the sheet's edge (scan rotation, photo perspective)."""
+    return 0.035 * sheet.longer_side
+
+
+def place_together(rng: np.random.Generator, members: list[Group], sheet: Sheet) -> list[Group] | None:
+    """Moves groups built in one frame (a part's primitives) by one free offset (None: no room)."""
+    whole = Group(members[0].primitive, [], [], [], np.vstack([g.boxes for g in members]), [])
+    offset = _free_offset(rng, whole, sheet, border_mm(sheet), np.zeros((0, 4)))
+    if offset is None:
+        return None
+    return [g.translate(*offset) for g in members]
+
+
+def layout(pen: Pen, sheet: Sheet, count: int, types: Sequence[str], minimum: int,
+           placed: Sequence[Group] = ()) -> list[Group]:
+    """Places up to `count` groups without collisions; keeps trying smaller ones to reach `minimum`.
+    `placed` groups are on the sheet already (a part) and count towards both."""
     rng = pen.rng
     long_side, short_side = sheet.longer_side, min(sheet.width, sheet.height)
-    border = 0.035 * long_side  # keeps ink away from the edge (scan rotation, photo perspective)
+    border = border_mm(sheet)
     high = short_side * float(np.clip(1.3 / math.sqrt(count), 0.16, 0.75))
     low = min(max(0.07 * long_side, 1.2 * pen.text_mm), high)
-    groups: list[Group] = []
-    taken = np.zeros((0, 4))
+    groups: list[Group] = list(placed)
+    taken = np.vstack([np.zeros((0, 4))] + [g.boxes for g in groups])
     attempts, limit, hard_limit = 0, 3 * count + 10, 30 * count + 100
     shrink = 1.0  # each failed placement makes the next primitives smaller, so a full sheet still fills
     while len(groups) < count and attempts < (limit if len(groups) >= minimum else hard_limit):
