@@ -444,7 +444,7 @@ def arc_group(pen: Pen, scale: Scale) -> Group | None:
     rng = pen.rng
     radius = size_value(rng, max(scale.low * 0.6, pen.text_mm * 1.5, 2.0), max(scale.high * 0.6, 3.0))
     start = float(rng.integers(0, 24) * 15 if rng.random() < 0.4 else rng.integers(0, 360))
-    span = float(rng.integers(60, 301))
+    span = float(rng.integers(30, 331))
     end = (start + span) % 360.0
     text = "R" + format_number(radius)
     pad = Sketchpad(pen)
@@ -586,11 +586,11 @@ def polyline_group(pen: Pen, scale: Scale) -> Group | None:
     points, closed = made
     ring = np.vstack([points, points[:1]]) if closed else points
     steps = np.hypot(*np.diff(ring, axis=0).T)
-    if steps.min() < max(2.0, 0.03 * scale.sheet_long, 0.8 * pen.text_mm):
+    if steps.min() < max(2.0, 0.02 * scale.sheet_long, 0.6 * pen.text_mm):
         return None
     if _segments_cross(points) or (closed and _segments_cross(np.vstack([points[1:], points[:1]]))):
         return None
-    if _sharpest_turn(ring, closed) < 30.0:  # needle-thin spikes read as one thick line
+    if _sharpest_turn(ring, closed) < 20.0:  # needle-thin spikes read as one thick line
         return None
     pad = Sketchpad(pen)
     if rng.random() < 0.5:  # a few segment lengths, on axis-aligned segments

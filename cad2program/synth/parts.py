@@ -72,7 +72,8 @@ class _Part:
                        float(label.centre[0]) + label.mask.shape[1] / self.pen.px_per_mm[0] / 2,
                        float(label.centre[1]) + label.mask.shape[0] / self.pen.px_per_mm[1] / 2)
                       for label in scratch.labels]
-        geometry = [box for _, _, boxes, _ in self.members for box in boxes]
+        m = self.pen.margin_mm * 0.9  # the members' boxes carry the clearance margin: the ink itself is inside
+        geometry = [(x0 + m, y0 + m, x1 - m, y1 - m) for _, _, boxes, _ in self.members for x0, y0, x1, y1 in boxes]
         if boxes_overlap(text_boxes, self.text_boxes) or boxes_overlap(text_boxes, geometry):
             return False
         self.text_boxes.extend(text_boxes)
