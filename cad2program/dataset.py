@@ -29,8 +29,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from cad2program.errors import UserError
-from cad2program.program import (Primitive, ProgramError, Sheet, primitives_from_json, program_problems,
-                                 unannotated_indices)
+from cad2program.program import Primitive, ProgramError, Sheet, primitives_from_json, program_problems
 
 LABELS_FILE = "labels.jsonl"
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -188,7 +187,6 @@ class Record:
     extra: dict  # every other key of the line (e.g. "style"), kept as read
     line_number: int  # 1-based
     image_size: tuple[int, int] | None = None  # (width, height) in pixels, when images were checked
-    unannotated: tuple[int, ...] = ()  # primitives labelled "annotated": false (sizes not written)
 
 
 @dataclasses.dataclass
@@ -234,9 +232,8 @@ def _read_lines(path: Path) -> list[tuple[int, str | None]]:
 
 
 def parse_label_line(text: str, folder: Path, require_primitives: bool = True
-                     ) -> tuple[str, Path, Sheet, list[Primitive], dict, tuple[int, ...]]:
-    """One line's JSON -> (image key, image path, sheet, primitives, extra, indices of the primitives
-    marked not annotated); ProgramError says why not."""
+                     ) -> tuple[str, Path, Sheet, list[Primitive], dict]:
+    """One line's JSON -> (image key, image path, sheet, primitives, extra); ProgramError says why not."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
@@ -262,7 +259,7 @@ def parse_label_line(text: str, folder: Path, require_primitives: bool = True
     if problems:
         raise ProgramError("; ".join(problems))
     extra = {k: v for k, v in obj.items() if k not in REQUIRED_KEYS}
-    return image_key, folder / image_key, sheet, primitives, extra, unannotated_indices(obj.get("primitives"))
+    return image_key, folder / image_key, sheet, primitives, extra
 
 
 def load_labels(folder: str | Path, check_images: bool = True, require_primitives: bool = True,
@@ -291,8 +288,7 @@ def load_labels(folder: str | Path, check_images: bool = True, require_primitive
         if not text.strip():
             continue
         try:
-            image_key, image_path, sheet, primitives, extra, unannotated = parse_label_line(
-                text, folder, require_primitives)
+            image_key, image_path, sheet, primitives, extra = parse_label_line(text, folder, require_primitives)
         except ProgramError as err:
             problems.append(LineProblem(number, str(err)))
             continue
@@ -309,7 +305,7 @@ def load_labels(folder: str | Path, check_images: bool = True, require_primitive
                 where = f" (looked for {image_path})" if err.reason == "file not found" else ""
                 problems.append(LineProblem(number, f"image {image_key!r}: {err.reason}{where}"))
                 continue
-        records.append(Record(image_key, image_path, sheet, primitives, extra, number, image_size, unannotated))
+        records.append(Record(image_key, image_path, sheet, primitives, extra, number, image_size))
     return records, problems
 
 

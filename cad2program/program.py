@@ -311,23 +311,13 @@ def primitive_from_json(obj: Any, where: str = "primitive") -> Primitive:
     missing = [n for n in names if n not in obj and not (cls is Polyline and n == "closed")]
     if missing:
         raise ProgramError(f"{where}: {type_name} is missing field {', '.join(repr(m) for m in missing)}")
-    unknown = sorted(set(obj) - set(names) - {"type", "annotated"})
-    if "annotated" in obj and not isinstance(obj["annotated"], bool):
-        raise ProgramError(f"{where}: 'annotated' must be true or false, got {obj['annotated']!r}")
+    unknown = sorted(set(obj) - set(names) - {"type"})
     if unknown:
         raise ProgramError(f"{where}: {type_name} has unknown field {', '.join(repr(u) for u in unknown)}")
     try:
         return cls(**{n: obj[n] for n in names if n in obj})
     except ProgramError as err:
         raise ProgramError(f"{where}: {err}") from None
-
-
-def unannotated_indices(objs: Any) -> tuple[int, ...]:
-    """Indices of the primitive objects marked `"annotated": false` (contract 1.1): their sizes are not
-    written on the drawing, so size exactness does not count them."""
-    if not isinstance(objs, list):
-        return ()
-    return tuple(i for i, obj in enumerate(objs) if isinstance(obj, dict) and obj.get("annotated") is False)
 
 
 def primitives_from_json(objs: Any, where: str = "primitives") -> list[Primitive]:

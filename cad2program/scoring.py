@@ -37,8 +37,7 @@ _FLOAT_SLACK = 1e-6
 _SIZE_EXACT = 0.05  # sizes are on the 0.1 grid: "equal to 0.1 mm" is a difference under half a step
 SIZE_FIELDS = ("width", "height", "radius")
 
-# (prediction or None, truth, sheet, style or None[, indices of truths whose sizes are not annotated])
-Item = tuple
+Item = tuple[Sequence[Primitive] | None, Sequence[Primitive], Sheet, str | None]
 
 
 def tolerance(sheet: Sheet) -> float:
@@ -222,20 +221,17 @@ def _prf(matched: int, predicted: int, true: int) -> dict:
     return {"f1": f1, "precision": precision, "recall": recall}
 
 
-def score_drawing(pred: Sequence[Primitive] | None, true: Sequence[Primitive], sheet: Sheet,
-                  unannotated: Iterable[int] = ()) -> dict:
+def score_drawing(pred: Sequence[Primitive] | None, true: Sequence[Primitive], sheet: Sheet) -> dict:
     """One drawing's counts: pairs, per-type true/predicted/matched, size fields, exactness, validity.
 
     `pred` None means the output did not parse: an empty prediction, not valid, never exact.
-    The sizes of the truths in `unannotated` (labelled `"annotated": false`) count for matching only.
     """
-    not_written = set(unannotated)
     valid = pred is not None
     pred = list(pred or [])
     pairs = match_primitives(pred, true, sheet)
     size_fields = size_exact = 0
     for i, j in pairs:
-        for name in () if j in not_written else _size_fields(true[j]):
+        for name in _size_fields(true[j]):
             size_fields += 1
             size_exact += abs(getattr(pred[i], name) - getattr(true[j], name)) < _SIZE_EXACT
     counts: dict[str, dict[str, int]] = {"true": defaultdict(int), "predicted": defaultdict(int),
@@ -263,8 +259,8 @@ def score(items: Iterable[Item]) -> dict:
     """
     overall = _Tally()
     by_style: dict[str, _Tally] = {}
-    for pred, true, sheet, style, *unannotated in items:
-        drawing = score_drawing(pred, list(true), sheet, *unannotated)
+    for pred, true, sheet, style in items:
+        drawing = score_drawing(pred, list(true), sheet)
         overall.add(drawing)
         if style is not None:
             by_style.setdefault(str(style), _Tally()).add(drawing)
@@ -394,8 +390,7 @@ def pair_predictions(pred_path: str | Path, truth_folder: str | Path
             pred, why = prediction_primitives(obj, record.sheet)
             if why:
                 problems.append(f"prediction for {record.image_key!r} is invalid: {why}")
-        items.append((record.image_key, (pred, record.primitives, record.sheet, record.extra.get("style"),
-                                         record.unannotated)))
+        items.append((record.image_key, (pred, record.primitives, record.sheet, record.extra.get("style"))))
     known = {record.image_key for record in truths}
     problems += [f"prediction for {key!r}: no such image in the truth (ignored)"
                  for key in predictions if key not in known]

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         for problem in problems:
             print(f"warning: {folder.name}: {problem}")
-        for _, (pred, true, sheet, *_) in items:
+        for _, (pred, true, sheet, _) in items:
             pred = pred or []
             pairs = match_primitives(pred, true, sheet)
             matched = {j for _, j in pairs}

@@ -254,26 +254,3 @@ def test_score_files_pairs_by_image_key(tmp_path):
     assert "predictions.jsonl:8: bad JSON" in problems
     assert report["per_style"]["clean"]["drawings"] == 6
 
-
-def test_sizes_labelled_not_annotated_count_for_matching_only(tmp_path):
-    """Contract 1.1: `"annotated": false` keeps a primitive's sizes out of size exactness."""
-    import json
-
-    from cad2program.scoring import score_files
-
-    (tmp_path / "truth").mkdir()
-    truth = {"image": "a.png", "sheet": {"width": 100, "height": 100},
-             "primitives": [{"type": "circle", "x": 20, "y": 20, "radius": 5, "annotated": False},
-                            {"type": "circle", "x": 60, "y": 60, "radius": 8}]}
-    (tmp_path / "truth" / "labels.jsonl").write_text(json.dumps(truth) + "\n")
-    pred = {"image": "a.png", "primitives": [{"type": "circle", "x": 20, "y": 20, "radius": 5.6},
-                                             {"type": "circle", "x": 60, "y": 60, "radius": 8}]}
-    (tmp_path / "pred.jsonl").write_text(json.dumps(pred) + "\n")
-    report = score_files(tmp_path / "pred.jsonl", tmp_path / "truth")
-    assert report["f1"] == 1.0 and report["size_fields"] == 1 and report["size_exactness"] == 1.0
-    truth["primitives"][0]["annotated"] = "no"
-    (tmp_path / "truth" / "labels.jsonl").write_text(json.dumps(truth) + "\n")
-    from cad2program.scoring import pair_predictions
-
-    items, problems = pair_predictions(tmp_path / "pred.jsonl", tmp_path / "truth")
-    assert not items and "'annotated' must be true or false" in problems[0]

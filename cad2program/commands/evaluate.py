@@ -72,7 +72,7 @@ def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None
             lines.append(line)
             # Scored from the written line, exactly as score_files scores the prediction file.
             predicted, _ = prediction_primitives(line, record.sheet)
-        items.append((predicted, record.primitives, record.sheet, record.extra.get("style"), record.unannotated))
+        items.append((predicted, record.primitives, record.sheet, record.extra.get("style")))
     report = score(items)
     report["data"] = str(folder)
     report["unreadable_images"] = failed
