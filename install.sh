@@ -2,7 +2,7 @@
 # One command for a fresh Debian/Ubuntu machine: fonts the drawing generator uses, then the package.
 set -euo pipefail
 cd "$(dirname "$0")"
-FONTS="fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-humor-sans fonts-comic-neue fonts-dkg-handwriting fonts-breip fonts-femkeklaver"
+FONTS="fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-humor-sans fonts-comic-neue fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-osifont"
 if command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq || true

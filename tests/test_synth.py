@@ -131,9 +131,9 @@ def test_annotations_write_the_true_values():
             else:
                 assert value in _segment_lengths(p)
         dimensioned = {i for i, field, _ in example.annotations}
-        for i, p in enumerate(example.primitives):  # every size on the drawing is written on it
+        for i, p in enumerate(example.primitives):  # every size is written, or the label says it is not
             if isinstance(p, (Rectangle, Circle, Arc)):
-                assert i in dimensioned
+                assert i in dimensioned or i in example.unannotated
     assert {("circle", "radius", "\u00d8"), ("arc", "radius", "R"), ("rectangle", "width", ""),
             ("rectangle", "height", ""), ("line", "length", ""), ("polyline", "length", "")} <= seen
 
@@ -221,3 +221,20 @@ def test_generate_command_refuses_a_non_empty_folder(tmp_path):
     forced = _cli("--out", str(out), "--count", "2", "--size", "96", "--workers", "1", "--overwrite")
     assert forced.returncode == 0, forced.stderr
     assert len((out / "labels.jsonl").read_text().splitlines()) == 2
+
+
+def test_scattered_drawings_dimension_every_size_and_parts_share_end_points():
+    for index in range(30):  # without parts, nothing is left undimensioned
+        assert make_example(9, index, GeneratorConfig(long_side_px=64, part_share=0.0)).unannotated == ()
+    touching = 0
+    for index in range(40):
+        sheet, primitives, _ = make_labels(4, index, GeneratorConfig(part_share=1.0))
+        assert not program_problems(primitives, sheet)
+        ends = [(p.x1, p.y1) for p in primitives if isinstance(p, Line)]
+        arcs = [p for p in primitives if isinstance(p, Arc)]
+        # A fillet or a slot: an arc whose end point is a line's end point.
+        for arc in arcs:
+            for angle in (arc.start_angle, arc.end_angle):
+                end = (arc.x + arc.radius * math.cos(math.radians(angle)), arc.y + arc.radius * math.sin(math.radians(angle)))
+                touching += any(math.dist(end, e) < 0.05 for e in ends)
+    assert touching > 0

@@ -34,6 +34,7 @@ class GeneratorConfig:
     text_height: tuple[float, float] = (0.025, 0.04)  # digit height / the sheet's longer side
     sheet_sides: tuple[float, float] = (50.0, 500.0)  # mm
     max_aspect: float = 2.0
+    part_share: float = 0.4  # drawings that hold a part-like composition (synth.parts), the rest scattered
 
     def problems(self) -> list[str]:
         """What is wrong with this configuration (empty when usable)."""
@@ -53,6 +54,8 @@ class GeneratorConfig:
         side_low, side_high = self.sheet_sides
         if not 10 <= side_low <= side_high <= 5000:
             problems.append(f"sheet_sides {self.sheet_sides}: need 10 <= low <= high <= 5000 mm")
+        if not 0.0 <= self.part_share <= 1.0:
+            problems.append(f"part_share {self.part_share} must be in [0, 1]")
         if self.max_aspect < 1:
             problems.append(f"max_aspect {self.max_aspect} must be >= 1")
         return problems
@@ -68,6 +71,9 @@ class Example:
     annotations: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)
     # For scans and photos: the JPEG bytes `image` was decoded from (what a dataset folder stores).
     encoded: bytes | None = None
+    # Primitives whose sizes the drawing does not write (a part's repeated holes): labelled
+    # `"annotated": false` (contract 1.1), so size exactness does not count them.
+    unannotated: tuple[int, ...] = ()
 
 
 def image_size(sheet: Sheet, long_side_px: int) -> tuple[int, int]:
@@ -103,7 +109,17 @@ def make_example(seed: int, index: int, config: GeneratorConfig = GeneratorConfi
     look = render.sample_look(rng, style, content, sheet, config.long_side_px)
     image, encoded = render.render(rng, sheet, size, groups, look)
     annotations = [(i, field, text) for i, g in enumerate(groups) for field, text in g.annotations]
-    return Example(image, sheet, [g.primitive for g in groups], style, annotations, encoded)
+    return Example(image, sheet, [g.primitive for g in groups], style, annotations, encoded, unannotated(groups))
+
+
+def unannotated(groups) -> tuple[int, ...]:
+    """Indices of the groups whose primitive has a size field that none of its annotations writes."""
+    out = []
+    for i, group in enumerate(groups):
+        written = {field for field, _ in group.annotations}
+        if any(field not in written for field in type(group.primitive).SIZE_FIELDS):
+            out.append(i)
+    return tuple(out)
 
 
 def make_labels(seed: int, index: int, config: GeneratorConfig = GeneratorConfig()
@@ -115,7 +131,7 @@ def make_labels(seed: int, index: int, config: GeneratorConfig = GeneratorConfig
 
 def _plan(seed: int, index: int, config: GeneratorConfig):
     """Everything but the rendering: the random stream, style, sheet, image size and placed groups."""
-    from cad2program.synth import fonts, layout
+    from cad2program.synth import fonts, layout, parts
 
     problems = config.problems()
     if problems:
@@ -132,7 +148,7 @@ def _plan(seed: int, index: int, config: GeneratorConfig):
     px_per_mm = (size[0] / sheet.width, size[1] / sheet.height)
     pen = _sample_pen(rng, content, sheet, px_per_mm, config, fonts, layout)
     count = int(rng.integers(config.min_primitives, config.max_primitives + 1))
-    groups = layout.layout(pen, sheet, count, config.types, config.min_primitives)
+    groups = parts.layout_with_part(pen, sheet, count, config.types, config.min_primitives, config.part_share)
     return rng, style, content, sheet, size, groups
 
 

@@ -29,7 +29,7 @@ KNOWN_FONTS: dict[str, str] = {
     "LiberationSans-Regular.ttf": "cad", "LiberationSans-Italic.ttf": "cad", "LiberationSans-Bold.ttf": "cad",
     "LiberationSerif-Regular.ttf": "cad", "LiberationMono-Regular.ttf": "cad",
     "FreeSans.ttf": "cad", "FreeSansOblique.ttf": "cad", "FreeSerif.ttf": "cad", "FreeMono.ttf": "cad",
-    "FreeMonoBold.ttf": "cad",
+    "FreeMonoBold.ttf": "cad", "osifont.ttf": "cad",  # osifont: ISO 3098 lettering, as CAD programs write
     "Humor-Sans.ttf": "hand", "ComicNeue-Regular.otf": "hand", "ComicNeue-Light.otf": "hand",
     "ComicNeue-Italic.otf": "hand", "ComicNeue-Bold.otf": "hand", "dkg.ttf": "hand", "dkgIt.ttf": "hand",
     "Breip.ttf": "hand",

@@ -444,7 +444,7 @@ def arc_group(pen: Pen, scale: Scale) -> Group | None:
     rng = pen.rng
     radius = size_value(rng, max(scale.low * 0.6, pen.text_mm * 1.5, 2.0), max(scale.high * 0.6, 3.0))
     start = float(rng.integers(0, 24) * 15 if rng.random() < 0.4 else rng.integers(0, 360))
-    span = float(rng.integers(60, 301))
+    span = float(rng.integers(30, 331))
     end = (start + span) % 360.0
     text = "R" + format_number(radius)
     pad = Sketchpad(pen)
@@ -586,11 +586,11 @@ def polyline_group(pen: Pen, scale: Scale) -> Group | None:
     points, closed = made
     ring = np.vstack([points, points[:1]]) if closed else points
     steps = np.hypot(*np.diff(ring, axis=0).T)
-    if steps.min() < max(2.0, 0.03 * scale.sheet_long, 0.8 * pen.text_mm):
+    if steps.min() < max(2.0, 0.02 * scale.sheet_long, 0.6 * pen.text_mm):
         return None
     if _segments_cross(points) or (closed and _segments_cross(np.vstack([points[1:], points[:1]]))):
         return None
-    if _sharpest_turn(ring, closed) < 30.0:  # needle-thin spikes read as one thick line
+    if _sharpest_turn(ring, closed) < 20.0:  # needle-thin spikes read as one thick line
         return None
     pad = Sketchpad(pen)
     if rng.random() < 0.5:  # a few segment lengths, on axis-aligned segments
@@ -680,15 +680,31 @@ def _free_offset(rng: np.random.Generator, group: Group, sheet: Sheet, border: f
     return float(offsets[first, 0]), float(offsets[first, 1])
 
 
-def layout(pen: Pen, sheet: Sheet, count: int, types: Sequence[str], minimum: int) -> list[Group]:
-    """Places up to `count` groups without collisions; keeps trying smaller ones to reach `minimum`."""
+def border_mm(sheet: Sheet) -> float:
+    """Clearance kept between ink and the sheet's edge (scan rotation, photo perspective)."""
+    return 0.035 * sheet.longer_side
+
+
+def place_together(rng: np.random.Generator, members: list[Group], sheet: Sheet) -> list[Group] | None:
+    """Moves groups built in one frame (a part's primitives) by one free offset (None: no room)."""
+    whole = Group(members[0].primitive, [], [], [], np.vstack([g.boxes for g in members]), [])
+    offset = _free_offset(rng, whole, sheet, border_mm(sheet), np.zeros((0, 4)))
+    if offset is None:
+        return None
+    return [g.translate(*offset) for g in members]
+
+
+def layout(pen: Pen, sheet: Sheet, count: int, types: Sequence[str], minimum: int,
+           placed: Sequence[Group] = ()) -> list[Group]:
+    """Places up to `count` groups without collisions; keeps trying smaller ones to reach `minimum`.
+    `placed` groups are on the sheet already (a part) and count towards both."""
     rng = pen.rng
     long_side, short_side = sheet.longer_side, min(sheet.width, sheet.height)
-    border = 0.035 * long_side  # keeps ink away from the edge (scan rotation, photo perspective)
+    border = border_mm(sheet)
     high = short_side * float(np.clip(1.3 / math.sqrt(count), 0.16, 0.75))
     low = min(max(0.07 * long_side, 1.2 * pen.text_mm), high)
-    groups: list[Group] = []
-    taken = np.zeros((0, 4))
+    groups: list[Group] = list(placed)
+    taken = np.vstack([np.zeros((0, 4))] + [g.boxes for g in groups])
     attempts, limit, hard_limit = 0, 3 * count + 10, 30 * count + 100
     shrink = 1.0  # each failed placement makes the next primitives smaller, so a full sheet still fills
     while len(groups) < count and attempts < (limit if len(groups) >= minimum else hard_limit):

@@ -48,7 +48,7 @@ def sample_look(rng: np.random.Generator, style: str, content: str, sheet: Sheet
     """Line weights, inks and paper for a drawing whose strokes are `content` ("clean" or "sketch")."""
     unit = long_px / 512.0
     if content == "clean":
-        geom_px = unit * rng.uniform(1.0, 2.4)
+        geom_px = unit * rng.uniform(0.7, 3.0)
         geom_rgb = _dark_colour(rng, 0.25)
         anno_rgb = geom_rgb if rng.random() < 0.5 else _dark_colour(rng, 0.5)
         paper = np.full(3, 255.0) if rng.random() < 0.8 else np.full(3, rng.uniform(246, 255))
@@ -305,7 +305,7 @@ def scan(rng: np.random.Generator, image: np.ndarray, look: Look, hand: bool) ->
     border = tuple(float(v) for v in (255.0 * tint))
     image = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                            borderValue=border)
-    sigma = rng.uniform(0.2, 0.9) * unit
+    sigma = rng.uniform(0.2, 1.2) * unit
     image = cv2.GaussianBlur(image, (0, 0), sigma)
     speckles = int(rng.poisson(rng.uniform(3, 50) * h * w / 512 ** 2))
     for _ in range(speckles):
@@ -323,8 +323,8 @@ def photo(rng: np.random.Generator, image: np.ndarray, look: Look) -> tuple[np.n
     """Phone photo of paper: mild perspective, uneven light and shadow, colour cast, blur, noise, JPEG."""
     h, w = image.shape[:2]
     unit = max(h, w) / 512.0
-    # Each corner moves by at most 0.8% of the longer side: points move less than that.
-    reach = 0.008 * max(h, w)
+    # Each corner moves by at most 1.2% of the longer side: points move less than that.
+    reach = rng.uniform(0.003, 0.012) * max(h, w)
     source = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     target = source + rng.uniform(-reach, reach, (4, 2)).astype(np.float32)
     matrix = cv2.getPerspectiveTransform(source, target)
@@ -333,19 +333,34 @@ def photo(rng: np.random.Generator, image: np.ndarray, look: Look) -> tuple[np.n
                                 borderValue=table)
     # Light: a gradient, a vignette, sometimes a soft shadow across the page.
     gy, gx = np.mgrid[0:1:16j, 0:1:16j].astype(np.float32)
-    light = 1.0 + rng.uniform(-0.2, 0.2) * (gx - 0.5) + rng.uniform(-0.2, 0.2) * (gy - 0.5)
-    light -= rng.uniform(0.0, 0.25) * ((gx - 0.5) ** 2 + (gy - 0.5) ** 2)
-    if rng.random() < 0.4:
+    light = 1.0 + rng.uniform(-0.35, 0.35) * (gx - 0.5) + rng.uniform(-0.35, 0.35) * (gy - 0.5)
+    light -= rng.uniform(0.0, 0.4) * ((gx - 0.5) ** 2 + (gy - 0.5) ** 2)
+    if rng.random() < 0.5:
         direction = rng.uniform(0, 2 * np.pi)
         along = (gx - 0.5) * np.cos(direction) + (gy - 0.5) * np.sin(direction)
         edge = rng.uniform(-0.3, 0.3)
-        light *= 1.0 - rng.uniform(0.12, 0.3) / (1.0 + np.exp(-(along - edge) / rng.uniform(0.03, 0.1)))
+        light *= 1.0 - rng.uniform(0.12, 0.45) / (1.0 + np.exp(-(along - edge) / rng.uniform(0.03, 0.1)))
     light = cv2.resize(light, (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
     cast = np.array([rng.uniform(0.92, 1.06), rng.uniform(0.94, 1.04), rng.uniform(0.85, 1.05)], np.float32)
-    image = image * light * cast * rng.uniform(0.85, 1.02)
-    image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.35, 1.1) * unit)
-    image = image + _noise(rng, image.shape, rng.uniform(2, 7), True)
-    return _jpeg(rng, np.clip(image, 0, 255).astype(np.uint8), 50, 90)
+    image = image * light * cast * rng.uniform(0.8, 1.05)
+    image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.35, 1.5) * unit)
+    if rng.random() < 0.25:  # a shaking hand: motion blur along one direction
+        image = _motion_blur(rng, image, rng.uniform(1.5, 4.0) * unit)
+    if rng.random() < 0.3:  # phone processing: a tone curve that crushes the greys
+        image = 255.0 * (np.clip(image, 0, 255) / 255.0) ** rng.uniform(0.7, 1.5)
+    image = image + _noise(rng, image.shape, rng.uniform(2, 12), True)
+    return _jpeg(rng, np.clip(image, 0, 255).astype(np.uint8), 35, 90)
+
+
+def _motion_blur(rng: np.random.Generator, image: np.ndarray, length_px: float) -> np.ndarray:
+    """Blur along a random direction over `length_px` pixels."""
+    size = max(3, int(round(length_px)) | 1)
+    kernel = np.zeros((size, size), np.float32)
+    angle = rng.uniform(0, np.pi)
+    c = (size - 1) / 2
+    for t in np.linspace(-c, c, 4 * size):
+        kernel[int(round(c + t * np.sin(angle))), int(round(c + t * np.cos(angle)))] = 1.0
+    return cv2.filter2D(image, -1, kernel / kernel.sum())
 
 
 def render(rng: np.random.Generator, sheet: Sheet, size: tuple[int, int], groups: list[Group],

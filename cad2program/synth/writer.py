@@ -28,8 +28,10 @@ def encode_example(seed: int, index: int, config: GeneratorConfig, name_width: i
         ok, buffer = cv2.imencode(".png", example.image[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 3])
         assert ok
         path, data = f"images/{index:0{name_width}d}.png", buffer.tobytes()
-    label = {"image": path, "sheet": example.sheet.to_json(),
-             "primitives": [p.to_json() for p in example.primitives], "style": example.style}
+    primitives = [p.to_json() for p in example.primitives]
+    for i in example.unannotated:
+        primitives[i]["annotated"] = False
+    label = {"image": path, "sheet": example.sheet.to_json(), "primitives": primitives, "style": example.style}
     return path, data, label
 
 
