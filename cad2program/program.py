@@ -117,6 +117,10 @@ class _Primitive:
     TYPE: ClassVar[str] = ""
     # Fields whose value a drafter writes on the drawing (scored by size exactness).
     SIZE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # Contract 1.1: a label may say that a primitive's sizes are not written on the drawing
+    # (`"annotated": false`). Kept outside the dataclass fields, so equality, hashing and programs
+    # ignore it; an instance that is not annotated carries its own `annotated = False`.
+    annotated: ClassVar[bool] = True
 
     def __post_init__(self):
         for field in self.number_fields():
@@ -130,6 +134,8 @@ class _Primitive:
         out: dict[str, Any] = {"type": self.TYPE}
         for field in self.number_fields():
             out[field] = json_number(getattr(self, field))
+        if not self.annotated:
+            out["annotated"] = False
         return out
 
     def to_program(self) -> str:
@@ -244,9 +250,11 @@ class Polyline(_Primitive):
         return ()
 
     def to_json(self):
-        return {"type": self.TYPE,
-                "points": [[json_number(x), json_number(y)] for x, y in self.points],
-                "closed": self.closed}
+        out = {"type": self.TYPE, "points": [[json_number(x), json_number(y)] for x, y in self.points],
+               "closed": self.closed}
+        if not self.annotated:
+            out["annotated"] = False
+        return out
 
     def to_program(self):
         points = ", ".join(f"({format_number(x)}, {format_number(y)})" for x, y in self.points)
@@ -311,13 +319,23 @@ def primitive_from_json(obj: Any, where: str = "primitive") -> Primitive:
     missing = [n for n in names if n not in obj and not (cls is Polyline and n == "closed")]
     if missing:
         raise ProgramError(f"{where}: {type_name} is missing field {', '.join(repr(m) for m in missing)}")
-    unknown = sorted(set(obj) - set(names) - {"type"})
+    unknown = sorted(set(obj) - set(names) - {"type", "annotated"})
     if unknown:
         raise ProgramError(f"{where}: {type_name} has unknown field {', '.join(repr(u) for u in unknown)}")
+    annotated = obj.get("annotated", True)
+    if not isinstance(annotated, bool):
+        raise ProgramError(f"{where}: 'annotated' must be true or false, got {annotated!r}")
     try:
-        return cls(**{n: obj[n] for n in names if n in obj})
+        primitive = cls(**{n: obj[n] for n in names if n in obj})
     except ProgramError as err:
         raise ProgramError(f"{where}: {err}") from None
+    return primitive if annotated else not_annotated(primitive)
+
+
+def not_annotated(primitive: Primitive) -> Primitive:
+    """`primitive`, marked as one whose sizes the drawing does not write (contract 1.1, `"annotated": false`)."""
+    object.__setattr__(primitive, "annotated", False)
+    return primitive
 
 
 def primitives_from_json(objs: Any, where: str = "primitives") -> list[Primitive]:

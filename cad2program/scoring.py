@@ -159,6 +159,8 @@ def matched_flags(pred: Sequence[Primitive], true: Sequence[Primitive], sheet: S
 
 
 def _size_fields(primitive: Primitive) -> tuple[str, ...]:
+    if not primitive.annotated:  # contract 1.1: sizes not written on the drawing are not scored for exactness
+        return ()
     return tuple(name for name in SIZE_FIELDS if name in type(primitive).SIZE_FIELDS)
 
 
