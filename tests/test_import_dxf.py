@@ -209,3 +209,35 @@ def test_dxf_error_is_a_user_error():
     with pytest.raises(DxfError):
         read_dxf("/nonexistent/file.dxf")
     assert math.isclose(Arc(0, 0, 1, 0, 90).radius, 1) and Line(0, 0, 1, 1)
+
+
+def _imported_parts(tmp_path):
+    for k in range(3):
+        _part(tmp_path / f"part{k}.dxf", dimensions=k % 2 == 0)
+    out = tmp_path / "ds"
+    assert main(["import-dxf", str(tmp_path), "--out", str(out), "--styles", "clean,photo"]) == 0
+    return out
+
+
+def test_training_data_source_takes_an_imported_folder(tmp_path):
+    from cad2program.configs import tiny
+    from cad2program.train import _data_source
+
+    out = _imported_parts(tmp_path)
+    messages = []
+    examples, eval_set = _data_source(tiny(), out, messages.append)
+    assert len(examples) + len(eval_set.images) == 6  # three files, two styles each, none refused
+    assert any("5 drawings for training, 1 held out" in m for m in messages)
+
+
+@pytest.mark.slow
+def test_training_reads_an_imported_folder(tmp_path):
+    from cad2program.configs import tiny
+    from cad2program.train import train_and_evaluate
+
+    out = _imported_parts(tmp_path)
+    config = tiny().replace(steps=2, eval_every=2, checkpoint_every=2, eval_examples=2)
+    messages = []
+    summary = train_and_evaluate(config, tmp_path / "run", data_dir=out, progress=False, log=messages.append)
+    assert summary["step"] == 2 and (tmp_path / "run" / "model.msgpack").exists()
+    assert any("data: " in m and "drawings for training" in m for m in messages)
