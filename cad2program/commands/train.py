@@ -39,6 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tracking.add_argument("--task-name", help="ClearML task name (default: from the config and the time)")
 
 
+def parent_model_record(path: Path) -> dict:
+    """What a fine-tune's ClearML task says of the model it starts from: name, path, checksum."""
+    import hashlib
+
+    path = Path(path)
+    model_file = path if path.is_file() else path / "model.msgpack"
+    record = {"name": path.stem if path.is_file() else path.name, "path": str(path.resolve())}
+    if model_file.is_file():
+        record["sha256"] = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    return record
+
+
 def run(args: argparse.Namespace) -> int:
     import jax
 
@@ -70,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     from cad2program.tracking import Tracker
     tracker = Tracker.start(config, args.workdir, project=args.project, task_name=args.task_name,
-                            enabled=not args.no_clearml)
+                            enabled=not args.no_clearml,
+                            parent_model=parent_model_record(args.init_from) if args.init_from else None)
 
     def stop_gracefully(signum, frame):  # Ctrl-C, a scheduler's stop, `kill`: checkpoint, then exit
         raise KeyboardInterrupt
