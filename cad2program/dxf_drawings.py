@@ -46,6 +46,8 @@ class Crop:
     shapes: list[Shape]
     inks: list[Ink]
     dimensions: list[Dimension]
+    offset: tuple[float, float] = (0.0, 0.0)  # sheet = file units * unit_mm * scale + offset
+
 
 
 def split_into_crops(shapes: list[Shape], limit: int = MAX_PRIMITIVES) -> list[list[int]]:
@@ -128,7 +130,7 @@ def plan_crops(content: DxfContent, skipped: Counter, per_file: int | None = Non
         inks = [i.scaled(factor, dx, dy) for i in inks]
         dims = [d.scaled(factor, dx, dy) for d in dims]
         crops.append(Crop(Sheet(float(sheet_w), float(sheet_h)), scale,
-                          [s.scaled(factor, dx, dy) for s in shapes], inks, dims))
+                          [s.scaled(factor, dx, dy) for s in shapes], inks, dims, (dx, dy)))
     return crops
 
 

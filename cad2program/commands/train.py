@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-from", type=Path, help="model file or workdir whose parameters start the run (fine-tuning)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default: the config's; fine-tuning: a tenth of it)")
     parser.add_argument("--batch-size", type=int, help="global batch size (default: the config's)")
+    parser.add_argument("--warmup-steps", type=int,
+                        help="steps of learning-rate warm-up (default: the config's; a short fine-tune wants few)")
     parser.add_argument("--style", choices=["clean", "sketch", "scan", "photo", "mixed"],
                         help="style of generated drawings (default: mixed)")
     parser.add_argument("--eval-every", type=int, help="steps between evaluations")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as err:
         raise UserError(str(err.args[0])) from None
     changes = {"steps": args.steps, "batch_size": args.batch_size, "style": args.style, "eval_every": args.eval_every,
-               "seed": args.seed}
+               "seed": args.seed, "warmup_steps": args.warmup_steps}
     if args.seed is not None and (problem := training_seed_problem(args.seed)):
         raise UserError(f"--seed: {problem}")
     if args.lr is not None:
