@@ -102,6 +102,9 @@ def import_file(path: Path, number: int, out: Path, styles: Sequence[str], per_f
                 line["annotations"] = [text for _, _, text in annotations]
             lines.append(line)
             if style == styles[0]:
+                lost = len(crop.shapes) - len(primitives)
+                if lost:
+                    report.skipped["duplicate, or too small for the 0.1 mm grid at the drawing's scale"] += lost
                 report.kept.update(p.TYPE for p in primitives)
                 report.kept["annotated primitive"] += sum(1 for p in primitives if p.annotated and p.SIZE_FIELDS)
     for key in ("centre or hidden line (drawn, not a primitive)", "dimension"):

@@ -241,3 +241,19 @@ def test_training_reads_an_imported_folder(tmp_path):
     summary = train_and_evaluate(config, tmp_path / "run", data_dir=out, progress=False, log=messages.append)
     assert summary["step"] == 2 and (tmp_path / "run" / "model.msgpack").exists()
     assert any("data: " in m and "drawings for training" in m for m in messages)
+
+
+def test_not_annotated_primitives_round_trip_and_count_for_matching_only():
+    from cad2program.program import ProgramError, Sheet, primitive_from_json
+    from cad2program.scoring import score_drawing
+
+    label = {"type": "circle", "x": 30, "y": 40, "radius": 5, "annotated": False}
+    circle = primitive_from_json(label)
+    assert not circle.annotated and circle.to_json() == label
+    assert circle == Circle(30, 40, 5) and primitive_from_json({**label, "annotated": True}).annotated
+    with pytest.raises(ProgramError, match="'annotated' must be true or false"):
+        primitive_from_json({**label, "annotated": "no"})
+    near = [Circle(30, 40, 5.5)]  # matched (within 2% of 100 mm), size not exact
+    scored = score_drawing(near, [circle], Sheet(100, 100))
+    assert len(scored["pairs"]) == 1 and scored["size_fields"] == 0 and scored["exact"]
+    assert score_drawing(near, [Circle(30, 40, 5)], Sheet(100, 100))["size_fields"] == 1
