@@ -257,3 +257,26 @@ def test_not_annotated_primitives_round_trip_and_count_for_matching_only():
     scored = score_drawing(near, [circle], Sheet(100, 100))
     assert len(scored["pairs"]) == 1 and scored["size_fields"] == 0 and scored["exact"]
     assert score_drawing(near, [Circle(30, 40, 5)], Sheet(100, 100))["size_fields"] == 1
+
+
+def test_a_run_stopped_early_registers_the_model_it_stopped_with(tmp_path):
+    from cad2program.configs import tiny
+    from cad2program.train import train_and_evaluate
+
+    class Recorder:  # the tracker's interface, recording what the training loop registers
+        def __init__(self):
+            self.models = []
+
+        def register_model(self, path, name, best=False, metadata=None):
+            self.models.append((name, path.exists(), dict(metadata or {})))
+
+        def report_scalars(self, *args, **kwargs):
+            pass
+
+        def report_image(self, *args, **kwargs):
+            pass
+
+    tracker = Recorder()
+    config = tiny().replace(steps=6, eval_every=1000, checkpoint_every=1000, eval_examples=0)
+    train_and_evaluate(config, tmp_path, progress=False, log=lambda *_: None, stop_at_step=2, tracker=tracker)
+    assert tracker.models == [("latest", True, {"step": 2})]
