@@ -259,6 +259,7 @@ def test_not_annotated_primitives_round_trip_and_count_for_matching_only():
     assert score_drawing(near, [Circle(30, 40, 5)], Sheet(100, 100))["size_fields"] == 1
 
 
+@pytest.mark.slow  # a tiny training run: a minute of CPU (several on a busy machine)
 def test_a_run_stopped_early_registers_the_model_it_stopped_with(tmp_path):
     from cad2program.configs import tiny
     from cad2program.train import train_and_evaluate
