@@ -28,9 +28,10 @@ from collections import Counter
 
 import numpy as np
 
-from cad2program.dxf_import import Dimension, DxfContent, Ink, Shape, arc_polyline
+from cad2program.dxf_import import Dimension, DxfContent, Ink
+from cad2program.dxf_shapes import Shape
 from cad2program.program import (MAX_PRIMITIVES, Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle,
-                                 Sheet, format_number, not_annotated, reading_order)
+                                 Sheet, not_annotated, reading_order)
 
 # Drafting scales: 1, 2 and 5 times powers of ten, ordered by how far they are from 1:1.
 SCALES = sorted((m * 10.0 ** k for k in range(-5, 4) for m in (1, 2, 5)), key=lambda s: abs(math.log(s)))
