@@ -9,13 +9,14 @@ from cad2program import __version__
 from cad2program.errors import UserError
 from cad2program.program import ProgramError
 from cad2program.tokenizer import TokenizerError
-from cad2program.commands import bench, check, evaluate, generate, predict, render, serve, train
+from cad2program.commands import bench, check, evaluate, generate, import_dxf, predict, render, serve, train
 
 # name -> module; each module has a docstring (the command's help), add_arguments and run.
 COMMANDS = {
     "bench": bench,
     "generate": generate,
     "check": check,
+    "import-dxf": import_dxf,
     "render": render,
     "train": train,
     "serve": serve,

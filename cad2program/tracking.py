@@ -142,13 +142,20 @@ class Tracker:
         self._warned: set[str] = set()
         self._model_ids: dict[str, str] = {}  # live mode: registry model reused per name
         self._finished = task is None
+        self.parent_model: dict[str, Any] = {}  # a fine-tune's starting model (see `start`)
 
     # ----- construction -------------------------------------------------------------------------------------
 
     @classmethod
     def start(cls, config: Any, workdir: Path, project: str = "CADPrimitives", task_name: str | None = None,
-              enabled: bool = True, logger: Callable[[str], Any] = print) -> Tracker:
+              enabled: bool = True, logger: Callable[[str], Any] = print,
+              parent_model: Mapping[str, Any] | None = None) -> Tracker:
         """Open a ClearML task for this run and record `config` as its hyper-parameters.
+
+        `parent_model` (a fine-tune): what the run starts from (at least "name"; e.g. path, sha256, step).
+        The task is then its own task in the same project, tagged "fine-tune", named after the parent by
+        default, with the parent recorded as the "parent_model" parameter section and in the comment of
+        every model it registers.
 
         Offline unless credentials are configured (see `tracking_mode`). Never raises: if ClearML cannot
         start, a warning is logged and the returned tracker does nothing.
@@ -159,10 +166,16 @@ class Tracker:
         offline = tracking_mode() == "offline"
         flat_config = flatten_config(config)
         name = task_name or _default_task_name(flat_config, workdir)
+        parent = {k: _plain_value(v) for k, v in (parent_model or {}).items()}
+        if parent and not task_name:
+            name = f"fine-tune of {parent.get('name', 'a model')} {time.strftime('%Y-%m-%d %H:%M:%S')}"
         task = None
         try:
             task = _init_task(project, name, offline)
             task.connect(flat_config, name="config")
+            if parent:
+                task.connect(dict(parent), name="parent_model")
+                task.add_tags(["fine-tune"])
         except Exception as error:  # tracking must never stop training
             logger(f"warning: ClearML tracking is off for this run, the task could not start: {error!r}")
             if task is not None:
@@ -170,6 +183,7 @@ class Tracker:
                     task.close()
             return cls(logger=logger)
         tracker = cls(task=task, workdir=workdir, offline=offline, logger=logger)
+        tracker.parent_model = parent
         where = f"offline session in {task.get_offline_mode_folder()}" if offline else "live reporting"
         logger(f"ClearML: task {task.id} ({where})")
         return tracker
@@ -233,7 +247,8 @@ class Tracker:
         if not self.active:
             return
         with self._guard(f"register_model({name})"):
-            self._register_model(Path(path), name, best, dict(metadata or {}))
+            extra = {"parent_model": self.parent_model} if self.parent_model else {}
+            self._register_model(Path(path), name, best, {**extra, **dict(metadata or {})})
 
     def finish(self) -> None:
         """Close the task (flushes everything). Offline: print the session zip and the command that uploads it."""

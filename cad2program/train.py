@@ -432,6 +432,8 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
         bar.close()
         if step > 0 and checkpoints.latest_step() != step:
             save()  # an interrupted run keeps its progress
+            if tracker is not None:  # and its task holds the model it stopped with (a time budget's end)
+                tracker.register_model(workdir / "model.msgpack", "latest", metadata={"step": step})
         checkpoints.wait()
         checkpoints.close()
     return {"step": step, "examples_seen": examples_seen, "eval": last_eval, "best": best,

@@ -284,3 +284,26 @@ def test_tracker_survives_reporting_errors(offline_clearml: Path, tmp_path: Path
     session = read_session(tracker.offline_session_zip)
     assert scalar_points(session["events"], "train", "loss") == {0: 1.0, 3: 0.5}
     assert not session["task"].get("offline_output_models")
+
+
+def test_fine_tune_is_its_own_task_naming_its_parent_model(offline_clearml: Path, tmp_path: Path) -> None:
+    from cad2program.commands.train import parent_model_record
+
+    parent_file = tmp_path / "default_model.msgpack"
+    parent_file.write_bytes(b"parent weights")
+    parent = parent_model_record(parent_file)
+    assert parent["name"] == "default_model" and len(parent["sha256"]) == 64
+    messages: list[str] = []
+    tracker = Tracker.start({"lr": 2e-4}, tmp_path / "ft", project="CADPrimitives-tests", logger=messages.append,
+                            parent_model=parent)
+    tracker.report_scalars(0, {"loss": 1.0})
+    weights = tmp_path / "model.msgpack"
+    weights.write_bytes(b"fine-tuned weights")
+    tracker.register_model(weights, "final", metadata={"step": 5})
+    tracker.finish()
+    task = read_session(tracker.offline_session_zip)["task"]
+    assert task["name"].startswith("fine-tune of default_model ")
+    assert "fine-tune" in task["tags"]
+    assert {k: v["value"] for k, v in task["hyperparams"]["parent_model"].items()}["sha256"] == parent["sha256"]
+    comment = json.loads(task["offline_output_models"][0]["init"]["comment"].split("\n", 1)[1])
+    assert comment["parent_model"]["name"] == "default_model" and comment["step"] == 5

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-from", type=Path, help="model file or workdir whose parameters start the run (fine-tuning)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default: the config's; fine-tuning: a tenth of it)")
     parser.add_argument("--batch-size", type=int, help="global batch size (default: the config's)")
+    parser.add_argument("--warmup-steps", type=int,
+                        help="steps of learning-rate warm-up (default: the config's; a short fine-tune wants few)")
     parser.add_argument("--style", choices=["clean", "sketch", "scan", "photo", "mixed"],
                         help="style of generated drawings (default: mixed)")
     parser.add_argument("--eval-every", type=int, help="steps between evaluations")
@@ -39,6 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tracking.add_argument("--task-name", help="ClearML task name (default: from the config and the time)")
 
 
+def parent_model_record(path: Path) -> dict:
+    """What a fine-tune's ClearML task says of the model it starts from: name, path, checksum."""
+    import hashlib
+
+    path = Path(path)
+    model_file = path if path.is_file() else path / "model.msgpack"
+    record = {"name": path.stem if path.is_file() else path.name, "path": str(path.resolve())}
+    if model_file.is_file():
+        record["sha256"] = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    return record
+
+
 def run(args: argparse.Namespace) -> int:
     import jax
 
@@ -53,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as err:
         raise UserError(str(err.args[0])) from None
     changes = {"steps": args.steps, "batch_size": args.batch_size, "style": args.style, "eval_every": args.eval_every,
-               "seed": args.seed}
+               "seed": args.seed, "warmup_steps": args.warmup_steps}
     if args.seed is not None and (problem := training_seed_problem(args.seed)):
         raise UserError(f"--seed: {problem}")
     if args.lr is not None:
@@ -70,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     from cad2program.tracking import Tracker
     tracker = Tracker.start(config, args.workdir, project=args.project, task_name=args.task_name,
-                            enabled=not args.no_clearml)
+                            enabled=not args.no_clearml,
+                            parent_model=parent_model_record(args.init_from) if args.init_from else None)
 
     def stop_gracefully(signum, frame):  # Ctrl-C, a scheduler's stop, `kill`: checkpoint, then exit
         raise KeyboardInterrupt
