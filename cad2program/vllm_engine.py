@@ -1,0 +1,148 @@
+"""Decoding with vLLM's library mode (`vllm.LLM`): the drawing as `prompt_embeds`, the grammar kept.
+
+`VllmDecoder` takes what the JAX engine's `decode.generate` takes (the images' projected features,
+the prompts, the sheet limits) and returns the same (tokens, log-probabilities), so `Recognizer`
+runs its whole pipeline around it unchanged (`Recognizer(engine=...)`): re-reading sizes, typing
+segments and the second look still score with the JAX model.
+
+- The model: a `prefix` model exported with `export_hf.export_hf`, loaded by vLLM from the folder.
+- The prompt: projected image features then the prompt's token embeddings (`ImagePrefix`), sent as
+  `prompt_embeds` (vLLM has no tokenizer for it: `skip_tokenizer_init`, ids in and out).
+- The grammar: a custom logits processor (`vllm_grammar.GrammarLogitsProcessor`), the same masks
+  as the JAX engine's; vLLM's structured output needs a text grammar and a tokenizer.
+- Greedy and sampling (temperature, top-p) and the repetition penalty map onto `SamplingParams`.
+  Beam search does not: vLLM's beam search runs neither custom logits processors nor prompt
+  embeddings, so `--beam` with this engine is refused.
+- Confidences: vLLM returns every token's log-probability at each step, after the grammar's mask
+  (`LOGPROBS`, `logprobs_mode="processed_logprobs"`), and a value's neighbourhood is summed over
+  them as the JAX engine sums it (`grammar_cursor.neighbourhood_logprob`).
+
+vLLM is imported only here and in `vllm_grammar`, when this engine is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cad2program import tokenizer
+from cad2program.errors import UserError
+from cad2program.grammar_cursor import GrammarCursor, neighbourhood_logprob
+
+# Log-probabilities asked for at each step: -1 every token's (a value's confidence counts its
+# neighbours, as the JAX engine's does), or the N likeliest (cheaper; confidences from below).
+LOGPROBS = -1
+# On a small CPU machine: every core for vLLM's OpenMP threads (it reserves one by default), a small
+# key/value cache (GiB; the default, 4, is far more than 32 drawings of a few hundred tokens need) and
+# the engine in this process (no worker process to spawn, which also needs no `__main__` guard).
+CPU_ENVIRONMENT = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1",
+                   "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+
+
+def _need_vllm():
+    try:
+        import vllm  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as err:
+        raise UserError(f"the vllm engine needs vLLM and torch ({err}); see docs/vllm.md for the install") from None
+
+
+class VllmDecoder:
+    """vLLM's engine over an exported folder (`export_hf`); `close()` ends its worker process."""
+
+    def __init__(self, folder: Path | str, max_batch: int = 32, seed: int = 0, threads: str | None = None,
+                 compiled: bool = True):
+        """`threads`: the cores for vLLM's OpenMP threads ('0-1'; default: vLLM's choice). `compiled`:
+        torch.compile the model (faster decoding, a minute more to start) or run it eagerly."""
+        _need_vllm()
+        for key, value in CPU_ENVIRONMENT.items():
+            os.environ.setdefault(key, value)
+        if threads:
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = threads
+        from vllm import LLM
+
+        from cad2program.export_hf import ImagePrefix, read_info
+        from cad2program.vllm_grammar import FQCN
+
+        self.folder = Path(folder)
+        self.info = read_info(self.folder)
+        self.prefix = ImagePrefix(self.folder)
+        self.max_new_tokens = int(self.info["max_new_tokens"])
+        self.llm = LLM(model=str(self.folder), skip_tokenizer_init=True, enable_prompt_embeds=True,
+                       dtype="float32", max_model_len=self.info["num_image_tokens"] + self.info["config"]["model"]["max_len"],
+                       max_num_seqs=max_batch, logits_processors=[FQCN], logprobs_mode="processed_logprobs",
+                       max_logprobs=-1, seed=seed, generation_config="vllm",
+                       enforce_eager=not compiled)
+
+    @classmethod
+    def from_model(cls, model_path: Path | str | None, **kw) -> "VllmDecoder":
+        """Exports a prefix model file to a temporary folder and starts vLLM on it."""
+        from cad2program.export_hf import export_hf
+
+        folder = Path(tempfile.mkdtemp(prefix="cad2program-hf-"))
+        export_hf(model_path, folder)
+        return cls(folder, **kw)
+
+    def sampling_params(self, limits: Sequence[int] | None, options, max_new_tokens: int):
+        from vllm import SamplingParams
+
+        from cad2program.vllm_grammar import LIMITS_KEY
+
+        if options.method == "beam":
+            raise UserError("beam search is not offered with the vllm engine (vLLM's beam search runs neither "
+                            "custom logits processors nor prompt embeddings): use the jax engine for --beam")
+        sample = options.method == "sample"
+        extra = {LIMITS_KEY: [int(limits[0]), int(limits[1])]} if options.constrained and limits is not None else {}
+        return SamplingParams(temperature=options.temperature if sample else 0.0,
+                              top_p=options.top_p if sample else 1.0,
+                              repetition_penalty=options.repetition_penalty, max_tokens=max_new_tokens,
+                              stop_token_ids=[tokenizer.EOS], logprobs=LOGPROBS, flat_logprobs=True,
+                              detokenize=False,
+                              extra_args=extra)
+
+    def generate(self, memory: np.ndarray, sheets: Sequence, options, limits: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """memory (B, N, D) from the image encoder -> tokens, log-probs (B, max_new_tokens), as
+        `decode.generate` returns them (padding after the end token, its log-prob 0)."""
+        import torch
+
+        length = min(options.max_new_tokens, self.max_new_tokens)
+        embeds = self.prefix.prompt_embeds(memory, sheets)
+        limits = [None] * len(sheets) if limits is None else limits
+        prompts = [{"prompt_embeds": torch.from_numpy(np.ascontiguousarray(e))} for e in embeds]
+        params = [self.sampling_params(lim, options, length) for lim in limits]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        tokens = np.full((len(sheets), length), tokenizer.PAD, np.int32)
+        logprobs = np.zeros((len(sheets), length), np.float32)
+        for row, (output, lim) in enumerate(zip(outputs, limits)):
+            completion = output.outputs[0]
+            cursor = GrammarCursor(lim)
+            for step, token in enumerate(completion.token_ids[:length]):
+                tokens[row, step] = token
+                if completion.logprobs is not None:
+                    window = cursor.window if options.constrained else 0
+                    logprobs[row, step] = neighbourhood_logprob(token, window, *_step_logprobs(completion.logprobs, step))
+                if token == tokenizer.EOS:
+                    break
+                if options.constrained:
+                    cursor.advance(token)
+        return tokens, logprobs
+
+    def close(self) -> None:
+        """Ends vLLM's engine process (without this, the interpreter hangs at exit)."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+
+
+def _step_logprobs(logprobs, step: int) -> tuple[list[int], list[float]]:
+    """(token ids, log-probabilities) vLLM returned for one step, flat (`flat_logprobs`) or as dicts."""
+    if hasattr(logprobs, "start_indices"):
+        a, b = logprobs.start_indices[step], logprobs.end_indices[step]
+        return logprobs.token_ids[a:b], logprobs.logprobs[a:b]
+    row = logprobs[step] or {}
+    return list(row), [lp.logprob for lp in row.values()]
