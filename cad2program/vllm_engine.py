@@ -83,9 +83,15 @@ class VllmDecoder:
         """Exports a prefix model file to a temporary folder and starts vLLM on it."""
         from cad2program.export_hf import export_hf
 
-        folder = Path(tempfile.mkdtemp(prefix="cad2program-hf-"))
-        export_hf(model_path, folder)
-        return cls(folder, **kw)
+        folder = tempfile.TemporaryDirectory(prefix="cad2program-hf-")
+        try:
+            export_hf(model_path, folder.name)
+            decoder = cls(folder.name, **kw)
+        except BaseException:
+            folder.cleanup()
+            raise
+        decoder._exported = folder  # removed by close()
+        return decoder
 
     def sampling_params(self, limits: Sequence[int] | None, options, max_new_tokens: int):
         from vllm import SamplingParams
@@ -137,6 +143,9 @@ class VllmDecoder:
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             llm.llm_engine.engine_core.shutdown()
+        exported, self._exported = getattr(self, "_exported", None), None
+        if exported is not None:
+            exported.cleanup()
 
 
 def _step_logprobs(logprobs, step: int) -> tuple[list[int], list[float]]:

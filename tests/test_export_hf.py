@@ -5,25 +5,17 @@ Needs the `hf` extra (torch, transformers, safetensors); skipped without it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from cad2program import tokenizer
-from cad2program.configs import tiny
 from cad2program.program import Sheet
-from tiny_model import tiny_model  # noqa: F401  (fixture)
+from tiny_model import prefix_config, tiny_model  # noqa: F401  (fixture)
 
 SHEETS = [Sheet(200, 150), Sheet(90, 120)]
 NEW_TOKENS = 24
-
-
-def prefix_config(width: int = 64):
-    """`tiny` with a prefix decoder of head_dim 32 (vLLM's CPU attention refuses tiny's 16)."""
-    config = tiny()
-    return config.replace(model=dataclasses.replace(config.model, fusion="prefix", dec_width=width, dec_heads=2))
 
 
 @pytest.fixture(scope="module")

@@ -104,9 +104,8 @@ def _dataset_names(folders: list[Path]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from cad2program.commands.predict import load_recognizer
-    from cad2program.dataset import labels_path, write_labels
+    from cad2program.dataset import labels_path
     from cad2program.errors import UserError
-    from cad2program.scoring import format_report_table, score
 
     folders = [Path(d) for d in args.data]
     for folder in folders:
@@ -122,8 +121,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {args.out}: several --data folders need a folder here, and this is a file")
 
     recognizer = load_recognizer(args)
+    try:
+        return _evaluate(args, recognizer, folders, names, several)
+    finally:
+        recognizer.close()
+
+
+def _evaluate(args: argparse.Namespace, recognizer, folders: list[Path], names: list[str], several: bool) -> int:
+    from cad2program.dataset import write_labels
+    from cad2program.scoring import format_report_table, score
+
     decoding = {"method": recognizer.options.method, "beam_width": recognizer.options.beam_width,
-                "max_new_tokens": recognizer.options.max_new_tokens, "batch_size": args.batch_size}
+                "max_new_tokens": recognizer.options.max_new_tokens, "batch_size": args.batch_size,
+                "engine": args.engine}
     reports, all_items, failed = {}, [], 0
     for name, folder in zip(names, folders):
         report, lines, items, time_text = evaluate_folder(recognizer, folder, args.batch_size, args.limit)
