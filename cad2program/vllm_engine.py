@@ -11,10 +11,11 @@ segments and the second look still score with the JAX model.
 - The grammar: a custom logits processor (`vllm_grammar.GrammarLogitsProcessor`), the same masks
   as the JAX engine's; vLLM's structured output needs a text grammar and a tokenizer.
 - Greedy and sampling (temperature, top-p) and the repetition penalty map onto `SamplingParams`.
-  Beam search does not: vLLM's beam search runs neither custom logits processors nor prompt
-  embeddings, so `--beam` with this engine is refused.
+  Beam search does not: vLLM 0.32's beam search (`LLM.beam_search`) raises NotImplementedError for
+  prompt embeddings and builds its own sampling parameters, so no request can carry the grammar's
+  limits to the logits processor; `--beam` with this engine is refused.
 - Confidences: vLLM returns every token's log-probability at each step, after the grammar's mask
-  (`LOGPROBS`, `logprobs_mode="processed_logprobs"`), and a value's neighbourhood is summed over
+  (`VllmDecoder.logprobs`, `logprobs_mode="processed_logprobs"`), and a value's neighbourhood is summed over
   them as the JAX engine sums it (`grammar_cursor.neighbourhood_logprob`).
 
 vLLM is imported only here and in `vllm_grammar`, when this engine is asked for.
@@ -33,14 +34,14 @@ from cad2program import tokenizer
 from cad2program.errors import UserError
 from cad2program.grammar_cursor import GrammarCursor, neighbourhood_logprob
 
-# Log-probabilities asked for at each step: -1 every token's (a value's confidence counts its
-# neighbours, as the JAX engine's does), or the N likeliest (cheaper; confidences from below).
-LOGPROBS = -1
 # On a small CPU machine: every core for vLLM's OpenMP threads (it reserves one by default), a small
 # key/value cache (GiB; the default, 4, is far more than 32 drawings of a few hundred tokens need) and
-# the engine in this process (no worker process to spawn, which also needs no `__main__` guard).
+# the engine in this process (no worker process to spawn, which also needs no `__main__` guard), and
+# errors only in its log (without a tokenizer it logs a chat-template traceback as a warning at start).
 CPU_ENVIRONMENT = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1",
-                   "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+                   "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_LOGGING_LEVEL": "ERROR"}
+
+MIN_HEAD_DIM = 32  # vLLM 0.32's CPU attention refused head_dim 16 (the `tiny` config); 32 and up worked
 
 
 def _need_vllm():
@@ -52,17 +53,21 @@ def _need_vllm():
 
 
 class VllmDecoder:
-    """vLLM's engine over an exported folder (`export_hf`); `close()` ends its worker process."""
+    """vLLM's engine over an exported folder (`export_hf`); `close()` shuts it down."""
 
     def __init__(self, folder: Path | str, max_batch: int = 32, seed: int = 0, threads: str | None = None,
-                 compiled: bool = True):
+                 compiled: bool = True, logprobs: int | None = -1):
         """`threads`: the cores for vLLM's OpenMP threads ('0-1'; default: vLLM's choice). `compiled`:
-        torch.compile the model (faster decoding, a minute more to start) or run it eagerly."""
-        _need_vllm()
-        for key, value in CPU_ENVIRONMENT.items():
+        torch.compile the model (faster decoding, a minute more to start) or run it eagerly.
+        `logprobs`: the log-probabilities vLLM returns at each step: -1 every token's (a value's
+        confidence counts its neighbours, as the JAX engine's does), N the N likeliest (cheaper;
+        confidences from below), None none (confidences 1)."""
+        self.logprobs = logprobs
+        for key, value in CPU_ENVIRONMENT.items():  # read when vLLM is imported
             os.environ.setdefault(key, value)
         if threads:
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = threads
+        _need_vllm()
         from vllm import LLM
 
         from cad2program.export_hf import ImagePrefix, read_info
@@ -70,10 +75,15 @@ class VllmDecoder:
 
         self.folder = Path(folder)
         self.info = read_info(self.folder)
+        model = self.info["config"]["model"]
+        head_dim = model["dec_width"] // model["dec_heads"]
+        if head_dim < MIN_HEAD_DIM:
+            raise UserError(f"{self.folder}: the decoder's heads are {head_dim} wide; vLLM's CPU attention "
+                            f"needs at least {MIN_HEAD_DIM} (fewer heads of the same width would do)")
         self.prefix = ImagePrefix(self.folder)
         self.max_new_tokens = int(self.info["max_new_tokens"])
         self.llm = LLM(model=str(self.folder), skip_tokenizer_init=True, enable_prompt_embeds=True,
-                       dtype="float32", max_model_len=self.info["num_image_tokens"] + self.info["config"]["model"]["max_len"],
+                       dtype="float32", max_model_len=self.info["num_image_tokens"] + model["max_len"],
                        max_num_seqs=max_batch, logits_processors=[FQCN], logprobs_mode="processed_logprobs",
                        max_logprobs=-1, seed=seed, generation_config="vllm",
                        enforce_eager=not compiled)
@@ -99,14 +109,14 @@ class VllmDecoder:
         from cad2program.vllm_grammar import LIMITS_KEY
 
         if options.method == "beam":
-            raise UserError("beam search is not offered with the vllm engine (vLLM's beam search runs neither "
-                            "custom logits processors nor prompt embeddings): use the jax engine for --beam")
+            raise UserError("beam search is not offered with the vllm engine (vLLM 0.32's beam search refuses "
+                            "prompt embeddings and takes no custom logits processor): use the jax engine for --beam")
         sample = options.method == "sample"
         extra = {LIMITS_KEY: [int(limits[0]), int(limits[1])]} if options.constrained and limits is not None else {}
         return SamplingParams(temperature=options.temperature if sample else 0.0,
                               top_p=options.top_p if sample else 1.0,
                               repetition_penalty=options.repetition_penalty, max_tokens=max_new_tokens,
-                              stop_token_ids=[tokenizer.EOS], logprobs=LOGPROBS, flat_logprobs=True,
+                              stop_token_ids=[tokenizer.EOS], logprobs=self.logprobs, flat_logprobs=True,
                               detokenize=False,
                               extra_args=extra)
 
@@ -139,7 +149,8 @@ class VllmDecoder:
         return tokens, logprobs
 
     def close(self) -> None:
-        """Ends vLLM's engine process (without this, the interpreter hangs at exit)."""
+        """Shuts vLLM's engine down (a worker process of it, when multiprocessing is on, would otherwise
+        keep the interpreter from exiting) and removes a folder `from_model` exported."""
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             llm.llm_engine.engine_core.shutdown()

@@ -292,8 +292,8 @@ def load_recognizer(args: argparse.Namespace):
         from cad2program.vllm_engine import VllmDecoder
 
         if args.beam > 1:
-            raise UserError("--beam is not offered with --engine vllm (vLLM's beam search runs neither custom "
-                            "logits processors nor prompt embeddings); use --engine jax")
+            raise UserError("--beam is not offered with --engine vllm (vLLM 0.32's beam search refuses prompt "
+                            "embeddings and takes no custom logits processor); use --engine jax")
         engine = VllmDecoder.from_model(args.model, max_batch=args.batch_size, compiled=not args.vllm_eager)
     try:
         return Recognizer.load(args.model, options, max_batch=args.batch_size, refine=args.refine,
