@@ -76,7 +76,8 @@ def main() -> None:
                 def jax_decode():
                     programs["jax", batch] = generate(split, None, prompts[:batch], grammar, options,
                                                       limits=limits[:batch], memory=memory[:batch])[0]
-                figures[f"jax_ms_per_drawing_b{batch}"] = round(1000 * best_seconds(jax_decode, args.repeats) / batch, 2)
+                seconds = best_seconds(jax_decode, args.repeats)
+                figures[f"jax_ms_per_drawing_b{batch}"] = round(1000 * seconds / batch, 2)
                 for name, logprobs in (("all_logprobs", -1), ("top20_logprobs", 20), ("no_logprobs", None)):
                     decoder.logprobs = logprobs
 
@@ -85,7 +86,8 @@ def main() -> None:
                                                                    limits[:batch])[0]
                     seconds = best_seconds(vllm_decode, args.repeats)
                     figures[f"vllm_{name}_ms_per_drawing_b{batch}"] = round(1000 * seconds / batch, 2)
-                figures[f"same_programs_b{batch}"] = bool(np.array_equal(programs["jax", batch], programs["vllm", batch]))
+                same = np.array_equal(programs["jax", batch], programs["vllm", batch])
+                figures[f"same_programs_b{batch}"] = bool(same)
             tokens = programs["jax", 32]
             figures["mean_tokens_per_drawing"] = float(np.mean([list(r).index(tokenizer.EOS) + 1 if tokenizer.EOS in r
                                                                 else len(r) for r in tokens]))

@@ -35,11 +35,16 @@ from cad2program.errors import UserError
 from cad2program.grammar_cursor import GrammarCursor, neighbourhood_logprob
 
 # On a small CPU machine: every core for vLLM's OpenMP threads (it reserves one by default), a small
-# key/value cache (GiB; the default, 4, is far more than 32 drawings of a few hundred tokens need) and
+# key/value cache (GiB; the default, 4, is far more than 32 drawings of a few hundred tokens need),
 # the engine in this process (no worker process to spawn, which also needs no `__main__` guard), and
 # errors only in its log (without a tokenizer it logs a chat-template traceback as a warning at start).
+# OpenMP threads neither pinned to cores nor spinning while they wait: on a 2-core machine shared with
+# other jobs, vLLM's default (pinned, spinning) took 10.8 s a drawing at batch 1 and 323 ms at batch 32;
+# unpinned and passive, 0.52 s and 17 ms (docs/vllm.md). Each is kept when already set; OpenMP reads
+# its part when torch is first imported, which `VllmDecoder` does after setting them.
 CPU_ENVIRONMENT = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1",
-                   "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_LOGGING_LEVEL": "ERROR"}
+                   "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_LOGGING_LEVEL": "ERROR",
+                   "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_WAIT_POLICY": "PASSIVE"}
 
 MIN_HEAD_DIM = 32  # vLLM 0.32's CPU attention refused head_dim 16 (the `tiny` config); 32 and up worked
 
@@ -57,7 +62,7 @@ class VllmDecoder:
 
     def __init__(self, folder: Path | str, max_batch: int = 32, seed: int = 0, threads: str | None = None,
                  compiled: bool = True, logprobs: int | None = -1):
-        """`threads`: the cores for vLLM's OpenMP threads ('0-1'; default: vLLM's choice). `compiled`:
+        """`threads`: the cores to pin vLLM's OpenMP threads to ('0-1'; default: none). `compiled`:
         torch.compile the model (faster decoding, a minute more to start) or run it eagerly.
         `logprobs`: the log-probabilities vLLM returns at each step: -1 every token's (a value's
         confidence counts its neighbours, as the JAX engine's does), N the N likeliest (cheaper;
@@ -141,7 +146,8 @@ class VllmDecoder:
                 tokens[row, step] = token
                 if completion.logprobs is not None:
                     window = cursor.window if options.constrained else 0
-                    logprobs[row, step] = neighbourhood_logprob(token, window, *_step_logprobs(completion.logprobs, step))
+                    scored = _step_logprobs(completion.logprobs, step)
+                    logprobs[row, step] = neighbourhood_logprob(token, window, *scored)
                 if token == tokenizer.EOS:
                     break
                 if options.constrained:

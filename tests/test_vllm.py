@@ -1,7 +1,7 @@
 """The vLLM engine (library mode) against the JAX engine on a tiny exported prefix model.
 
 Needs vLLM (docs/vllm.md: its own virtual environment); skipped without it. vLLM starts in about a
-minute on 2 cores; the module starts it twice (once here, once inside `predict --engine vllm`).
+minute on 2 cores; the module starts it three times (here, in `predict` and in `eval --engine vllm`).
 """
 
 from __future__ import annotations
@@ -82,3 +82,18 @@ def test_predict_engine_vllm_equals_jax(prefix_model, drawings_folder, tmp_path,
     for got, want in zip(outputs["vllm"], outputs["jax"]):
         assert got["image"] == want["image"] and got["program"] == want["program"]
         np.testing.assert_allclose(got["confidences"], want["confidences"], atol=1e-3)
+
+
+def test_eval_engine_vllm_scores_as_jax(prefix_model, drawings_folder, tmp_path, capsys):  # noqa: F811
+    from cad2program.cli import main
+
+    reports = {}
+    for engine in ("jax", "vllm"):
+        report = tmp_path / f"{engine}.json"
+        extra = ["--vllm-eager"] if engine == "vllm" else []
+        assert main(["eval", "--data", str(drawings_folder), "--model", str(prefix_model[1]), "--engine", engine,
+                     "--report", str(report), "--no-ocr", *extra]) == 0
+        reports[engine] = json.loads(report.read_text())
+    assert reports["vllm"]["decoding"]["engine"] == "vllm" and reports["vllm"]["drawings"] == 4
+    for key in ("f1", "precision", "recall", "valid_rate", "per_type"):
+        assert reports["vllm"][key] == reports["jax"][key]
