@@ -49,6 +49,15 @@ CPU_ENVIRONMENT = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE"
 MIN_HEAD_DIM = 32  # vLLM 0.32's CPU attention refused head_dim 16 (the `tiny` config); 32 and up worked
 
 
+def configure_environment(threads: str | None = None) -> None:
+    """Sets `CPU_ENVIRONMENT` (what is not set already) and, given, the cores to pin threads to.
+    Takes full effect only before torch and vLLM are first imported in the process."""
+    for key, value in CPU_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    if threads:
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = threads
+
+
 def _need_vllm():
     try:
         import vllm  # noqa: F401
@@ -68,10 +77,7 @@ class VllmDecoder:
         confidence counts its neighbours, as the JAX engine's does), N the N likeliest (cheaper;
         confidences from below), None none (confidences 1)."""
         self.logprobs = logprobs
-        for key, value in CPU_ENVIRONMENT.items():  # read when vLLM is imported
-            os.environ.setdefault(key, value)
-        if threads:
-            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = threads
+        configure_environment(threads)
         _need_vllm()
         from vllm import LLM
 

@@ -13,8 +13,10 @@ import pytest
 
 from cad2program import tokenizer
 from cad2program.program import Sheet
+from cad2program.vllm_engine import configure_environment
 from tiny_model import drawings_folder, prefix_config  # noqa: F401  (fixture)
 
+configure_environment()  # before vLLM's import: OpenMP reads its settings when torch loads
 pytest.importorskip("vllm")
 pytest.importorskip("safetensors")
 
