@@ -104,8 +104,9 @@ def _dataset_names(folders: list[Path]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from cad2program.commands.predict import load_recognizer
-    from cad2program.dataset import labels_path
+    from cad2program.dataset import labels_path, write_labels
     from cad2program.errors import UserError
+    from cad2program.scoring import format_report_table, score
 
     folders = [Path(d) for d in args.data]
     for folder in folders:
@@ -121,16 +122,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {args.out}: several --data folders need a folder here, and this is a file")
 
     recognizer = load_recognizer(args)
-    try:
-        return _evaluate(args, recognizer, folders, names, several)
-    finally:
-        recognizer.close()
-
-
-def _evaluate(args: argparse.Namespace, recognizer, folders: list[Path], names: list[str], several: bool) -> int:
-    from cad2program.dataset import write_labels
-    from cad2program.scoring import format_report_table, score
-
     decoding = {"method": recognizer.options.method, "beam_width": recognizer.options.beam_width,
                 "max_new_tokens": recognizer.options.max_new_tokens, "batch_size": args.batch_size,
                 "engine": args.engine}
@@ -147,6 +138,9 @@ def _evaluate(args: argparse.Namespace, recognizer, folders: list[Path], names: 
         if not several:
             print(format_report_table(report))
         print(f"{name}: {time_text}")
+    # vLLM's engine runs in this process (`vllm_engine.CPU_ENVIRONMENT`): an error before this line
+    # ends the process and the engine with it.
+    recognizer.close()
 
     if several:
         combined = score(all_items)
