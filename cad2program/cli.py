@@ -9,7 +9,7 @@ from cad2program import __version__
 from cad2program.errors import UserError
 from cad2program.program import ProgramError
 from cad2program.tokenizer import TokenizerError
-from cad2program.commands import bench, check, evaluate, generate, import_dxf, predict, render, serve, train
+from cad2program.commands import bench, check, evaluate, export, generate, import_dxf, predict, render, serve, train
 
 # name -> module; each module has a docstring (the command's help), add_arguments and run.
 COMMANDS = {
@@ -22,6 +22,7 @@ COMMANDS = {
     "serve": serve,
     "predict": predict,
     "eval": evaluate,
+    "export": export,
 }
 
 

@@ -551,8 +551,12 @@ class Recognizer:
 
     def __init__(self, config: TrainConfig, model: DrawingReader | tuple, options: DecodeOptions | None = None,
                  max_batch: int = 32, info: dict | None = None, refine: bool = True, read_text: bool = True,
-                 second_look: bool = True, text_finder: str = "ink"):
+                 second_look: bool = True, text_finder: str = "ink", engine=None):
         """`model`: a DrawingReader, or its `nnx.split` pair (as training holds it).
+
+        `engine`: None decodes with JAX (`decode.generate`); else an object whose
+        `generate(memory, sheets, options, limits)` returns what `decode.generate` does, as
+        `vllm_engine.VllmDecoder` (the encoder and every re-reading still run on `model`).
 
         `refine`: `recognize` re-measures the primitives on the full-resolution image (`refine.py`);
         `read_text`: and weighs the numbers an OCR engine reads on it when reading sizes again
@@ -569,6 +573,12 @@ class Recognizer:
         self.split = model if isinstance(model, tuple) else nnx.split(model)
         self.grammar = default_grammar()
         self.info = info or {}
+        self.engine = engine
+
+    def close(self) -> None:
+        """Ends the decoding engine's worker, when it has one (vLLM)."""
+        if self.engine is not None:
+            self.engine.close()
 
     @classmethod
     def load(cls, path: Path | str | None = None, options: DecodeOptions | None = None, **kw) -> "Recognizer":
@@ -819,6 +829,10 @@ class Recognizer:
             prompts = np.concatenate([prompts, np.repeat(prompts[:1], size - n, axis=0)])
             limits = np.concatenate([limits, np.repeat(limits[:1], size - n, axis=0)])
         memory = embed_images(self.split, batch_images)
-        tokens, logprobs = generate(self.split, None, prompts, self.grammar, self.options, rng, limits, memory=memory)
+        if self.engine is not None:
+            tokens, logprobs = self.engine.generate(np.asarray(memory[:n]), sheets, self.options, limits[:n])
+        else:
+            tokens, logprobs = generate(self.split, None, prompts, self.grammar, self.options, rng, limits,
+                                        memory=memory)
         found = programs_from_tokens(tokens[:n], logprobs[:n], sheets, self.info.get("confidence_power", 1.0))
         return [dataclasses.replace(r, memory=m) for r, m in zip(found, memory[:n])]

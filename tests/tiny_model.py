@@ -34,3 +34,12 @@ def drawings_folder(tmp_path_factory):
             lines.append(line.replace('"images/', f'"{style}/images/'))
     (folder / "labels.jsonl").write_text("\n".join(lines) + "\n")
     return folder
+
+
+def prefix_config(width: int = 64):
+    """`tiny` with a `prefix` decoder of head_dim 32 (the export to Hugging Face takes prefix models only,
+    and vLLM's CPU attention refuses tiny's head_dim 16)."""
+    import dataclasses
+
+    config = tiny()
+    return config.replace(model=dataclasses.replace(config.model, fusion="prefix", dec_width=width, dec_heads=2))

@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
 
     recognizer = load_recognizer(args)
     decoding = {"method": recognizer.options.method, "beam_width": recognizer.options.beam_width,
-                "max_new_tokens": recognizer.options.max_new_tokens, "batch_size": args.batch_size}
+                "max_new_tokens": recognizer.options.max_new_tokens, "batch_size": args.batch_size,
+                "engine": args.engine}
     reports, all_items, failed = {}, [], 0
     for name, folder in zip(names, folders):
         report, lines, items, time_text = evaluate_folder(recognizer, folder, args.batch_size, args.limit,
@@ -146,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
         if not several:
             print(format_report_table(report))
         print(f"{name}: {time_text}")
+    # vLLM's engine runs in this process (`vllm_engine.CPU_ENVIRONMENT`): an error before this line
+    # ends the process and the engine with it.
+    recognizer.close()
 
     if several:
         combined = score(all_items, args.geometry_only)

@@ -83,6 +83,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the model's coordinates as read at its input size, without re-measuring "
                              "them on the full-resolution image's ink")
     add_text_arguments(parser, "the image")
+    parser.add_argument("--engine", choices=("jax", "vllm"), default="jax",
+                        help="what writes the programs: jax (default), or vllm: vLLM's library mode on the "
+                             "model exported to Hugging Face Llama (a 'prefix' model only; needs vLLM, "
+                             "see docs/vllm.md; no --beam). The encoder and the re-reading stay on JAX")
+    parser.add_argument("--vllm-eager", action="store_true",
+                        help="with --engine vllm: run its model without torch.compile (starts about a "
+                             "minute sooner, decodes slower)")
     parser.add_argument("--one-look", dest="second_look", action="store_false",
                         help="read each drawing once: skip the second reading of what the found primitives "
                              "leave unexplained (faster; primitives the model left out stay out)")
@@ -279,8 +286,23 @@ def load_recognizer(args: argparse.Namespace):
     from cad2program.recognizer import Recognizer
 
     options = DecodeOptions(method="beam", beam_width=args.beam) if args.beam > 1 else DecodeOptions()
-    return Recognizer.load(args.model, options, max_batch=args.batch_size, refine=args.refine,
-                           read_text=args.read_text, second_look=args.second_look, text_finder=args.find_text)
+    engine = None
+    if getattr(args, "engine", "jax") == "vllm":
+        from cad2program.errors import UserError
+        from cad2program.vllm_engine import VllmDecoder
+
+        if args.beam > 1:
+            raise UserError("--beam is not offered with --engine vllm (vLLM 0.32's beam search refuses prompt "
+                            "embeddings and takes no custom logits processor); use --engine jax")
+        engine = VllmDecoder.from_model(args.model, max_batch=args.batch_size, compiled=not args.vllm_eager)
+    try:
+        return Recognizer.load(args.model, options, max_batch=args.batch_size, refine=args.refine,
+                               read_text=args.read_text, second_look=args.second_look, text_finder=args.find_text,
+                               engine=engine)
+    except BaseException:
+        if engine is not None:
+            engine.close()
+        raise
 
 
 # ----------------------------------------------------------------------------------------------
@@ -433,6 +455,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if sink is not None:
             sink.close(complete)
+        if recognizer is not None:
+            recognizer.close()
     if args.out and fmt in ("jsonl", "json"):
         done = len(jobs) - failed
         print(f"wrote {args.out}: {_plural(done, 'prediction')}", file=sys.stderr)

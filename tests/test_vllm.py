@@ -1,0 +1,101 @@
+"""The vLLM engine (library mode) against the JAX engine on a tiny exported prefix model.
+
+Needs vLLM (docs/vllm.md: its own virtual environment); skipped without it. vLLM starts in about a
+minute on 2 cores; the module starts it three times (here, in `predict` and in `eval --engine vllm`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cad2program import tokenizer
+from cad2program.program import Sheet
+from cad2program.vllm_engine import configure_environment
+from tiny_model import drawings_folder, prefix_config  # noqa: F401  (fixture)
+
+configure_environment()  # before vLLM's import: OpenMP reads its settings when torch loads
+pytest.importorskip("vllm")
+pytest.importorskip("safetensors")
+
+NEW_TOKENS = 40
+
+
+@pytest.fixture(scope="module")
+def prefix_model(tmp_path_factory):
+    from flax import nnx
+
+    from cad2program.recognizer import build_model, export_model
+
+    config = prefix_config()
+    model = build_model(config, seed=5)
+    return model, export_model(tmp_path_factory.mktemp("prefix") / "prefix.msgpack", config, nnx.state(model))
+
+
+@pytest.fixture(scope="module")
+def decoder(prefix_model):
+    from cad2program.vllm_engine import VllmDecoder
+
+    engine = VllmDecoder.from_model(prefix_model[1], max_batch=8, compiled=False)
+    yield engine
+    engine.close()
+
+
+def test_greedy_programs_and_logprobs_equal_jax(prefix_model, decoder):
+    from cad2program.decode import DecodeOptions, default_grammar, generate
+
+    model, _ = prefix_model
+    rng = np.random.default_rng(0)
+    sheets = [Sheet(int(w), int(h)) for w, h in rng.integers(40, 400, (8, 2))]
+    memory = decoder.prefix.memory(rng.random((8, 64, 64, 1)).astype(np.float32))
+    prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
+    limits = np.array([tokenizer.value_limits(s) for s in sheets], np.int32)
+    options = DecodeOptions(max_new_tokens=NEW_TOKENS)
+    want_tokens, want_logprobs = generate(model, None, prompts, default_grammar(), options, limits=limits,
+                                          memory=memory)
+    tokens, logprobs = decoder.generate(memory, sheets, options, limits)
+    np.testing.assert_array_equal(tokens, want_tokens)
+    np.testing.assert_allclose(logprobs, want_logprobs, atol=1e-4)
+    assert all(tokenizer.grammar_accepts(list(row[:list(row).index(tokenizer.EOS) + 1]))
+               for row in tokens if tokenizer.EOS in row)
+
+
+def test_beam_refused(decoder):
+    from cad2program.decode import DecodeOptions
+    from cad2program.errors import UserError
+
+    with pytest.raises(UserError, match="beam search is not offered"):
+        decoder.sampling_params([10, 10], DecodeOptions(method="beam"), 10)
+
+
+def test_predict_engine_vllm_equals_jax(prefix_model, drawings_folder, tmp_path, capsys):  # noqa: F811
+    from cad2program.cli import main
+
+    outputs = {}
+    for engine in ("jax", "vllm"):
+        out = tmp_path / f"{engine}.jsonl"
+        extra = ["--vllm-eager"] if engine == "vllm" else []
+        assert main(["predict", str(drawings_folder), "--model", str(prefix_model[1]), "--engine", engine,
+                     "--out", str(out), "--no-ocr", *extra]) == 0
+        outputs[engine] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(outputs["vllm"]) == len(outputs["jax"]) == 4
+    for got, want in zip(outputs["vllm"], outputs["jax"]):
+        assert got["image"] == want["image"] and got["program"] == want["program"]
+        np.testing.assert_allclose(got["confidences"], want["confidences"], atol=1e-3)
+
+
+def test_eval_engine_vllm_scores_as_jax(prefix_model, drawings_folder, tmp_path, capsys):  # noqa: F811
+    from cad2program.cli import main
+
+    reports = {}
+    for engine in ("jax", "vllm"):
+        report = tmp_path / f"{engine}.json"
+        extra = ["--vllm-eager"] if engine == "vllm" else []
+        assert main(["eval", "--data", str(drawings_folder), "--model", str(prefix_model[1]), "--engine", engine,
+                     "--report", str(report), "--no-ocr", *extra]) == 0
+        reports[engine] = json.loads(report.read_text())
+    assert reports["vllm"]["decoding"]["engine"] == "vllm" and reports["vllm"]["drawings"] == 4
+    for key in ("f1", "precision", "recall", "valid_rate", "per_type"):
+        assert reports["vllm"][key] == reports["jax"][key]
