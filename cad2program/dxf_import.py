@@ -8,7 +8,8 @@ modelspace with every block reference exploded (nested ones too), and returns a 
   own and each run of straight segments a polyline (or a line when it is one segment): the contract
   has no curved polyline, and splitting keeps every bit of the outline instead of dropping the file.
   A closed, axis-aligned outline of four sides (one polyline, or four LINE entities meeting at their
-  ends) becomes a rectangle, as a reader would write it.
+  ends) becomes a rectangle, and arcs of one circle that meet end to start become one arc (a circle
+  when they go all the way round), as a reader would write them.
 - `inks`: entities drawn with a centre-line, hidden or any other non-continuous linetype (the
   entity's own, its layer's, or for BYBLOCK the block reference's): drawn, but not primitives
   (contract 1.1, section 2a).
@@ -30,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cad2program.dxf_shapes import (Shape, SkipEntity, arc_polyline, check_coordinates, merge_line_rectangles,
-                                    polyline_shapes)
+from cad2program.dxf_shapes import (Shape, SkipEntity, arc_polyline, check_coordinates, merge_arcs,
+                                    merge_line_rectangles, polyline_shapes)
 from cad2program.errors import UserError
 
 # Coordinates beyond 1e7 mm (10 km) are a broken file, not a drawing.
@@ -190,7 +191,7 @@ def read_dxf(path: str | Path) -> DxfContent:
             content.skipped[str(skip)] += 1
         except Exception as err:  # one odd entity must not stop the file
             content.skipped[f"{entity.dxftype()} that could not be read ({type(err).__name__})"] += 1
-    content.shapes = merge_line_rectangles(content.shapes)
+    content.shapes = merge_arcs(merge_line_rectangles(content.shapes))
     content.kept = Counter(s.kind for s in content.shapes)
     if content.inks:
         content.kept["centre or hidden line (drawn, not a primitive)"] = len(content.inks)

@@ -185,3 +185,42 @@ def merge_line_rectangles(shapes: list[Shape], same: float = 1e-3) -> list[Shape
     if not rectangles:
         return shapes
     return [s for i, s in enumerate(shapes) if i not in used] + rectangles
+
+
+def merge_arcs(shapes: list[Shape], same: float = 1e-3, degrees: float = 0.01) -> list[Shape]:
+    """Arcs of one circle (same centre and radius) that meet end to start -> one arc; arcs that together
+    go all the way round -> a circle. CAD libraries often draw a circle as two half arcs; a reader
+    writes one circle, and the label should say what the drawing shows."""
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for i, s in enumerate(shapes):
+        if s.kind == "arc":
+            x, y, r = s.values[:3]
+            groups.setdefault((round(x / same), round(y / same), round(r / same)), []).append(i)
+    replaced: dict[int, list[Shape]] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        x, y, r = shapes[members[0]].values[:3]
+        # Counter-clockwise spans as [start, start + span) with start in [0, 360).
+        spans = sorted((s.values[3] % 360.0, s.values[3] % 360.0 + ((s.values[4] - s.values[3]) % 360.0 or 360.0))
+                       for s in (shapes[i] for i in members))
+        merged = [list(spans[0])]
+        for start, end in spans[1:]:
+            if start <= merged[-1][1] + degrees:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        if len(merged) > 1 and merged[-1][1] >= merged[0][0] + 360.0 - degrees:  # the last wraps onto the first
+            merged[0] = [merged[-1][0], max(merged[-1][1], merged[0][1] + 360.0)]
+            merged.pop()
+        if len(merged) == len(members):
+            continue  # nothing meets: leave them as they are
+        if any(end - start >= 360.0 - degrees for start, end in merged):
+            out = [Shape("circle", (x, y, r))]
+        else:
+            out = [Shape("arc", (x, y, r, start % 360.0, end % 360.0)) for start, end in merged]
+        replaced[members[0]] = out
+        replaced.update({i: [] for i in members[1:]})
+    if not replaced:
+        return shapes
+    return [t for i, s in enumerate(shapes) for t in replaced.get(i, [s])]

@@ -281,3 +281,17 @@ def test_a_run_stopped_early_registers_the_model_it_stopped_with(tmp_path):
     config = tiny().replace(steps=6, eval_every=1000, checkpoint_every=1000, eval_examples=0)
     train_and_evaluate(config, tmp_path, progress=False, log=lambda *_: None, stop_at_step=2, tracker=tracker)
     assert tracker.models == [("latest", True, {"step": 2})]
+
+
+def test_half_arcs_of_one_circle_become_a_circle_and_touching_arcs_one_arc(tmp_path):
+    doc, msp = _new()
+    msp.add_arc((20, 20), 10, 0, 180)  # a circle drawn as two half arcs, as CAD libraries often do
+    msp.add_arc((20, 20), 10, 180, 0)
+    msp.add_arc((60, 20), 5, 300, 30)  # two arcs meeting at 30 degrees: one arc from 300 to 60
+    msp.add_arc((60, 20), 5, 30, 60)
+    msp.add_arc((90, 20), 5, 0, 90)  # apart: left alone
+    msp.add_arc((90, 20), 5, 180, 270)
+    doc.saveas(tmp_path / "arcs.dxf")
+    shapes = sorted((s.kind, tuple(round(v, 6) for v in s.values)) for s in read_dxf(tmp_path / "arcs.dxf").shapes)
+    assert shapes == [("arc", (60, 20, 5, 300, 60)), ("arc", (90, 20, 5, 0, 90)), ("arc", (90, 20, 5, 180, 270)),
+                      ("circle", (20, 20, 10))]
