@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -342,15 +341,17 @@ def record_to_json(image_key: str, sheet: Sheet, primitives: Iterable[Primitive]
 def write_labels(path: str | Path, records_as_dicts: Iterable[dict]) -> int:
     """Writes one JSON object a line (a labels.jsonl or a prediction file) -> the number written.
 
-    Written to a temporary file and renamed, so a crash never leaves half a file.
+    Written safely (`outfile.OutputFile`): a temporary file renamed at the end, so a crash never
+    leaves half a file; a device or pipe is written in place.
     """
+    from cad2program.outfile import OutputFile
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with open(tmp, "w", encoding="utf-8") as out:
+    with OutputFile(path, what="output") as out:
         for obj in records_as_dicts:
             out.write(json.dumps(obj, ensure_ascii=False) + "\n")
             count += 1
-    os.replace(tmp, path)
     return count

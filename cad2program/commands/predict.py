@@ -35,7 +35,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, Iterable, Iterator
 
 from cad2program.commands.render import parse_sheet
 
@@ -298,26 +298,25 @@ def choose_format(args: argparse.Namespace, any_folder: bool) -> str:
 
 
 class TextSink:
-    """Standard output, or a file written beside its final name and renamed at the end (never half a file)."""
+    """Standard output, or --out written safely (`outfile.OutputFile`: in place for a device or pipe,
+    else a temporary file renamed over it at the end, never half a file)."""
 
     def __init__(self, out: str | None):
-        self.path = Path(out) if out else None
-        self.tmp = self.path.with_name(self.path.name + ".tmp") if self.path else None
-        self.stream: TextIO = open(self.tmp, "w", encoding="utf-8") if self.tmp else sys.stdout
+        from cad2program.outfile import OutputFile
+
+        self.file = OutputFile(out) if out else None
 
     def write(self, text: str) -> None:
-        self.stream.write(text)
-        if self.path is None:
-            self.stream.flush()  # a pipe reader sees each drawing as soon as it is read
+        if self.file is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()  # a pipe reader sees each drawing as soon as it is read
+        else:
+            self.file.write(text)
 
     def close(self, complete: bool = True) -> None:
-        """Puts the file in place; `complete=False` (the run failed) removes it instead."""
-        if self.path is not None:
-            self.stream.close()
-            if complete:
-                self.tmp.replace(self.path)
-            else:
-                self.tmp.unlink(missing_ok=True)
+        """Puts the file in place; `complete=False` (the run failed) drops it instead."""
+        if self.file is not None:
+            self.file.commit() if complete else self.file.abort()
 
 
 def output_files(jobs: list[Job], out: Path, fmt: str, single: bool) -> dict[int, Path]:
@@ -365,6 +364,7 @@ def _plural(count: int, word: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from cad2program.errors import UserError
+    from cad2program.outfile import output_problem, write_output
 
     jobs, errors, any_folder = collect_jobs(args.paths, args.sheet)
     fmt = choose_format(args, any_folder)
@@ -377,10 +377,10 @@ def run(args: argparse.Namespace) -> int:
             if out.exists() and not out.is_dir():
                 raise UserError(f"--out {out}: several images need a folder here, and this is a file")
             out.mkdir(parents=True, exist_ok=True)
-        elif not out.is_dir() and not out.parent.is_dir():
-            raise UserError(f"--out {out}: the folder {out.parent} does not exist")
-    elif args.out and not Path(args.out).parent.is_dir():
-        raise UserError(f"--out {args.out}: the folder {Path(args.out).parent} does not exist")
+        elif not out.is_dir() and output_problem(out):
+            raise UserError(output_problem(out))
+    elif args.out and output_problem(args.out):
+        raise UserError(output_problem(args.out))
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     if args.sheet is not None:
@@ -422,7 +422,7 @@ def run(args: argparse.Namespace) -> int:
                 path = files[index]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 data = drawing_bytes(outcome, fmt)
-                path.write_bytes(data)
+                write_output(path, data)
                 print(f"wrote {path}: {_plural(len(recognition.primitives), 'primitive')}"
                       f"{'' if recognition.valid else ' (not a valid program: ' + first_problems(recognition.problems) + ')'}")
             outcome.image = None  # images are not kept past their drawing
