@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import posixpath
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -230,9 +232,8 @@ def _read_lines(path: Path) -> list[tuple[int, str | None]]:
     return out
 
 
-def parse_label_line(text: str, folder: Path, require_primitives: bool = True
-                     ) -> tuple[str, Path, Sheet, list[Primitive], dict]:
-    """One line's JSON -> (image key, image path, sheet, primitives, extra); ProgramError says why not."""
+def _label_object(text: str) -> dict:
+    """One line's JSON object; ProgramError says why it is not one."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
@@ -242,13 +243,41 @@ def parse_label_line(text: str, folder: Path, require_primitives: bool = True
     if not isinstance(obj, dict):
         raise ProgramError(f"expected a JSON object {{\"image\": ..., \"sheet\": ..., \"primitives\": ...}}, "
                            f"got a JSON {type(obj).__name__}")
+    return obj
+
+
+def image_key_problem(image_key: Any) -> str | None:
+    """Why a label's `image` cannot name a file of its dataset folder, or None.
+
+    The rule (docs/reliability.md): a relative path that stays inside the folder. No absolute path, no
+    way up with '..' (a/../b.png is fine), no NUL byte. It is checked on the text, so a link inside the
+    folder to elsewhere (images/ on another disk) is the folder owner's choice and still works.
+    """
+    if not isinstance(image_key, str) or not image_key.strip():
+        return f"'image' must be a path relative to the folder, got {image_key!r}"
+    if "\x00" in image_key:
+        return f"'image' holds a NUL character: {image_key!r}"
+    if posixpath.isabs(image_key) or image_key.startswith("\\") or re.match(r"^[A-Za-z]:", image_key):
+        return (f"image {image_key!r} is an absolute path; labels may name only files inside their dataset "
+                f"folder, by a path relative to it")
+    if posixpath.normpath(image_key).split("/")[0] == "..":
+        return (f"image {image_key!r} lies outside the dataset folder; labels may name only files inside it "
+                f"(a relative path that does not climb out with '..')")
+    return None
+
+
+def parse_label_line(text: str, folder: Path, require_primitives: bool = True
+                     ) -> tuple[str, Path, Sheet, list[Primitive], dict]:
+    """One line's JSON -> (image key, image path, sheet, primitives, extra); ProgramError says why not."""
+    obj = _label_object(text)
     required = REQUIRED_KEYS if require_primitives else ("image", "sheet")
     missing = [key for key in required if key not in obj]
     if missing:
         raise ProgramError(f"missing key {', '.join(repr(k) for k in missing)}")
     image_key = obj["image"]
-    if not isinstance(image_key, str) or not image_key.strip():
-        raise ProgramError(f"'image' must be a path relative to the folder, got {image_key!r}")
+    problem = image_key_problem(image_key)
+    if problem:
+        raise ProgramError(problem)
     try:
         sheet = Sheet.from_json(obj["sheet"])
     except ProgramError as err:
@@ -259,6 +288,63 @@ def parse_label_line(text: str, folder: Path, require_primitives: bool = True
         raise ProgramError("; ".join(problems))
     extra = {k: v for k, v in obj.items() if k not in REQUIRED_KEYS}
     return image_key, folder / image_key, sheet, primitives, extra
+
+
+@dataclasses.dataclass
+class ReadingEntry:
+    """One drawing of a dataset folder to read (`labels_for_reading`): its label need not be a good one."""
+
+    image_key: str
+    image_path: Path
+    sheet: Sheet | None  # None when the label's sheet is unusable: inferred from the image
+    line_number: int
+    label_problem: str | None = None  # why the label would not be accepted by `check`, if it would not
+
+
+def labels_for_reading(folder: str | Path) -> tuple[list[ReadingEntry], list[LineProblem]]:
+    """What `predict` reads in a dataset folder: every line that names an image it may open.
+
+    Reading an image never depends on its label: a line whose sheet or primitives break the contract
+    is still read (with its sheet when that one is good), its problem carried beside it. Only a line
+    that names no usable image (bad JSON, no 'image', a path outside the folder, a repeat) is a problem.
+    """
+    folder = Path(folder)
+    entries: list[ReadingEntry] = []
+    problems: list[LineProblem] = []
+    first_line_of: dict[str, int] = {}
+    for number, text in _read_lines(labels_path(folder)):
+        if text is None:
+            problems.append(LineProblem(number, "not UTF-8 text"))
+            continue
+        if not text.strip():
+            continue
+        try:
+            obj = _label_object(text)
+            if "image" not in obj:
+                raise ProgramError("missing key 'image'")
+            problem = image_key_problem(obj["image"])
+            if problem:
+                raise ProgramError(problem)
+        except ProgramError as err:
+            problems.append(LineProblem(number, str(err)))
+            continue
+        image_key = obj["image"]
+        if image_key in first_line_of:
+            problems.append(LineProblem(number, f"image {image_key!r} is already labelled on line "
+                                                f"{first_line_of[image_key]}"))
+            continue
+        first_line_of[image_key] = number
+        try:
+            _, _, sheet, _, _ = parse_label_line(text, folder, require_primitives=False)
+            label_problem = None
+        except ProgramError as err:
+            label_problem = str(err)
+            try:
+                sheet = Sheet.from_json(obj.get("sheet"))
+            except (ProgramError, TypeError, ValueError):
+                sheet = None
+        entries.append(ReadingEntry(image_key, folder / image_key, sheet, number, label_problem))
+    return entries, problems
 
 
 def load_labels(folder: str | Path, check_images: bool = True, require_primitives: bool = True,

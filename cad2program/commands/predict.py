@@ -17,7 +17,10 @@ svg and png (the primitives over the input image, coloured by confidence). dxf, 
 Each JSON line: {"image", "sheet", "primitives", "program", "confidences", "valid", "problems"}.
 When the output is not a valid program on its sheet (cut off by the length limit, or off the sheet),
 "valid" is false, "primitives" is null (so scoring counts it as the contract says: empty and invalid)
-and "program" holds what was read. Exit status 1 when any image could not be read (each gets an
+and "program" holds what was read. Reading never depends on the label: in a dataset folder, a drawing
+whose label breaks the contract (a bad primitive, a bad sheet) is read all the same, with a 'warning:'
+line and a "label_problem" key in its prediction line (a bad sheet: the sheet is inferred). A label
+may name only a file inside its folder (no absolute path, no '..'). Exit status 1 when any image could not be read (each gets an
 'error: PATH: why' line on stderr; the others are still read), 2 on bad arguments or a missing model.
 
 examples:
@@ -114,6 +117,7 @@ class Job:
     path: Path
     sheet: Any = None  # a Sheet, or None: inferred from the image
     name: str = ""  # its output file's name for dxf/svg/png (before the suffix changes): relative, never empty
+    label_problem: str | None = None  # 'labels.jsonl:N: why', when its label breaks the contract (read all the same)
 
 
 @dataclasses.dataclass
@@ -134,14 +138,17 @@ def images_in(folder: Path) -> list[Path]:
 
 def folder_jobs(folder: Path, sheet, several: bool, errors: list[str]) -> list[Job]:
     """Jobs for a folder: its labels' drawings (with their sheets), else every image in it."""
-    from cad2program.dataset import LABELS_FILE, load_labels
+    from cad2program.dataset import LABELS_FILE, labels_for_reading
 
     prefix = f"{folder.as_posix().rstrip('/')}/" if several else ""  # keys stay unique across folders
     if (folder / LABELS_FILE).is_file():
-        records, problems = load_labels(folder, check_images=False, require_primitives=False)
+        # Every image a line names is read, whatever else its label holds; a bad label rides along.
+        entries, problems = labels_for_reading(folder)
         errors += [f"{folder / problem.file_name}:{problem.line_number}: {problem.message}" for problem in problems]
         # A label's sheet is the truth the prediction is scored against; --sheet only fills in for images without one.
-        return [Job(prefix + r.image_key, r.image_path, r.sheet, r.image_key) for r in records]
+        return [Job(prefix + e.image_key, e.image_path, e.sheet or sheet, e.image_key,
+                    f"{folder / LABELS_FILE}:{e.line_number}: {e.label_problem}" if e.label_problem else None)
+                for e in entries]
     found = images_in(folder)
     if not found:
         from cad2program.errors import UserError
@@ -273,6 +280,14 @@ def prediction_line(key: str, recognition) -> dict:
             "valid": recognition.valid, "problems": recognition.problems}
 
 
+def job_line(job: Job, recognition) -> dict:
+    """The prediction line, with the label's problem beside it when it has one (scoring ignores the key)."""
+    line = prediction_line(job.key, recognition)
+    if job.label_problem:
+        line["label_problem"] = job.label_problem
+    return line
+
+
 def load_recognizer(args: argparse.Namespace):
     """The Recognizer the --model, --beam, --batch-size, --no-refine, --no-ocr, --find-text and --one-look flags ask for."""
     from cad2program.decode import DecodeOptions
@@ -402,6 +417,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcomes = recognize_jobs(recognizer, jobs, args.batch_size, progress=len(jobs) > 1) if jobs else []
         for index, outcome in enumerate(outcomes):
+            if outcome.job.label_problem:
+                print(f"warning: {outcome.job.label_problem} (the drawing is read all the same"
+                      f"{'' if outcome.job.sheet else ', on a sheet inferred from the image'})", file=sys.stderr)
             if outcome.error is not None:
                 failed += 1
                 print(f"error: {outcome.job.path}: {outcome.error}", file=sys.stderr)
@@ -415,9 +433,9 @@ def run(args: argparse.Namespace) -> int:
                 header = f"# {outcome.job.key}\n" if len(jobs) > 1 or not single else ""
                 sink.write(header + recognition.program + ("\n" if len(jobs) > 1 else ""))
             elif fmt == "jsonl":
-                sink.write(json.dumps(prediction_line(outcome.job.key, recognition), ensure_ascii=False) + "\n")
+                sink.write(json.dumps(job_line(outcome.job, recognition), ensure_ascii=False) + "\n")
             elif fmt == "json":
-                json_items.append(prediction_line(outcome.job.key, recognition))
+                json_items.append(job_line(outcome.job, recognition))
             else:
                 path = files[index]
                 path.parent.mkdir(parents=True, exist_ok=True)
