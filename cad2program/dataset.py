@@ -18,8 +18,10 @@ the header is read (format, size) and then
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import math
 import json
 import posixpath
 import re
@@ -120,24 +122,76 @@ def _to_grey(image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
-def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+class PixelBudget:
+    """Bounds the pixels being decoded at once across threads (a server's decode pool).
+
+    A decode holds its image's pixel count (from the header) until it is done; one that would take
+    the total over `total` waits for others to finish. An image larger than the whole budget still
+    runs, alone. `hold` raises TimeoutError after `timeout_s` of waiting.
+    """
+
+    def __init__(self, total: int):
+        import threading
+
+        self.total, self.used = int(total), 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int, timeout_s: float | None = None):
+        pixels = min(int(pixels), self.total)
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.used + pixels <= self.total, timeout_s):
+                raise TimeoutError(f"waited {timeout_s:g} s for {self.used:,} pixels of other images to be decoded")
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= pixels
+                self._changed.notify_all()
+
+
+def _shrunk(grey: np.ndarray, work_pixels: int) -> np.ndarray:
+    """`grey` scaled down (area averaging, aspect kept) to at most `work_pixels` pixels."""
+    import cv2
+
+    h, w = grey.shape
+    scale = math.sqrt(work_pixels / (w * h))
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, work_pixels: int | None = None,
+               budget: PixelBudget | None = None, budget_timeout_s: float | None = None) -> np.ndarray:
     """A PNG, JPEG (or any Pillow-readable) image -> uint8 grey array (H, W), upright per its EXIF tag.
 
     Raises ImageError (never a Pillow exception) for a missing, empty, non-image, truncated or
     too large file; the pixel count is checked from the header, before anything is decoded.
+    `work_pixels`: an image with more pixels is scaled down to that many (aspect kept) as it is
+    decoded: a JPEG is decoded at a reduced scale to begin with, anything else right after decoding,
+    so what is kept and worked on is bounded by pixels, not by the file. `budget`: decodes wait for
+    their pixels there (TimeoutError after `budget_timeout_s`).
     """
     from PIL import ImageOps
 
     what = _describe(source)
     image = _open_image(source, max_pixels)
-    try:
-        image.load()  # Pillow decodes lazily: a truncated file only fails here
-        image = ImageOps.exif_transpose(image)  # phone photos store "rotate me" as a tag
-        return _to_grey(image)
-    except MemoryError:
-        raise _fail(what, "not enough memory to decode it") from None
-    except Exception as err:
-        raise _fail(what, f"cannot decode (truncated or corrupt file): {err}") from None
+    width, height = image.size
+    holding = budget.hold(width * height, budget_timeout_s) if budget is not None else contextlib.nullcontext()
+    with holding:
+        try:
+            if work_pixels and width * height > work_pixels and image.format == "JPEG":
+                scale = math.sqrt(work_pixels / (width * height))  # draft decodes at 1/2, 1/4 or 1/8, no smaller
+                image.draft("L" if image.mode in ("L", "RGB") else None, (int(width * scale), int(height * scale)))
+            image.load()  # Pillow decodes lazily: a truncated file only fails here
+            image = ImageOps.exif_transpose(image)  # phone photos store "rotate me" as a tag
+            grey = _to_grey(image)
+            del image
+            return _shrunk(grey, work_pixels) if work_pixels and grey.size > work_pixels else grey
+        except MemoryError:
+            raise _fail(what, "not enough memory to decode it") from None
+        except Exception as err:
+            raise _fail(what, f"cannot decode (truncated or corrupt file): {err}") from None
 
 
 def check_image(path: str | Path, decode: bool = False,
