@@ -478,11 +478,14 @@ def parse_program(text: str) -> list[Primitive]:
     except (ValueError, RecursionError, MemoryError) as err:  # null bytes, absurd nesting
         raise ProgramError(f"not a program: {err}") from None
     primitives = []
-    for statement in module.body:
-        if not isinstance(statement, ast.Expr) or not isinstance(statement.value, ast.Call):
-            raise ProgramError(f"{_where(statement)}: expected one primitive call a line, "
-                               f"got `{ast.unparse(statement)[:60]}`")
-        primitives.append(_call_to_primitive(statement.value))
+    try:
+        for statement in module.body:
+            if not isinstance(statement, ast.Expr) or not isinstance(statement.value, ast.Call):
+                raise ProgramError(f"{_where(statement)}: expected one primitive call a line, "
+                                   f"got `{ast.unparse(statement)[:60]}`")
+            primitives.append(_call_to_primitive(statement.value))
+    except (RecursionError, SystemError):  # ast.unparse of a value nested thousands deep (-----1) recurses
+        raise ProgramError("not a program: an expression is nested too deeply") from None
     return primitives
 
 
@@ -494,5 +497,7 @@ def parse_any(text: str) -> list[Primitive]:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ProgramError(f"line {err.lineno}, column {err.colno}: bad JSON: {err.msg}") from None
+        except RecursionError:
+            raise ProgramError("bad JSON: nested too deeply") from None
         return primitives_from_json(data)
     return parse_program(text)

@@ -84,6 +84,8 @@ def load_drawing(path: Path):
             label = json.loads(text)
         except json.JSONDecodeError as err:
             raise ProgramError(f"line {err.lineno}, column {err.colno}: bad JSON: {err.msg}") from None
+        except RecursionError:
+            raise ProgramError("bad JSON: nested too deeply") from None
         if "primitives" not in label:
             raise ProgramError("a JSON object needs a 'primitives' list (and may have a 'sheet')")
         sheet = Sheet.from_json(label["sheet"]) if "sheet" in label else None
