@@ -289,3 +289,17 @@ def test_concurrent_49_megapixel_uploads_are_all_served_with_bounded_memory(serv
     assert answers[0].json()["sheet"] == {"width": 297, "height": 297}
     # 16 x 49 MB of grey pixels would be 780 MB; the budget lets one such decode run at a time.
     assert peak[0] - before < 600 * 2**20, f"{(peak[0] - before) / 2**20:.0f} MiB more at the peak"
+
+
+def test_serve_help_documents_the_limits_and_its_defaults_are_the_apps(capsys):
+    from cad2program.cli import main
+    from cad2program.commands import serve
+    from cad2program.server import app
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    assert all(flag in text for flag in ("--max-queue", "--body-timeout", "--max-connections", "--work-mpx", "503"))
+    assert (serve.DEFAULT_MAX_QUEUE, serve.DEFAULT_BODY_TIMEOUT_S, serve.DEFAULT_WORK_PIXELS) == (
+        app.DEFAULT_MAX_QUEUE, app.DEFAULT_BODY_TIMEOUT_S, app.DEFAULT_WORK_PIXELS)
+    assert main(["serve", "--max-queue", "0"]) == 2 and "--max-queue" in capsys.readouterr().err
