@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -190,6 +191,40 @@ class _UnretrievedFutures:
         return "never retrieved" not in record.getMessage()
 
 
+@contextlib.contextmanager
+def _stderr_muted():
+    """Sends file descriptor 2 to /dev/null for the block (what native threads print there, too)."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _let_failed_reads_finish(seconds: float = 0.5) -> None:
+    """A failed Orbax read leaves TensorStore futures behind: as they finish they print an 'Event loop is
+    closed' traceback each, and asyncio logs a page of spec for each when it is collected. Called with
+    stderr muted: waits for them, collects them, with asyncio's log of them filtered out."""
+    import gc
+    import logging
+
+    quiet = _UnretrievedFutures()
+    logging.getLogger("asyncio").addFilter(quiet)
+    try:
+        time.sleep(seconds)
+        gc.collect()
+    finally:
+        logging.getLogger("asyncio").removeFilter(quiet)
+
+
 class Checkpoints:
     """Orbax checkpoints of {params, opt_state} plus JSON metadata (step, data position, RNG, config)."""
 
@@ -223,27 +258,18 @@ class Checkpoints:
         aside to `unreadable_checkpoints/` beside the folder, with a one-line warning, and the one before
         it is tried: a run resumes from its last intact checkpoint instead of stopping on a TensorStore
         traceback. UserError when checkpoints exist and none reads back."""
-        import gc
-        import logging
-
         steps = sorted(self.manager.all_steps(), reverse=True)
         for step in steps:
-            try:
-                return self.restore(step, params, opt_state)
-            except Exception as err:  # TensorStore, JSON and Orbax errors alike: the files are not whole
-                reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-                # The failed read leaves futures holding the same error, which asyncio logs (a page of
-                # TensorStore spec) when they are collected: collect them now, with that log muted.
-                quiet = _UnretrievedFutures()
-                logging.getLogger("asyncio").addFilter(quiet)
+            with _stderr_muted():
                 try:
+                    return self.restore(step, params, opt_state)
+                except Exception as err:  # TensorStore, JSON and Orbax errors alike: the files are not whole
+                    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
                     del err
-                    gc.collect()
-                finally:
-                    logging.getLogger("asyncio").removeFilter(quiet)
-                aside = self.set_aside(step)
-                log(f"warning: checkpoint {step} in {self.directory} cannot be read ({reason}); moved to "
-                    f"{aside}, resuming from the one before it")
+                    _let_failed_reads_finish()
+            aside = self.set_aside(step)
+            log(f"warning: checkpoint {step} in {self.directory} cannot be read ({reason}); moved to "
+                f"{aside}, resuming from the one before it")
         if steps:
             raise UserError(f"{self.directory}: no checkpoint reads back (each was moved to "
                             f"{self.directory.parent / 'unreadable_checkpoints'}); start again in a new workdir")
