@@ -153,7 +153,7 @@ def kill_when(workdir: Path, ready, limit_s: float = 300) -> bool:
                 process.send_signal(signal.SIGKILL)
                 process.wait(30)
                 return True
-            time.sleep(0.005)
+            time.sleep(0.001)
         return False
     finally:
         if process.poll() is None:
@@ -166,7 +166,13 @@ def committed(step: int):
 
 
 def writing(step: int):
-    return lambda workdir: any((workdir / "checkpoints").glob(f"{step}.orbax-checkpoint-tmp-*"))
+    """Orbax writes a checkpoint in a temporary folder (STEP.orbax-checkpoint-tmp-*) and renames it, then
+    writes commit_success.txt: any moment before that file is mid-write."""
+    def ready(workdir):
+        folder = workdir / "checkpoints"
+        started = folder.is_dir() and any(p.name.split(".")[0] == str(step) for p in folder.iterdir())
+        return started and not (folder / str(step) / "commit_success.txt").exists()
+    return ready
 
 
 def logged(step: int):
