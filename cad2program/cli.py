@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             IsADirectoryError, PermissionError) as err:
         print(f"cad2program {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a disk full, a read-only file system: what the system said, not a traceback
+        print(f"cad2program {args.command}: error: {err.strerror or err}"
+              + (f": {err.filename}" if err.filename else ""), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"cad2program {args.command}: interrupted", file=sys.stderr)
         return 130

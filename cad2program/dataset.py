@@ -18,10 +18,13 @@ the header is read (format, size) and then
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import math
 import json
-import os
+import posixpath
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -119,24 +122,76 @@ def _to_grey(image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
-def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+class PixelBudget:
+    """Bounds the pixels being decoded at once across threads (a server's decode pool).
+
+    A decode holds its image's pixel count (from the header) until it is done; one that would take
+    the total over `total` waits for others to finish. An image larger than the whole budget still
+    runs, alone. `hold` raises TimeoutError after `timeout_s` of waiting.
+    """
+
+    def __init__(self, total: int):
+        import threading
+
+        self.total, self.used = int(total), 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int, timeout_s: float | None = None):
+        pixels = min(int(pixels), self.total)
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.used + pixels <= self.total, timeout_s):
+                raise TimeoutError(f"waited {timeout_s:g} s for {self.used:,} pixels of other images to be decoded")
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= pixels
+                self._changed.notify_all()
+
+
+def _shrunk(grey: np.ndarray, work_pixels: int) -> np.ndarray:
+    """`grey` scaled down (area averaging, aspect kept) to at most `work_pixels` pixels."""
+    import cv2
+
+    h, w = grey.shape
+    scale = math.sqrt(work_pixels / (w * h))
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, work_pixels: int | None = None,
+               budget: PixelBudget | None = None, budget_timeout_s: float | None = None) -> np.ndarray:
     """A PNG, JPEG (or any Pillow-readable) image -> uint8 grey array (H, W), upright per its EXIF tag.
 
     Raises ImageError (never a Pillow exception) for a missing, empty, non-image, truncated or
     too large file; the pixel count is checked from the header, before anything is decoded.
+    `work_pixels`: an image with more pixels is scaled down to that many (aspect kept) as it is
+    decoded: a JPEG is decoded at a reduced scale to begin with, anything else right after decoding,
+    so what is kept and worked on is bounded by pixels, not by the file. `budget`: decodes wait for
+    their pixels there (TimeoutError after `budget_timeout_s`).
     """
     from PIL import ImageOps
 
     what = _describe(source)
     image = _open_image(source, max_pixels)
-    try:
-        image.load()  # Pillow decodes lazily: a truncated file only fails here
-        image = ImageOps.exif_transpose(image)  # phone photos store "rotate me" as a tag
-        return _to_grey(image)
-    except MemoryError:
-        raise _fail(what, "not enough memory to decode it") from None
-    except Exception as err:
-        raise _fail(what, f"cannot decode (truncated or corrupt file): {err}") from None
+    width, height = image.size
+    holding = budget.hold(width * height, budget_timeout_s) if budget is not None else contextlib.nullcontext()
+    with holding:
+        try:
+            if work_pixels and width * height > work_pixels and image.format == "JPEG":
+                scale = math.sqrt(work_pixels / (width * height))  # draft decodes at 1/2, 1/4 or 1/8, no smaller
+                image.draft("L" if image.mode in ("L", "RGB") else None, (int(width * scale), int(height * scale)))
+            image.load()  # Pillow decodes lazily: a truncated file only fails here
+            image = ImageOps.exif_transpose(image)  # phone photos store "rotate me" as a tag
+            grey = _to_grey(image)
+            del image
+            return _shrunk(grey, work_pixels) if work_pixels and grey.size > work_pixels else grey
+        except MemoryError:
+            raise _fail(what, "not enough memory to decode it") from None
+        except Exception as err:
+            raise _fail(what, f"cannot decode (truncated or corrupt file): {err}") from None
 
 
 def check_image(path: str | Path, decode: bool = False,
@@ -231,9 +286,8 @@ def _read_lines(path: Path) -> list[tuple[int, str | None]]:
     return out
 
 
-def parse_label_line(text: str, folder: Path, require_primitives: bool = True
-                     ) -> tuple[str, Path, Sheet, list[Primitive], dict]:
-    """One line's JSON -> (image key, image path, sheet, primitives, extra); ProgramError says why not."""
+def _label_object(text: str) -> dict:
+    """One line's JSON object; ProgramError says why it is not one."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
@@ -243,13 +297,41 @@ def parse_label_line(text: str, folder: Path, require_primitives: bool = True
     if not isinstance(obj, dict):
         raise ProgramError(f"expected a JSON object {{\"image\": ..., \"sheet\": ..., \"primitives\": ...}}, "
                            f"got a JSON {type(obj).__name__}")
+    return obj
+
+
+def image_key_problem(image_key: Any) -> str | None:
+    """Why a label's `image` cannot name a file of its dataset folder, or None.
+
+    The rule (docs/reliability.md): a relative path that stays inside the folder. No absolute path, no
+    way up with '..' (a/../b.png is fine), no NUL byte. It is checked on the text, so a link inside the
+    folder to elsewhere (images/ on another disk) is the folder owner's choice and still works.
+    """
+    if not isinstance(image_key, str) or not image_key.strip():
+        return f"'image' must be a path relative to the folder, got {image_key!r}"
+    if "\x00" in image_key:
+        return f"'image' holds a NUL character: {image_key!r}"
+    if posixpath.isabs(image_key) or image_key.startswith("\\") or re.match(r"^[A-Za-z]:", image_key):
+        return (f"image {image_key!r} is an absolute path; labels may name only files inside their dataset "
+                f"folder, by a path relative to it")
+    if posixpath.normpath(image_key).split("/")[0] == "..":
+        return (f"image {image_key!r} lies outside the dataset folder; labels may name only files inside it "
+                f"(a relative path that does not climb out with '..')")
+    return None
+
+
+def parse_label_line(text: str, folder: Path, require_primitives: bool = True
+                     ) -> tuple[str, Path, Sheet, list[Primitive], dict]:
+    """One line's JSON -> (image key, image path, sheet, primitives, extra); ProgramError says why not."""
+    obj = _label_object(text)
     required = REQUIRED_KEYS if require_primitives else ("image", "sheet")
     missing = [key for key in required if key not in obj]
     if missing:
         raise ProgramError(f"missing key {', '.join(repr(k) for k in missing)}")
     image_key = obj["image"]
-    if not isinstance(image_key, str) or not image_key.strip():
-        raise ProgramError(f"'image' must be a path relative to the folder, got {image_key!r}")
+    problem = image_key_problem(image_key)
+    if problem:
+        raise ProgramError(problem)
     try:
         sheet = Sheet.from_json(obj["sheet"])
     except ProgramError as err:
@@ -260,6 +342,63 @@ def parse_label_line(text: str, folder: Path, require_primitives: bool = True
         raise ProgramError("; ".join(problems))
     extra = {k: v for k, v in obj.items() if k not in REQUIRED_KEYS}
     return image_key, folder / image_key, sheet, primitives, extra
+
+
+@dataclasses.dataclass
+class ReadingEntry:
+    """One drawing of a dataset folder to read (`labels_for_reading`): its label need not be a good one."""
+
+    image_key: str
+    image_path: Path
+    sheet: Sheet | None  # None when the label's sheet is unusable: inferred from the image
+    line_number: int
+    label_problem: str | None = None  # why the label would not be accepted by `check`, if it would not
+
+
+def labels_for_reading(folder: str | Path) -> tuple[list[ReadingEntry], list[LineProblem]]:
+    """What `predict` reads in a dataset folder: every line that names an image it may open.
+
+    Reading an image never depends on its label: a line whose sheet or primitives break the contract
+    is still read (with its sheet when that one is good), its problem carried beside it. Only a line
+    that names no usable image (bad JSON, no 'image', a path outside the folder, a repeat) is a problem.
+    """
+    folder = Path(folder)
+    entries: list[ReadingEntry] = []
+    problems: list[LineProblem] = []
+    first_line_of: dict[str, int] = {}
+    for number, text in _read_lines(labels_path(folder)):
+        if text is None:
+            problems.append(LineProblem(number, "not UTF-8 text"))
+            continue
+        if not text.strip():
+            continue
+        try:
+            obj = _label_object(text)
+            if "image" not in obj:
+                raise ProgramError("missing key 'image'")
+            problem = image_key_problem(obj["image"])
+            if problem:
+                raise ProgramError(problem)
+        except ProgramError as err:
+            problems.append(LineProblem(number, str(err)))
+            continue
+        image_key = obj["image"]
+        if image_key in first_line_of:
+            problems.append(LineProblem(number, f"image {image_key!r} is already labelled on line "
+                                                f"{first_line_of[image_key]}"))
+            continue
+        first_line_of[image_key] = number
+        try:
+            _, _, sheet, _, _ = parse_label_line(text, folder, require_primitives=False)
+            label_problem = None
+        except ProgramError as err:
+            label_problem = str(err)
+            try:
+                sheet = Sheet.from_json(obj.get("sheet"))
+            except (ProgramError, TypeError, ValueError):
+                sheet = None
+        entries.append(ReadingEntry(image_key, folder / image_key, sheet, number, label_problem))
+    return entries, problems
 
 
 def load_labels(folder: str | Path, check_images: bool = True, require_primitives: bool = True,
@@ -342,15 +481,17 @@ def record_to_json(image_key: str, sheet: Sheet, primitives: Iterable[Primitive]
 def write_labels(path: str | Path, records_as_dicts: Iterable[dict]) -> int:
     """Writes one JSON object a line (a labels.jsonl or a prediction file) -> the number written.
 
-    Written to a temporary file and renamed, so a crash never leaves half a file.
+    Written safely (`outfile.OutputFile`): a temporary file renamed at the end, so a crash never
+    leaves half a file; a device or pipe is written in place.
     """
+    from cad2program.outfile import OutputFile
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with open(tmp, "w", encoding="utf-8") as out:
+    with OutputFile(path, what="output") as out:
         for obj in records_as_dicts:
             out.write(json.dumps(obj, ensure_ascii=False) + "\n")
             count += 1
-    os.replace(tmp, path)
     return count

@@ -110,6 +110,13 @@ class Sheet:
 # ----------------------------------------------------------------------------------------------
 
 
+def _first_off_sheet(points, sheet: Sheet, slack: float) -> tuple[float, float] | None:
+    for x, y in points:
+        if not (-slack <= x <= sheet.width + slack and -slack <= y <= sheet.height + slack):
+            return x, y
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class _Primitive:
     """Shared behaviour; subclasses declare their numeric fields in contract order."""
@@ -145,18 +152,21 @@ class _Primitive:
         """Reasons this primitive breaks the contract (empty when valid)."""
         problems = [f"{self.TYPE}.{f} must be > 0" for f in self.SIZE_FIELDS if getattr(self, f) <= 0]
         if sheet is not None:
-            for x, y in self.key_points():
-                if not (-_SHEET_SLACK <= x <= sheet.width + _SHEET_SLACK
-                        and -_SHEET_SLACK <= y <= sheet.height + _SHEET_SLACK):
-                    problems.append(
-                        f"{self.TYPE}: point ({format_number(x)}, {format_number(y)}) lies outside the "
-                        f"{format_number(sheet.width)} x {format_number(sheet.height)} sheet")
-                    break
+            point = self.point_off_sheet(sheet)
+            if point is not None:
+                problems.append(
+                    f"{self.TYPE}: point ({format_number(point[0])}, {format_number(point[1])}) lies outside the "
+                    f"{format_number(sheet.width)} x {format_number(sheet.height)} sheet")
         return problems
 
+    def point_off_sheet(self, sheet: Sheet) -> tuple[float, float] | None:
+        """The first point that must lie on the sheet and does not, or None."""
+        return _first_off_sheet(self.key_points(), sheet, _SHEET_SLACK)
+
     def key_points(self) -> list[tuple[float, float]]:
-        """Points that must lie on the sheet."""
+        """The positions a program writes (ends, corners, centres, vertices)."""
         raise NotImplementedError
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +224,23 @@ class Arc(_Primitive):
 
     def key_points(self):
         return [(self.x, self.y)]
+
+    def arc_points(self) -> list[tuple[float, float]]:
+        """The arc's two ends and every extreme (0, 90, 180, 270 degrees) it sweeps past."""
+        sweep = (self.end_angle - self.start_angle) % 360
+        angles = [self.start_angle, self.end_angle]
+        angles += [a for a in (0, 90, 180, 270) if 0 < (a - self.start_angle) % 360 < sweep]
+        return [(self.x + self.radius * math.cos(math.radians(a)), self.y + self.radius * math.sin(math.radians(a)))
+                for a in angles]
+
+    def point_off_sheet(self, sheet):
+        """An arc is on the sheet when its centre is, or (contract 1.1: the centre may lie off it) when
+        the arc itself is. Its points come from a centre and radius written to 0.1 mm, so an arc drawn to
+        the sheet's edge may land half a step over it: that much is allowed."""
+        centre = _first_off_sheet(self.key_points(), sheet, _SHEET_SLACK)
+        if centre is None:
+            return None
+        return _first_off_sheet(self.arc_points(), sheet, 0.05 + _SHEET_SLACK)
 
     def problems(self, sheet=None):
         problems = super().problems(sheet)
@@ -469,11 +496,14 @@ def parse_program(text: str) -> list[Primitive]:
     except (ValueError, RecursionError, MemoryError) as err:  # null bytes, absurd nesting
         raise ProgramError(f"not a program: {err}") from None
     primitives = []
-    for statement in module.body:
-        if not isinstance(statement, ast.Expr) or not isinstance(statement.value, ast.Call):
-            raise ProgramError(f"{_where(statement)}: expected one primitive call a line, "
-                               f"got `{ast.unparse(statement)[:60]}`")
-        primitives.append(_call_to_primitive(statement.value))
+    try:
+        for statement in module.body:
+            if not isinstance(statement, ast.Expr) or not isinstance(statement.value, ast.Call):
+                raise ProgramError(f"{_where(statement)}: expected one primitive call a line, "
+                                   f"got `{ast.unparse(statement)[:60]}`")
+            primitives.append(_call_to_primitive(statement.value))
+    except (RecursionError, SystemError):  # ast.unparse of a value nested thousands deep (-----1) recurses
+        raise ProgramError("not a program: an expression is nested too deeply") from None
     return primitives
 
 
@@ -485,5 +515,7 @@ def parse_any(text: str) -> list[Primitive]:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ProgramError(f"line {err.lineno}, column {err.colno}: bad JSON: {err.msg}") from None
+        except RecursionError:
+            raise ProgramError("bad JSON: nested too deeply") from None
         return primitives_from_json(data)
     return parse_program(text)

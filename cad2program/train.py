@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -183,14 +184,56 @@ def trim_batch(batch: dict) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
+class _UnretrievedFutures:
+    """A logging filter that drops asyncio's 'exception was never retrieved' records."""
+
+    def filter(self, record) -> bool:
+        return "never retrieved" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _stderr_muted():
+    """Sends file descriptor 2 to /dev/null for the block (what native threads print there, too)."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _let_failed_reads_finish(seconds: float = 0.5) -> None:
+    """A failed Orbax read leaves TensorStore futures behind: as they finish they print an 'Event loop is
+    closed' traceback each, and asyncio logs a page of spec for each when it is collected. Called with
+    stderr muted: waits for them, collects them, with asyncio's log of them filtered out."""
+    import gc
+    import logging
+
+    quiet = _UnretrievedFutures()
+    logging.getLogger("asyncio").addFilter(quiet)
+    try:
+        time.sleep(seconds)
+        gc.collect()
+    finally:
+        logging.getLogger("asyncio").removeFilter(quiet)
+
+
 class Checkpoints:
     """Orbax checkpoints of {params, opt_state} plus JSON metadata (step, data position, RNG, config)."""
 
     def __init__(self, directory: Path, keep: int = 2):
         import orbax.checkpoint as ocp
         self._ocp = ocp
+        self.directory = directory.absolute()
         self.manager = ocp.CheckpointManager(
-            directory.absolute(), options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -207,6 +250,40 @@ class Checkpoints:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
         return restored["state"]["params"], restored["state"]["opt_state"], restored["meta"]
+
+    def restore_latest(self, params, opt_state, log: Callable) -> tuple | None:
+        """The newest checkpoint that reads back whole -> (params, opt_state, meta); None when there is none.
+
+        One that cannot be read (a truncated or corrupted file, say after a disk filled up) is moved
+        aside to `unreadable_checkpoints/` beside the folder, with a one-line warning, and the one before
+        it is tried: a run resumes from its last intact checkpoint instead of stopping on a TensorStore
+        traceback. UserError when checkpoints exist and none reads back."""
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        for step in steps:
+            with _stderr_muted():
+                try:
+                    return self.restore(step, params, opt_state)
+                except Exception as err:  # TensorStore, JSON and Orbax errors alike: the files are not whole
+                    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+                    del err
+                    _let_failed_reads_finish()
+            aside = self.set_aside(step)
+            log(f"warning: checkpoint {step} in {self.directory} cannot be read ({reason}); moved to "
+                f"{aside}, resuming from the one before it")
+        if steps:
+            raise UserError(f"{self.directory}: no checkpoint reads back (each was moved to "
+                            f"{self.directory.parent / 'unreadable_checkpoints'}); start again in a new workdir")
+        return None
+
+    def set_aside(self, step: int) -> Path:
+        """Moves checkpoint `step` out of the manager's folder, so that a new save of that step can be made."""
+        import shutil
+
+        aside = self.directory.parent / "unreadable_checkpoints" / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(self.directory / str(step)), str(aside))
+        self.manager.reload()
+        return aside
 
     def wait(self):
         self.manager.wait_until_finished()
@@ -351,12 +428,15 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
     step, examples_seen, best = 0, 0, None
     calibration: dict = {}  # from the latest evaluation, written into exported models
     rng = jax.random.key(config.seed)
-    if checkpoints.latest_step() is not None:
-        params, opt_state, meta = checkpoints.restore(checkpoints.latest_step(), params, opt_state)
+    restored = checkpoints.restore_latest(params, opt_state, log)
+    if restored is not None:
+        params, opt_state, meta = restored
         step, examples_seen, best = meta["step"], meta["examples_seen"], meta.get("best")
         calibration = meta.get("calibration") or {}
         rng = jax.random.wrap_key_data(jnp.asarray(meta["rng"], jnp.uint32))
         log(f"resume: step {step}, {examples_seen} drawings seen, from {workdir / 'checkpoints'}")
+    for name in ("train_log.jsonl", "eval_log.jsonl"):  # steps after the checkpoint are done again: once in the log
+        _drop_log_lines_after(workdir / name, step)
     params, opt_state = replicate(params, mesh), replicate(opt_state, mesh)
 
     examples, eval_set = _data_source(config, data_dir, log)
@@ -438,6 +518,27 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
         checkpoints.close()
     return {"step": step, "examples_seen": examples_seen, "eval": last_eval, "best": best,
             "model": str(workdir / "model.msgpack")}
+
+
+def _drop_log_lines_after(path: Path, step: int) -> None:
+    """Keeps the lines of a JSON-lines log up to `step` (the checkpoint a run resumes from), so that the
+    steps it does again after a crash appear once, not twice. A line cut off by the crash goes too."""
+    from cad2program.outfile import write_output
+
+    if not path.is_file():
+        return
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            logged = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            logged = None
+        if isinstance(logged, int) and logged <= step:
+            kept.append(line + "\n")
+        else:
+            dropped += 1
+    if dropped:
+        write_output(path, "".join(kept), what="log")
 
 
 def _report_samples(tracker, eval_set: EvalSet, recognitions, step: int, count: int = 3):

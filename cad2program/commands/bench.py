@@ -25,15 +25,17 @@ def run(args: argparse.Namespace) -> int:
     from cad2program.bench import run_bench
     from cad2program.configs import get_config
     from cad2program.errors import UserError
+    from cad2program.outfile import output_problem, write_output
 
     try:
         config = get_config(args.config)
     except KeyError as err:
         raise UserError(str(err.args[0])) from None
+    if args.out and output_problem(args.out):
+        raise UserError(output_problem(args.out))
     figures = run_bench(config, quick=args.quick)
     text = json.dumps(figures, indent=2)
     print(text)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+        write_output(args.out, text + "\n")
     return 0

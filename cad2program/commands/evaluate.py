@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from cad2program.commands.predict import load_recognizer
     from cad2program.dataset import labels_path, write_labels
     from cad2program.errors import UserError
+    from cad2program.outfile import output_problem, write_output
     from cad2program.scoring import format_report_table, score
 
     folders = [Path(d) for d in args.data]
@@ -123,11 +124,11 @@ def run(args: argparse.Namespace) -> int:
     names = _dataset_names(folders)
     if len(set(names)) != len(names):
         raise UserError("--data names the same folder twice")
-    for option in (args.out, args.report):
-        if option and not Path(option).parent.is_dir():
-            raise UserError(f"{option}: the folder {Path(option).parent} does not exist")
     if several and args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out}: several --data folders need a folder here, and this is a file")
+    for flag, option in (("--out", None if several else args.out), ("--report", args.report)):
+        if option and output_problem(option, flag):
+            raise UserError(output_problem(option, flag))
 
     recognizer = load_recognizer(args)
     decoding = {"method": recognizer.options.method, "beam_width": recognizer.options.beam_width,
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         payload = reports[names[0]]
     if args.report:
-        Path(args.report).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        write_output(args.report, json.dumps(payload, indent=2) + "\n", "--report")
         _log(f"wrote the report to {args.report}")
     return 1 if failed else 0
 

@@ -17,7 +17,10 @@ svg and png (the primitives over the input image, coloured by confidence). dxf, 
 Each JSON line: {"image", "sheet", "primitives", "program", "confidences", "valid", "problems"}.
 When the output is not a valid program on its sheet (cut off by the length limit, or off the sheet),
 "valid" is false, "primitives" is null (so scoring counts it as the contract says: empty and invalid)
-and "program" holds what was read. Exit status 1 when any image could not be read (each gets an
+and "program" holds what was read. Reading never depends on the label: in a dataset folder, a drawing
+whose label breaks the contract (a bad primitive, a bad sheet) is read all the same, with a 'warning:'
+line and a "label_problem" key in its prediction line (a bad sheet: the sheet is inferred). A label
+may name only a file inside its folder (no absolute path, no '..'). Exit status 1 when any image could not be read (each gets an
 'error: PATH: why' line on stderr; the others are still read), 2 on bad arguments or a missing model.
 
 examples:
@@ -35,7 +38,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, Iterable, Iterator
 
 from cad2program.commands.render import parse_sheet
 
@@ -121,6 +124,7 @@ class Job:
     path: Path
     sheet: Any = None  # a Sheet, or None: inferred from the image
     name: str = ""  # its output file's name for dxf/svg/png (before the suffix changes): relative, never empty
+    label_problem: str | None = None  # 'labels.jsonl:N: why', when its label breaks the contract (read all the same)
 
 
 @dataclasses.dataclass
@@ -141,14 +145,17 @@ def images_in(folder: Path) -> list[Path]:
 
 def folder_jobs(folder: Path, sheet, several: bool, errors: list[str]) -> list[Job]:
     """Jobs for a folder: its labels' drawings (with their sheets), else every image in it."""
-    from cad2program.dataset import LABELS_FILE, load_labels
+    from cad2program.dataset import LABELS_FILE, labels_for_reading
 
     prefix = f"{folder.as_posix().rstrip('/')}/" if several else ""  # keys stay unique across folders
     if (folder / LABELS_FILE).is_file():
-        records, problems = load_labels(folder, check_images=False, require_primitives=False)
+        # Every image a line names is read, whatever else its label holds; a bad label rides along.
+        entries, problems = labels_for_reading(folder)
         errors += [f"{folder / problem.file_name}:{problem.line_number}: {problem.message}" for problem in problems]
         # A label's sheet is the truth the prediction is scored against; --sheet only fills in for images without one.
-        return [Job(prefix + r.image_key, r.image_path, r.sheet, r.image_key) for r in records]
+        return [Job(prefix + e.image_key, e.image_path, e.sheet or sheet, e.image_key,
+                    f"{folder / LABELS_FILE}:{e.line_number}: {e.label_problem}" if e.label_problem else None)
+                for e in entries]
     found = images_in(folder)
     if not found:
         from cad2program.errors import UserError
@@ -280,6 +287,14 @@ def prediction_line(key: str, recognition) -> dict:
             "valid": recognition.valid, "problems": recognition.problems}
 
 
+def job_line(job: Job, recognition) -> dict:
+    """The prediction line, with the label's problem beside it when it has one (scoring ignores the key)."""
+    line = prediction_line(job.key, recognition)
+    if job.label_problem:
+        line["label_problem"] = job.label_problem
+    return line
+
+
 def load_recognizer(args: argparse.Namespace):
     """The Recognizer the --model, --beam, --batch-size, --no-refine, --no-ocr, --find-text and --one-look flags ask for."""
     from cad2program.decode import DecodeOptions
@@ -320,26 +335,25 @@ def choose_format(args: argparse.Namespace, any_folder: bool) -> str:
 
 
 class TextSink:
-    """Standard output, or a file written beside its final name and renamed at the end (never half a file)."""
+    """Standard output, or --out written safely (`outfile.OutputFile`: in place for a device or pipe,
+    else a temporary file renamed over it at the end, never half a file)."""
 
     def __init__(self, out: str | None):
-        self.path = Path(out) if out else None
-        self.tmp = self.path.with_name(self.path.name + ".tmp") if self.path else None
-        self.stream: TextIO = open(self.tmp, "w", encoding="utf-8") if self.tmp else sys.stdout
+        from cad2program.outfile import OutputFile
+
+        self.file = OutputFile(out) if out else None
 
     def write(self, text: str) -> None:
-        self.stream.write(text)
-        if self.path is None:
-            self.stream.flush()  # a pipe reader sees each drawing as soon as it is read
+        if self.file is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()  # a pipe reader sees each drawing as soon as it is read
+        else:
+            self.file.write(text)
 
     def close(self, complete: bool = True) -> None:
-        """Puts the file in place; `complete=False` (the run failed) removes it instead."""
-        if self.path is not None:
-            self.stream.close()
-            if complete:
-                self.tmp.replace(self.path)
-            else:
-                self.tmp.unlink(missing_ok=True)
+        """Puts the file in place; `complete=False` (the run failed) drops it instead."""
+        if self.file is not None:
+            self.file.commit() if complete else self.file.abort()
 
 
 def output_files(jobs: list[Job], out: Path, fmt: str, single: bool) -> dict[int, Path]:
@@ -387,6 +401,7 @@ def _plural(count: int, word: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from cad2program.errors import UserError
+    from cad2program.outfile import output_problem, write_output
 
     jobs, errors, any_folder = collect_jobs(args.paths, args.sheet)
     fmt = choose_format(args, any_folder)
@@ -399,10 +414,10 @@ def run(args: argparse.Namespace) -> int:
             if out.exists() and not out.is_dir():
                 raise UserError(f"--out {out}: several images need a folder here, and this is a file")
             out.mkdir(parents=True, exist_ok=True)
-        elif not out.is_dir() and not out.parent.is_dir():
-            raise UserError(f"--out {out}: the folder {out.parent} does not exist")
-    elif args.out and not Path(args.out).parent.is_dir():
-        raise UserError(f"--out {args.out}: the folder {Path(args.out).parent} does not exist")
+        elif not out.is_dir() and output_problem(out):
+            raise UserError(output_problem(out))
+    elif args.out and output_problem(args.out):
+        raise UserError(output_problem(args.out))
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     if args.sheet is not None:
@@ -424,6 +439,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcomes = recognize_jobs(recognizer, jobs, args.batch_size, progress=len(jobs) > 1) if jobs else []
         for index, outcome in enumerate(outcomes):
+            if outcome.job.label_problem:
+                print(f"warning: {outcome.job.label_problem} (the drawing is read all the same"
+                      f"{'' if outcome.job.sheet else ', on a sheet inferred from the image'})", file=sys.stderr)
             if outcome.error is not None:
                 failed += 1
                 print(f"error: {outcome.job.path}: {outcome.error}", file=sys.stderr)
@@ -437,14 +455,14 @@ def run(args: argparse.Namespace) -> int:
                 header = f"# {outcome.job.key}\n" if len(jobs) > 1 or not single else ""
                 sink.write(header + recognition.program + ("\n" if len(jobs) > 1 else ""))
             elif fmt == "jsonl":
-                sink.write(json.dumps(prediction_line(outcome.job.key, recognition), ensure_ascii=False) + "\n")
+                sink.write(json.dumps(job_line(outcome.job, recognition), ensure_ascii=False) + "\n")
             elif fmt == "json":
-                json_items.append(prediction_line(outcome.job.key, recognition))
+                json_items.append(job_line(outcome.job, recognition))
             else:
                 path = files[index]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 data = drawing_bytes(outcome, fmt)
-                path.write_bytes(data)
+                write_output(path, data)
                 print(f"wrote {path}: {_plural(len(recognition.primitives), 'primitive')}"
                       f"{'' if recognition.valid else ' (not a valid program: ' + first_problems(recognition.problems) + ')'}")
             outcome.image = None  # images are not kept past their drawing

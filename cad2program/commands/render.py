@@ -84,6 +84,8 @@ def load_drawing(path: Path):
             label = json.loads(text)
         except json.JSONDecodeError as err:
             raise ProgramError(f"line {err.lineno}, column {err.colno}: bad JSON: {err.msg}") from None
+        except RecursionError:
+            raise ProgramError("bad JSON: nested too deeply") from None
         if "primitives" not in label:
             raise ProgramError("a JSON object needs a 'primitives' list (and may have a 'sheet')")
         sheet = Sheet.from_json(label["sheet"]) if "sheet" in label else None
@@ -94,6 +96,7 @@ def load_drawing(path: Path):
 
 def run(args: argparse.Namespace) -> int:
     from cad2program.errors import UserError
+    from cad2program.outfile import output_problem, write_output
     from cad2program.outputs import dxf_bytes, fit_sheet, render_program
     from cad2program.program import format_number, program_problems
 
@@ -102,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if suffix not in OUTPUT_SUFFIXES:
         raise UserError(f"--out {out}: unknown format {suffix or '(no suffix)'!r}; "
                         f"use one of {', '.join(OUTPUT_SUFFIXES)}")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: the folder {out.parent} does not exist")
+    if output_problem(out):
+        raise UserError(output_problem(out))
     source = Path(args.program)
     primitives, label_sheet = load_drawing(source)
     sheet = args.sheet or label_sheet or fit_sheet(primitives)
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         data = render_program(primitives, sheet, px_long_side=args.size, fmt=suffix[1:],
                               annotate=not args.no_dimensions)
-    out.write_bytes(data)
+    write_output(out, data)
     size = format_number(sheet.width) + " x " + format_number(sheet.height)
     print(f"wrote {out}: {len(primitives)} primitive{'' if len(primitives) == 1 else 's'} "
           f"on a {size} mm sheet ({len(data) / 1024:.1f} KiB)")

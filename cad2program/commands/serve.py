@@ -9,6 +9,14 @@ Endpoints (interactive docs at /docs):
 Concurrent requests are grouped into one model call of up to --max-batch drawings, waiting at most
 --max-wait-ms for a batch to fill, and only while other requests are on their way (being decoded): a
 lone request runs at once. /readyz answers 503 until every batch size has been compiled.
+
+Limits (docs/reliability.md): at most --max-queue recognition requests are held at once (being decoded,
+waiting for the model or being read); one more is answered at once with 503 and Retry-After, and
+/metrics shows how many are held (cad2program_requests_in_flight). No request is held longer than
+--timeout (then 504). A request body must arrive within --body-timeout (else 408, connection closed);
+at most --max-connections connections are open (more get 503). Images over --work-mpx megapixels are
+scaled down to it as they are decoded, and decodes share a pixel budget, so the work and memory of a
+request follow its pixels, not its file size.
 """
 
 from __future__ import annotations
@@ -19,6 +27,12 @@ from pathlib import Path
 from cad2program.commands.predict import add_text_arguments
 
 DEFAULT_COMPILE_CACHE = Path.home() / ".cache" / "cad2program" / "xla"
+# The server's limits; the same values as cad2program.server.app's, kept here so `--help` imports no FastAPI.
+DEFAULT_MAX_QUEUE = 64
+DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_WORK_PIXELS = 6_000_000
+DEFAULT_MAX_CONNECTIONS = 256
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +60,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-request limit on decoding + queue + model, in seconds (default: %(default)s)")
     parser.add_argument("--decode-workers", type=int, default=4,
                         help="threads decoding images in parallel (default: %(default)s)")
+    parser.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
+                        help="most recognition requests held at once (decoding, queued or being read); one more "
+                             "gets HTTP 503 with Retry-After at once instead of waiting (default: %(default)s)")
+    parser.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT_S, metavar="S",
+                        help="seconds a client has to send a whole request body; then HTTP 408 and the "
+                             "connection is closed (default: %(default)s)")
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                        help="most open connections (idle keep-alive ones included); more get HTTP 503 "
+                             "(default: %(default)s)")
+    parser.add_argument("--work-mpx", type=float, default=DEFAULT_WORK_PIXELS / 1e6, metavar="MPX",
+                        help="images over this many megapixels are scaled down to it as they are decoded "
+                             "(default: %(default)s)")
     parser.add_argument("--compile-cache", default=str(DEFAULT_COMPILE_CACHE), metavar="DIR",
                         help="folder keeping compiled XLA programs between runs, so restarts warm up in "
                              "seconds; 'none' to disable (default: %(default)s)")
@@ -62,6 +88,10 @@ def _check(args: argparse.Namespace) -> None:
         problems.append(f"--max-wait-ms must be >= 0, got {args.max_wait_ms:g}")
     if args.max_body_mb <= 0 or args.timeout <= 0 or args.decode_workers < 1:
         problems.append("--max-body-mb and --timeout must be > 0, --decode-workers >= 1")
+    if args.max_queue < 1 or args.max_connections < 1:
+        problems.append("--max-queue and --max-connections must be >= 1")
+    if args.body_timeout <= 0 or args.work_mpx < 0.01:
+        problems.append("--body-timeout must be > 0 and --work-mpx at least 0.01")
     if not 0 <= args.port <= 65535:
         problems.append(f"--port must be within 0..65535, got {args.port}")
     if problems:
@@ -96,9 +126,20 @@ def run(args: argparse.Namespace) -> int:
     name = Path(args.model).stem if args.model else "cad2program"
     settings = ServerSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, batching=not args.no_batching,
                               max_body_bytes=int(args.max_body_mb * 1024 * 1024), request_timeout_s=args.timeout,
-                              decode_workers=args.decode_workers, model_name=name)
+                              decode_workers=args.decode_workers, model_name=name, max_queue=args.max_queue,
+                              body_timeout_s=args.body_timeout, work_pixels=int(args.work_mpx * 1e6))
     app = create_app(recognizer, settings)
     print(f"cad2program serve: http://{args.host}:{args.port} (docs at /docs; ready when /readyz says so)",
           flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.Server(server_config(app, args.host, args.port, args.max_connections, args.log_level)).run()
     return 0
+
+
+def server_config(app, host: str, port: int, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                  log_level: str = "info"):
+    """uvicorn's settings for the app: the connection limit and the keep-alive timeout."""
+    import uvicorn
+
+    # limit_concurrency counts open connections (and running tasks): one over it is answered 503.
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, limit_concurrency=max_connections,
+                          timeout_keep_alive=KEEP_ALIVE_S)

@@ -144,14 +144,14 @@ def _read_document(path_or_stream: PathOrStream) -> Drawing:
             return ezdxf.readfile(path_or_stream)
         except FileNotFoundError:
             raise
-        except (ezdxf.DXFError, OSError, UnicodeError) as err:  # ezdxf says "not a DXF file" as an OSError
+        except Exception as err:  # ezdxf says "not a DXF file" as an OSError; a broken one as ValueError and more
             raise ProgramError(f"{os.fspath(path_or_stream)}: not a readable DXF file: {err}") from None
     data = path_or_stream.read()
     if isinstance(data, bytes):
         data = data.decode("utf-8", errors="replace")
     try:
         return ezdxf.read(io.StringIO(data))
-    except ezdxf.DXFError as err:
+    except Exception as err:  # as above: a damaged file fails in many ways inside ezdxf
         raise ProgramError(f"not a readable DXF stream: {err}") from None
 
 
@@ -194,7 +194,13 @@ def read_dxf_primitives(path_or_stream: PathOrStream, layer: str = GEOMETRY_LAYE
 def read_dxf(path_or_stream: PathOrStream, layer: str = GEOMETRY_LAYER) -> tuple[list[Primitive], Sheet | None]:
     """The primitives (as `read_dxf_primitives`) and the sheet drawn on the SHEET layer, if any."""
     doc = _read_document(path_or_stream)
-    return _primitives_of(doc, layer), _sheet_of(doc)
+    try:
+        return _primitives_of(doc, layer), _sheet_of(doc)
+    except ProgramError:
+        raise
+    except (ValueError, TypeError, ArithmeticError, AttributeError, IndexError, KeyError) as err:
+        # A file that parses but holds damaged entities (a missing or non-numeric value)
+        raise ProgramError(f"a damaged entity: {type(err).__name__}: {err}") from None
 
 
 def _sheet_of(doc: Drawing) -> Sheet | None:

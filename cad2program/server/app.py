@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cad2program.data import prepare_image
-from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
+from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, PixelBudget, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
 from cad2program.recognizer import (BATCH_BUCKETS, SECOND_LOOK_MIN_LOGPROB, Recognizer, infer_sheet, measured_on,
                                     unexplained, with_arcs_remeasured, with_candidates, with_ink_evidence,
@@ -44,6 +45,12 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 ENDPOINTS = ("/serve/cad_model", "/v1/recognize", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz",
              "/metrics", "/docs", "/openapi.json", "/", "/v1/export/dxf")
 MAX_EXPORT_PRIMITIVES = 1000  # a drawing holds 1..12; the cap keeps one request's DXF work to milliseconds
+# The limits docs/reliability.md describes (and `serve --help` names).
+DEFAULT_MAX_QUEUE = 64
+DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_WORK_PIXELS = 6_000_000  # 3000 x 2000: an A4 sheet at 10 pixels a mm, more than re-measuring needs
+DEFAULT_DECODE_PIXEL_BUDGET = 64_000_000  # one 49 Mpx decode (about 150-250 MB at its peak) and a few small ones
+MAX_JSON_DEPTH = 32  # a request nests 5 levels deep; json and repr() recurse, so depth is refused before parsing
 
 
 @dataclasses.dataclass
@@ -55,7 +62,10 @@ class ServerSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     request_timeout_s: float = 60.0  # decoding + queue + model, per request
     decode_workers: int = 4
-    max_queue: int = 1024
+    max_queue: int = DEFAULT_MAX_QUEUE  # recognition requests held at once; one more is a 503
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # to read a whole request body; then 408
+    work_pixels: int = DEFAULT_WORK_PIXELS  # larger images are scaled down to this many as they are decoded
+    decode_pixel_budget: int = DEFAULT_DECODE_PIXEL_BUDGET  # pixels being decoded at once, across requests
     model_name: str = "cad2program"
 
     @property
@@ -65,6 +75,10 @@ class ServerSettings:
 
 class BodyTooLarge(Exception):
     pass
+
+
+class BodyTimeout(Exception):
+    """The client declared a body and did not send all of it within the body timeout."""
 
 
 def error_body(message: str, status: int, param: str | None = None) -> dict:
@@ -97,6 +111,13 @@ class Engine:
                                       on_queue_depth=metrics.queue_depth.set, sizes=BATCH_BUCKETS)
         self.ready = False
         self.warmup_error: str | None = None
+        self.in_flight = 0  # recognition requests held now (decoding, queued, being read): at most max_queue
+        self.pixel_budget = PixelBudget(settings.decode_pixel_budget)
+
+    def decoding_limits(self) -> dict:
+        """`load_image`'s keyword arguments for a request's image: the work size and the decode budget."""
+        return {"work_pixels": self.settings.work_pixels, "budget": self.pixel_budget,
+                "budget_timeout_s": self.settings.request_timeout_s}
 
     def prepare(self, image: np.ndarray, sheet: Sheet | None) -> tuple[np.ndarray, Sheet]:
         """Decode-pool side: the model's input array and the sheet (inferred from the image if not given)."""
@@ -192,11 +213,28 @@ class Engine:
         """Runs `parse` (decoding) in the pool, then queues the result; the timeout covers both.
 
         Raises ClientError: 503 while warming up or when the queue is full, 504 after the timeout."""
+        if self.in_flight >= self.settings.max_queue:
+            # Back-pressure: answered at once, rather than held behind work that will outlast the client.
+            raise ClientError(f"the server is busy: {self.in_flight} requests are being served, the most it "
+                              f"holds (--max-queue {self.settings.max_queue}); retry shortly", status=503)
+        self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+        try:
+            return await self._recognize(parse)
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.set(self.in_flight)
+
+    async def _recognize(self, parse: Callable[[], tuple[np.ndarray, Sheet | None]]):
         deadline = time.monotonic() + self.settings.request_timeout_s
         loop = asyncio.get_running_loop()
 
         def decode_and_prepare():
-            image, sheet = parse()
+            try:
+                image, sheet = parse()
+            except TimeoutError as err:  # the pixel budget stayed full
+                raise ClientError(f"the server is busy decoding other large images ({err}); retry shortly",
+                                  status=503) from None
             return self.prepare(image, sheet), image, sheet is not None
 
         try:
@@ -225,8 +263,9 @@ class Engine:
 
 
 class ObserveAndLimit:
-    def __init__(self, app, metrics: Metrics, max_body_bytes: int):
+    def __init__(self, app, metrics: Metrics, max_body_bytes: int, body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -266,16 +305,29 @@ class ObserveAndLimit:
         return None
 
     def _limited(self, receive):
-        """`receive` that raises BodyTooLarge once more than the limit has streamed in (chunked uploads)."""
-        received = 0
+        """`receive` that raises BodyTooLarge once more than the limit has streamed in (chunked uploads), and
+        BodyTimeout when the whole body has not come within the body timeout of the first read (a client
+        that declares 1000 bytes and sends 10 would otherwise hold its connection for ever)."""
+        received, deadline, complete = 0, None, False
 
         async def limited_receive():
-            nonlocal received
-            message = await receive()
+            nonlocal received, deadline, complete
+            if complete:  # after the body only a disconnect can come: no deadline on waiting for it
+                return await receive()
+            if deadline is None:
+                deadline = time.monotonic() + self.body_timeout_s
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise BodyTimeout(f"the request body did not arrive within {self.body_timeout_s:g} s "
+                                  f"({received:,} bytes came)") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_body_bytes:
                     raise BodyTooLarge(f"the request body is over the limit of {self.max_body_bytes:,} bytes")
+            else:
+                complete = True
             return message
         return limited_receive
 
@@ -337,11 +389,33 @@ async def _json_body(request: Request) -> bytes:
     return body
 
 
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def json_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings do not count)."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, delete=bytes(set(range(256)) - set(b"[]{}")))
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(steps).max())
+
+
 def _loads(body: bytes) -> Any:
+    """The JSON of a request body; ClientError (400) when it is not JSON or nests too deeply.
+
+    The depth is checked before parsing: json.loads and every repr() of the result recurse, and a body
+    of 5000 '[' would otherwise be a RecursionError (a 500) somewhere along the way."""
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise ClientError(f"the request body nests arrays and objects {depth} deep; the limit is {MAX_JSON_DEPTH}")
     try:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError) as err:
         raise ClientError(f"the request body is not valid JSON ({err})") from None
+    except RecursionError:
+        raise ClientError(f"the request body nests too deeply (the limit is {MAX_JSON_DEPTH})") from None
 
 
 def _form_number(value: Any, field: str) -> float:
@@ -398,6 +472,12 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     async def body_too_large(_request: Request, err: BodyTooLarge):
         return error_response(str(err), 413)
 
+    @app.exception_handler(BodyTimeout)
+    async def body_timeout(_request: Request, err: BodyTimeout):
+        response = error_response(str(err), 408)
+        response.headers["Connection"] = "close"  # the rest of the body may still come: do not read it as a request
+        return response
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException):
         messages = {404: f"no such endpoint: {request.method} {request.url.path} (see /docs)",
@@ -439,6 +519,7 @@ def create_app(recognizer: Recognizer, settings: ServerSettings | None = None) -
     """The server for one loaded model; warm-up starts with the app and /readyz says when it is done."""
     settings = settings or ServerSettings()
     metrics = Metrics()
+    metrics.max_queue.set(settings.max_queue)
     engine = Engine(recognizer, settings, metrics)
     started = int(time.time())
 
@@ -454,7 +535,8 @@ def create_app(recognizer: Recognizer, settings: ServerSettings | None = None) -
                               "Errors use OpenAI's format: {\"error\": {\"message\", \"type\", \"param\", "
                               "\"code\"}}.")
     app.state.engine, app.state.metrics, app.state.settings = engine, metrics, settings
-    app.add_middleware(ObserveAndLimit, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ObserveAndLimit, metrics=metrics, max_body_bytes=settings.max_body_bytes,
+                       body_timeout_s=settings.body_timeout_s)
     _add_error_handlers(app, metrics)
 
     @app.post("/serve/cad_model", summary="Recognize a base64 image (JSON)",
@@ -464,7 +546,7 @@ def create_app(recognizer: Recognizer, settings: ServerSettings | None = None) -
         body = await _json_body(request)
         recognition = await engine.recognize(
             lambda: parse_request(_loads(body), max_pixels=settings.max_pixels,
-                                  max_bytes=settings.max_body_bytes))
+                                  max_bytes=settings.max_body_bytes, **engine.decoding_limits()))
         return build_response(recognition)
 
     @app.post("/v1/recognize", summary="Recognize an uploaded image (multipart)",
@@ -485,7 +567,7 @@ def create_app(recognizer: Recognizer, settings: ServerSettings | None = None) -
             if not data:
                 raise ClientError("file: the uploaded file is empty", param="file")
             try:
-                return load_image(data, max_pixels=settings.max_pixels), sheet
+                return load_image(data, max_pixels=settings.max_pixels, **engine.decoding_limits()), sheet
             except ImageError as err:
                 raise ClientError(f"file: not a usable image: {err.reason}", param="file") from None
         return build_response(await engine.recognize(parse))
@@ -499,7 +581,8 @@ def create_app(recognizer: Recognizer, settings: ServerSettings | None = None) -
         def parse():
             url, sheet, _model = openai_api.parse_chat_request(_loads(body))
             try:
-                return decode_image_data(url, settings.max_pixels, settings.max_body_bytes), sheet
+                return decode_image_data(url, settings.max_pixels, settings.max_body_bytes,
+                                         **engine.decoding_limits()), sheet
             except RequestError as err:  # the contract names its field 'data'; here it is the image URL
                 message = str(err).replace("'data'", "the image_url's data", 1)
                 raise ClientError(message, status_of(err), param="messages") from None

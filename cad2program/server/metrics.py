@@ -21,6 +21,10 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=self.registry)
         self.queue_depth = Gauge("cad2program_queue_depth", "Requests waiting for a batch",
                                  registry=self.registry)
+        self.in_flight = Gauge("cad2program_requests_in_flight",
+                               "Recognition requests held now (decoding, queued or being read); over "
+                               "--max-queue a request gets 503", registry=self.registry)
+        self.max_queue = Gauge("cad2program_max_queue", "The --max-queue limit", registry=self.registry)
         self.ready = Gauge("cad2program_ready", "1 when the model is loaded and warmed up", registry=self.registry)
         self.internal_errors = Counter("cad2program_internal_errors", "Unexpected exceptions (bugs)",
                                        registry=self.registry)

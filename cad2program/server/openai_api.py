@@ -42,7 +42,7 @@ def _image_url(part: dict, where: str) -> str:
     if not isinstance(url, str):
         raise ClientError(f"{where}.image_url: expected {{\"url\": \"data:image/png;base64,...\"}}",
                            param="messages")
-    if not url.startswith("data:"):
+    if url[:5].lower() != "data:":  # a URL's scheme is case-insensitive (RFC 3986)
         raise ClientError(f"{where}.image_url: only data URLs (data:image/png;base64,...) are accepted; "
                            f"this server does not fetch remote images", param="messages")
     return url
@@ -56,6 +56,12 @@ def parse_chat_request(payload: Any) -> tuple[str, Sheet | None, str | None]:
         raise ClientError("stream: streaming is not supported; send stream=false", param="stream")
     if payload.get("n") not in (None, 1):
         raise ClientError("n: only one choice per request is supported", param="n")
+    for field in ("max_tokens", "max_completion_tokens"):
+        # Accepted for compatibility; the program's length is the model's own limit, so any count >= 1 reads the same.
+        value = payload.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            shown = repr(value) if isinstance(value, (int, float)) else f"a JSON {type(value).__name__}"
+            raise ClientError(f"{field}: expected a whole number >= 1, got {shown[:40]}", param=field)
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ClientError("messages: expected a non-empty list of messages", param="messages")

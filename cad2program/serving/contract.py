@@ -35,7 +35,6 @@ from cad2program.program import ProgramError, Sheet
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 REQUEST_KEYS = ("data", "sheet")
 REQUEST_FORM = '{"data": "<base64 PNG or JPEG>", "sheet": {"width": <mm>, "height": <mm>}} (sheet optional)'
-_DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
 _WHITESPACE = re.compile(rb"[ \t\r\n]+")
 
 
@@ -44,7 +43,7 @@ class RequestError(ValueError):
 
 
 def parse_request(payload: Any, max_pixels: int = DEFAULT_MAX_PIXELS,
-                  max_bytes: int = MAX_IMAGE_BYTES) -> tuple[np.ndarray, Sheet | None]:
+                  max_bytes: int = MAX_IMAGE_BYTES, **decoding) -> tuple[np.ndarray, Sheet | None]:
     """A decoded JSON request -> (grey uint8 image (H, W), sheet or None); RequestError says why not."""
     if not isinstance(payload, dict):
         raise RequestError(f"the request must be a JSON object {REQUEST_FORM}, got {_json_type(payload)}")
@@ -52,20 +51,22 @@ def parse_request(payload: Any, max_pixels: int = DEFAULT_MAX_PIXELS,
     if unknown:
         raise RequestError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
                            f"(a request holds only {' and '.join(map(repr, REQUEST_KEYS))})")
-    image = decode_image_data(payload.get("data"), max_pixels, max_bytes)
+    image = decode_image_data(payload.get("data"), max_pixels, max_bytes, **decoding)
     sheet = parse_sheet(payload.get("sheet"))
     return image, sheet
 
 
 def decode_image_data(data: Any, max_pixels: int = DEFAULT_MAX_PIXELS,
-                      max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray:
-    """The request's `data` field (base64 text) -> grey uint8 image; RequestError says why not."""
+                      max_bytes: int = MAX_IMAGE_BYTES, **decoding) -> np.ndarray:
+    """The request's `data` field (base64 text) -> grey uint8 image; RequestError says why not.
+
+    `decoding`: `load_image`'s work_pixels, budget and budget_timeout_s (the server's limits)."""
     if data is None:
         raise RequestError(f"missing 'data': the request must be {REQUEST_FORM}")
     if not isinstance(data, str):
         raise RequestError(f"'data' must be a string holding a base64-encoded PNG or JPEG file, "
                            f"got {_json_type(data)}")
-    encoded = _DATA_URL.sub("", data.strip(), count=1)
+    encoded = _without_data_url(data.strip())
     if not encoded:
         raise RequestError("'data' is empty: it must hold a base64-encoded PNG or JPEG file")
     try:
@@ -84,9 +85,29 @@ def decode_image_data(data: Any, max_pixels: int = DEFAULT_MAX_PIXELS,
     except binascii.Error as err:
         raise RequestError(f"'data' is not valid base64 ({_base64_reason(encoded, err)})") from None
     try:
-        return load_image(raw, max_pixels=max_pixels)
+        return load_image(raw, max_pixels=max_pixels, **decoding)
     except ImageError as err:
         raise RequestError(f"'data' does not hold a usable image: {err.reason}") from None
+
+
+def _without_data_url(text: str) -> str:
+    """The base64 text of a data URL (`data:image/png;base64,...`; the scheme in any case), or `text` as it is.
+
+    A data URL must say it holds an image (image/*) encoded in base64: `data:text/html;base64,<png>`
+    is refused rather than read."""
+    if text[:5].lower() != "data:":
+        return text
+    comma = text.find(",", 0, 256)
+    if comma < 0:
+        raise RequestError("'data' is a data URL without the ',' that ends its header (data:image/png;base64,...)")
+    mime, *parameters = text[5:comma].split(";")
+    mime = mime.strip().lower()
+    if not mime.startswith("image/"):
+        raise RequestError(f"'data' is a data URL of type {mime or '(none)'!r}, not an image; send "
+                           f"data:image/png;base64,... or data:image/jpeg;base64,...")
+    if "base64" not in (p.strip().lower() for p in parameters):
+        raise RequestError("'data' is a data URL that is not base64-encoded; send data:image/png;base64,...")
+    return text[comma + 1:]
 
 
 def parse_sheet(sheet: Any) -> Sheet | None:
