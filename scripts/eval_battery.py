@@ -67,7 +67,7 @@ def format_table(rows: list[dict]) -> str:
             return "-"
         return f"{100 * value:.1f}%" if percent else f"{value:.3f}"
 
-    width = max(16, *(len(r["set"]) + 2 for r in rows))
+    width = max(16, *(len(r["set"]) + 2 for r in rows if r is not None))
     head = (f"{'set':<{width}}{'drawings':>9}{'F1':>8}{'size exact':>12}{'all right':>11}"
             + "".join(f"{t:>11}" for t in TYPES))
     lines = [head, "-" * len(head)]
@@ -137,15 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         combined = score(own_items)
         reports["own (all four)"] = combined
         rows.append(_row("own (all four)", combined))
-    print()
-    print(f"model: {eval_args.model or '(the package default)'}; battery half: {args.half}; "
-          f"* = geometry only (rectangles and polylines as their sides, no sizes)")
-    print(format_table(rows))
-    if args.report:
+    if args.report:  # written first: a long run's figures are never lost to the table
         payload = {"model": eval_args.model or "(the package's default model)", "half": args.half,
                    "eval_arguments": extra, "rows": [r for r in rows if r is not None], "reports": reports}
         args.report.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         print(f"wrote the report to {args.report}", file=sys.stderr)
+    print()
+    print(f"model: {eval_args.model or '(the package default)'}; battery half: {args.half}; "
+          f"* = geometry only (rectangles and polylines as their sides, no sizes)")
+    print(format_table(rows))
     return 1 if any(r.get("unreadable_images") for r in reports.values()) else 0
 
 

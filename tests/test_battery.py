@@ -119,3 +119,13 @@ def test_hand_and_photo_renderers_draw_exactly_the_sheet_with_ink_on_the_primiti
     assert image[max(0, row - 6):row + 7, max(0, col - 6):col + 7].min() < 128 and np.median(image) > 240
     photo = Image.open(io.BytesIO(render_photo.photograph(image, seed=3)))
     assert photo.format == "JPEG" and photo.size == (width, height) and photo.mode == "RGB"
+
+
+def test_the_table_keeps_a_blank_line_between_the_battery_and_the_own_sets():
+    import eval_battery
+
+    row = {"set": "parts-x/dev", "drawings": 50, "f1": 0.5, "size_exactness": None, "drawing_accuracy": 0.1,
+           "geometry_only": True, **{t: None for t in eval_battery.TYPES}}
+    lines = eval_battery.format_table([row, None, dict(row, set="own (all four)", geometry_only=False, f1=0.9)]).splitlines()
+    assert lines[2].startswith("parts-x/dev *") and "0.500" in lines[2] and lines[3] == ""
+    assert lines[4].startswith("own (all four)") and "0.900" in lines[4]
