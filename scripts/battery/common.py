@@ -102,3 +102,22 @@ def load_parts_module():
     import parts
     return parts
 
+
+
+def renderer_main(argv, description: str, set_name: str, write_one_half: Callable[[Path, list[int], str], int],
+                  seed_base: int) -> int:
+    """The command line every renderer shares: --out, --per-half, --overlay; both halves written by
+    `write_one_half(folder, seeds, progress description)`, which returns the number written."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=BATTERY / set_name, help="the set's folder")
+    parser.add_argument("--per-half", type=int, default=PER_HALF, help=f"drawings in each half (default {PER_HALF})")
+    parser.add_argument("--overlay", type=Path, help="also write label overlays of 4 drawings a half here")
+    args = parser.parse_args(argv)
+    for half in HALVES:
+        n = write_one_half(args.out / half, set_seeds(seed_base, half, args.per_half), f"{set_name} {half}")
+        print(f"{n} drawings written to {args.out / half}")
+        if args.overlay:
+            overlay(args.out / half, args.overlay)
+    return 0

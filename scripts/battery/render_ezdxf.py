@@ -13,13 +13,12 @@ comes from cad2program.synth. Training must never render through this path.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BATTERY, HALVES, load_parts_module, overlay, png_bytes_to_grey, set_seeds, write_half  # noqa: E402
+from common import load_parts_module, png_bytes_to_grey, renderer_main, write_half  # noqa: E402
 
 SET_NAME = "parts-ezdxf"
 SEED_BASE = 23001
@@ -56,17 +55,8 @@ def draw(seed: int):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=BATTERY / SET_NAME, help="the set's folder")
-    parser.add_argument("--per-half", type=int, default=50, help="drawings in each half (default 50)")
-    parser.add_argument("--overlay", type=Path, help="also write label overlays of 4 drawings a half here")
-    args = parser.parse_args(argv)
-    for half in HALVES:
-        n = write_half(args.out / half, set_seeds(SEED_BASE, half, args.per_half), draw, f"{SET_NAME} {half}")
-        print(f"{n} drawings written to {args.out / half}")
-        if args.overlay:
-            overlay(args.out / half, args.overlay)
-    return 0
+    return renderer_main(argv, __doc__.split("\n\n")[0], SET_NAME,
+                         lambda folder, seeds, desc: write_half(folder, seeds, draw, desc), SEED_BASE)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ page's bottom-left corner; PyMuPDF then rasterises exactly the sheet's rectangle
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
@@ -26,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BATTERY, HALVES, load_parts_module, overlay, png_bytes_to_grey, set_seeds, write_half  # noqa: E402
+from common import load_parts_module, png_bytes_to_grey, renderer_main, write_half  # noqa: E402
 
 SET_NAME = "parts-librecad"
 SEED_BASE = 23002
@@ -90,17 +89,8 @@ def write_librecad_half(out: Path, seeds: list[int], desc: str) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=BATTERY / SET_NAME, help="the set's folder")
-    parser.add_argument("--per-half", type=int, default=50, help="drawings in each half (default 50)")
-    parser.add_argument("--overlay", type=Path, help="also write label overlays of 4 drawings a half here")
-    args = parser.parse_args(argv)
-    for half in HALVES:
-        n = write_librecad_half(args.out / half, set_seeds(SEED_BASE, half, args.per_half), f"{SET_NAME} {half}")
-        print(f"{n} drawings written to {args.out / half}")
-        if args.overlay:
-            overlay(args.out / half, args.overlay)
-    return 0
+    return renderer_main(argv, __doc__.split("\n\n")[0], SET_NAME,
+                         lambda folder, seeds, desc: write_librecad_half(folder, seeds, desc), SEED_BASE)
 
 
 if __name__ == "__main__":
