@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drawings", type=int, default=200, help="held-out drawings (default 200)")
     parser.add_argument("--image-size", type=int, default=512, help="their longer side in pixels (default 512)")
+    parser.add_argument("--part-share", type=float, default=GeneratorConfig.part_share,
+                        help=f"share of part-like drawings (default {GeneratorConfig.part_share}; 0: scattered only)")
     args = parser.parse_args(argv)
-    generator = GeneratorConfig(long_side_px=args.image_size)
+    generator = GeneratorConfig(long_side_px=args.image_size, part_share=args.part_share)
     rng = np.random.default_rng(0)
     residuals: dict[str, list[float]] = defaultdict(list)
     for index in tqdm(range(args.drawings), desc="held-out drawings"):

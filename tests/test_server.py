@@ -111,7 +111,7 @@ def test_the_server_answers_what_recognize_does_second_look_included(server):
     from cad2program.recognizer import Recognizer
     from cad2program.synth import GeneratorConfig, make_example
 
-    example = make_example(35, 0, GeneratorConfig(long_side_px=256))  # one the random model reads something on
+    example = make_example(35, 0, GeneratorConfig(long_side_px=256, part_share=0.0))  # one the random model reads something on
     buf = io.BytesIO()
     Image.fromarray(example.image).save(buf, "PNG")
     sheet = {"width": example.sheet.width, "height": example.sheet.height}

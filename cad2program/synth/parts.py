@@ -422,7 +422,8 @@ def layout_with_part(pen: Pen, sheet: Sheet, count: int, types: tuple[str, ...],
     rest of the count around it)."""
     rng = pen.rng
     placed: list[Group] = []
-    if count >= 2 and rng.random() < part_share:
+    # part_share 0 draws nothing from the stream: the scattered layouts are exactly the earlier ones.
+    if part_share > 0 and count >= 2 and rng.random() < part_share:
         short_side = min(sheet.width, sheet.height)
         size = short_side * float(rng.uniform(0.35, 0.8 if count <= 6 else 0.6))
         members = part_groups(pen, size, count)
