@@ -153,7 +153,7 @@ class Drafter:
         shift = np.array([circle.x, circle.y])
 
         def build(pad):
-            if not layout._diameter_line(pad, circle.radius, text):
+            if not layout.diameter_line(pad, circle.radius, text):
                 return False
             for stroke in pad.strokes:
                 stroke.points = stroke.points + shift

@@ -207,7 +207,7 @@ def annotated_crop(crop: Crop, rng: np.random.Generator, content_style: str, lon
     sheet = crop.sheet
     size = synth.image_size(sheet, long_side_px)
     px_per_mm = (size[0] / sheet.width, size[1] / sheet.height)
-    pen = synth._sample_pen(rng, content_style, sheet, px_per_mm, synth.GeneratorConfig(), fonts, layout)
+    pen = synth.sample_pen(rng, content_style, sheet, px_per_mm, synth.GeneratorConfig(), fonts, layout)
     primitives, seen = [], set()
     for shape in crop.shapes:
         primitive = to_primitive(shape, sheet)

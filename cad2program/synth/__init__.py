@@ -146,13 +146,13 @@ def _plan(seed: int, index: int, config: GeneratorConfig):
     sheet = sample_sheet(rng, config)
     size = image_size(sheet, config.long_side_px)
     px_per_mm = (size[0] / sheet.width, size[1] / sheet.height)
-    pen = _sample_pen(rng, content, sheet, px_per_mm, config, fonts, layout)
+    pen = sample_pen(rng, content, sheet, px_per_mm, config, fonts, layout)
     count = int(rng.integers(config.min_primitives, config.max_primitives + 1))
     groups = parts.layout_with_part(pen, sheet, count, config.types, config.min_primitives, config.part_share)
     return rng, style, content, sheet, size, groups
 
 
-def _sample_pen(rng, content, sheet, px_per_mm, config, fonts, layout):
+def sample_pen(rng, content, sheet, px_per_mm, config, fonts, layout):
     """Font, text height and the drafting conventions of one drawing."""
     hand = content == "sketch"
     faces = fonts.available_fonts()
@@ -188,4 +188,4 @@ def write_dataset(out_dir, count: int, seed: int, config: GeneratorConfig = Gene
 
 
 __all__ = ["STYLES", "GeneratorConfig", "Example", "make_example", "make_labels", "write_dataset", "image_size",
-           "sample_sheet"]
+           "sample_sheet", "sample_pen"]

@@ -405,7 +405,7 @@ def circle_group(pen: Pen, scale: Scale) -> Group | None:
     origin = np.zeros(2)
     mask, w, h = pen.text(text, 0.0)
     fits_inside = diameter >= w + 2 * pen.gap_mm + 2.6 * pen.arrow_mm and radius > 1.6 * h
-    if not (fits_inside and rng.random() < 0.45 and _diameter_line(pad, radius, text)):
+    if not (fits_inside and rng.random() < 0.45 and diameter_line(pad, radius, text)):
         direction = _unit(_diagonal_angle(rng))
         leader(pad, direction * radius, direction, text, "radius", pen.text_mm * rng.uniform(1.0, 2.2))
         if rng.random() < 0.4 and radius > 1.5 * pen.text_mm:
@@ -416,7 +416,7 @@ def circle_group(pen: Pen, scale: Scale) -> Group | None:
     return pad.group(Circle(0, 0, radius), geom, boxes)
 
 
-def _diameter_line(pad: Sketchpad, radius: float, text: str) -> bool:
+def diameter_line(pad: Sketchpad, radius: float, text: str) -> bool:
     """A diameter line through the centre, arrows on the circle, text along it (when it fits inside)."""
     pen, rng = pad.pen, pad.pen.rng
     angle = 0.0 if rng.random() < 0.35 else float(rng.uniform(15, 75) * (1 if rng.random() < 0.5 else -1))
