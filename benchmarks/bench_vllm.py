@@ -23,15 +23,7 @@ import time
 
 import numpy as np
 
-
-def best_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: compilation, caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from cad2program.bench import best_time
 
 
 def main() -> None:
@@ -76,7 +68,7 @@ def main() -> None:
                 def jax_decode():
                     programs["jax", batch] = generate(split, None, prompts[:batch], grammar, options,
                                                       limits=limits[:batch], memory=memory[:batch])[0]
-                seconds = best_seconds(jax_decode, args.repeats)
+                seconds = best_time(jax_decode, args.repeats)
                 figures[f"jax_ms_per_drawing_b{batch}"] = round(1000 * seconds / batch, 2)
                 for name, logprobs in (("all_logprobs", -1), ("top20_logprobs", 20), ("no_logprobs", None)):
                     decoder.logprobs = logprobs
@@ -84,7 +76,7 @@ def main() -> None:
                     def vllm_decode():
                         programs["vllm", batch] = decoder.generate(memory[:batch], sheets[:batch], options,
                                                                    limits[:batch])[0]
-                    seconds = best_seconds(vllm_decode, args.repeats)
+                    seconds = best_time(vllm_decode, args.repeats)
                     figures[f"vllm_{name}_ms_per_drawing_b{batch}"] = round(1000 * seconds / batch, 2)
                 same = np.array_equal(programs["jax", batch], programs["vllm", batch])
                 figures[f"same_programs_b{batch}"] = bool(same)

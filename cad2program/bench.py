@@ -28,7 +28,7 @@ from cad2program.recognizer import build_model
 from cad2program.train import make_optimizer, make_train_step
 
 
-def _best_time(fn, repeats: int) -> float:
+def best_time(fn, repeats: int) -> float:
     fn()  # warm-up / compile
     times = []
     for _ in range(repeats):
@@ -41,7 +41,7 @@ def _best_time(fn, repeats: int) -> float:
 def matmul_flops_per_s(size: int = 2048, repeats: int = 5) -> float:
     a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), jnp.float32)
     matmul = jax.jit(lambda x, y: x @ y)
-    seconds = _best_time(lambda: matmul(a, a).block_until_ready(), repeats)
+    seconds = best_time(lambda: matmul(a, a).block_until_ready(), repeats)
     return 2 * size ** 3 / seconds
 
 
@@ -118,11 +118,11 @@ def decode_figures(config: TrainConfig, new_tokens: int, repeats: int) -> dict:
         images = rng.random((batch, size, size, 1), np.float32)
         prompts = np.array([tokenizer.encode_prompt(Sheet(200, 150))] * batch, np.int32)
         memory = jax.block_until_ready(_embed(*split, jnp.asarray(images)))
-        encode_s = _best_time(lambda: jax.block_until_ready(_embed(*split, jnp.asarray(images))), repeats)
-        cached_s = _best_time(lambda: generate(split, None, prompts, grammar, options, memory=memory), repeats)
+        encode_s = best_time(lambda: jax.block_until_ready(_embed(*split, jnp.asarray(images))), repeats)
+        cached_s = best_time(lambda: generate(split, None, prompts, grammar, options, memory=memory), repeats)
         figures[batch] = {"encode_s": encode_s, "cached_s": cached_s}
         if batch == 32:
-            figures[batch]["naive_s"] = _best_time(
+            figures[batch]["naive_s"] = best_time(
                 lambda: generate_uncached(split, None, prompts, grammar, new_tokens, memory=memory), 1)
             # The two loops must produce the same tokens for the comparison to mean anything.
             figures["same"] = bool(np.array_equal(

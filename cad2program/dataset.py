@@ -355,6 +355,15 @@ class ReadingEntry:
     label_problem: str | None = None  # why the label would not be accepted by `check`, if it would not
 
 
+def _label_texts(lines: Iterable[tuple[int, str | None]], problems: list[LineProblem]):
+    """(line number, text) of every non-blank line; a line that is not UTF-8 becomes a problem."""
+    for number, text in lines:
+        if text is None:
+            problems.append(LineProblem(number, "not UTF-8 text"))
+        elif text.strip():
+            yield number, text
+
+
 def labels_for_reading(folder: str | Path) -> tuple[list[ReadingEntry], list[LineProblem]]:
     """What `predict` reads in a dataset folder: every line that names an image it may open.
 
@@ -366,12 +375,7 @@ def labels_for_reading(folder: str | Path) -> tuple[list[ReadingEntry], list[Lin
     entries: list[ReadingEntry] = []
     problems: list[LineProblem] = []
     first_line_of: dict[str, int] = {}
-    for number, text in _read_lines(labels_path(folder)):
-        if text is None:
-            problems.append(LineProblem(number, "not UTF-8 text"))
-            continue
-        if not text.strip():
-            continue
+    for number, text in _label_texts(_read_lines(labels_path(folder)), problems):
         try:
             obj = _label_object(text)
             if "image" not in obj:
@@ -420,12 +424,7 @@ def load_labels(folder: str | Path, check_images: bool = True, require_primitive
     if progress:
         from tqdm import tqdm
         iterator = tqdm(lines, desc=f"checking {path}", unit="line", disable=None, leave=False)
-    for number, text in iterator:
-        if text is None:
-            problems.append(LineProblem(number, "not UTF-8 text"))
-            continue
-        if not text.strip():
-            continue
+    for number, text in _label_texts(iterator, problems):
         try:
             image_key, image_path, sheet, primitives, extra = parse_label_line(text, folder, require_primitives)
         except ProgramError as err:

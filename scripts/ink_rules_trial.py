@@ -18,7 +18,10 @@ from cad2program.program import Line, Polyline, Rectangle
 if __name__ == "__main__":
     if len(sys.argv) < 5:
         sys.exit(__doc__)
-    line, rectangle, polyline, sides = map(float, sys.argv[1:5])
+    try:
+        line, rectangle, polyline, sides = map(float, sys.argv[1:5])
+    except ValueError as err:
+        sys.exit(f"ink_rules_trial.py: the first four arguments must be numbers ({err})\n\n{__doc__}")
     recognizer.MIN_INK_SHARE.clear()
     recognizer.MIN_INK_SHARE.update({Line: line, Rectangle: rectangle, Polyline: polyline})
     recognizer.ARROWHEAD_SIDES = sides
