@@ -24,7 +24,7 @@ from cad2program import tokenizer
 from cad2program.configs import TrainConfig
 from cad2program.decode import DecodeOptions, Grammar, _embed, default_grammar, generate, generate_uncached
 from cad2program.program import Sheet
-from cad2program.recognizer import build_model
+from cad2program.modelfile import build_model
 from cad2program.train import make_optimizer, make_train_step
 
 

@@ -146,7 +146,7 @@ def export_hf(model_path: Path | str | None, out: Path | str) -> Path:
     from flax import nnx
     import jax
 
-    from cad2program.recognizer import DEFAULT_MODEL, load_model
+    from cad2program.modelfile import DEFAULT_MODEL, load_model
 
     st = _need_safetensors()
     model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL

@@ -25,7 +25,6 @@ Comparisons allow 1e-6 of float noise: values are on the 0.1 grid, so this only 
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -33,101 +32,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from cad2program.errors import UserError
-from cad2program.program import (Arc, Line, Polyline, Primitive, ProgramError, Rectangle, Sheet, TYPE_NAMES,
-                                 parse_program, primitives_from_json, program_problems)
+from cad2program.geometry import ANGLE_TOLERANCE, TOLERANCE_SHARE, as_segments, pair_error
+from cad2program.program import Primitive, ProgramError, Sheet, TYPE_NAMES, parse_program, primitives_from_json, program_problems
 
-TOLERANCE_SHARE = 0.02  # t = 0.02 * max(W, H)
-ANGLE_TOLERANCE = 5.0  # degrees
-_FLOAT_SLACK = 1e-6
 _SIZE_EXACT = 0.05  # sizes are on the 0.1 grid: "equal to 0.1 mm" is a difference under half a step
 SIZE_FIELDS = ("width", "height", "radius")
 
 Item = tuple[Sequence[Primitive] | None, Sequence[Primitive], Sheet, str | None]
-
-
-def tolerance(sheet: Sheet) -> float:
-    """The position tolerance t of a sheet."""
-    return TOLERANCE_SHARE * max(sheet.width, sheet.height)
-
-
-def angle_difference(a: float, b: float) -> float:
-    """Degrees between two angles measured around the circle, in [0, 180]."""
-    diff = abs(a - b) % 360.0
-    return min(diff, 360.0 - diff)
-
-
-def _fields_error(pred: Primitive, true: Primitive, names: Iterable[str], t: float) -> float | None:
-    total = 0.0
-    for name in names:
-        diff = abs(getattr(pred, name) - getattr(true, name))
-        if diff > t + _FLOAT_SLACK:
-            return None
-        total += diff / t
-    return total
-
-
-def _line_error(pred: Line, true: Line, t: float) -> float | None:
-    swapped = Line(pred.x2, pred.y2, pred.x1, pred.y1)
-    errors = [e for e in (_fields_error(pred, true, ("x1", "y1", "x2", "y2"), t),
-                          _fields_error(swapped, true, ("x1", "y1", "x2", "y2"), t)) if e is not None]
-    return min(errors) if errors else None
-
-
-def _arc_error(pred: Arc, true: Arc, t: float) -> float | None:
-    total = _fields_error(pred, true, ("x", "y", "radius"), t)
-    if total is None:
-        return None
-    for name in ("start_angle", "end_angle"):
-        diff = angle_difference(getattr(pred, name), getattr(true, name))
-        if diff > ANGLE_TOLERANCE + _FLOAT_SLACK:
-            return None
-        total += diff / ANGLE_TOLERANCE
-    return total
-
-
-def polyline_alignments(count: int, closed: bool) -> list[list[int]]:
-    """Orders of the predicted points to compare with the true points 0..count-1, in turn."""
-    forward = list(range(count))
-    orders = [forward, forward[::-1]]
-    if closed:
-        orders = [forward[s:] + forward[:s] for s in range(count)]
-        orders += [order[::-1] for order in orders]
-    unique = []
-    for order in orders:
-        if order not in unique:
-            unique.append(order)
-    return unique
-
-
-def _polyline_error(pred: Polyline, true: Polyline, t: float) -> float | None:
-    if pred.closed != true.closed or len(pred.points) != len(true.points):
-        return None
-    best = None
-    for order in polyline_alignments(len(true.points), true.closed):
-        total = 0.0
-        for j, i in enumerate(order):
-            (px, py), (tx, ty) = pred.points[i], true.points[j]
-            distance = math.hypot(px - tx, py - ty)
-            if distance > t + _FLOAT_SLACK:
-                break
-            total += distance / t
-        else:
-            best = total if best is None else min(best, total)
-    return best
-
-
-def pair_error(pred: Primitive, true: Primitive, sheet: Sheet) -> float | None:
-    """The error of a matching pair (see the module docstring), or None when the two do not match."""
-    if pred.TYPE != true.TYPE:
-        return None
-    t = tolerance(sheet)
-    if isinstance(true, Line):
-        return _line_error(pred, true, t)
-    if isinstance(true, Arc):
-        return _arc_error(pred, true, t)
-    if isinstance(true, Polyline):
-        return _polyline_error(pred, true, t)
-    return _fields_error(pred, true, type(true).number_fields(), t)
 
 
 def match_primitives(pred: Sequence[Primitive], true: Sequence[Primitive],
@@ -227,23 +138,6 @@ def _prf(matched: int, predicted: int, true: int) -> dict:
     recall = matched / true if true else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"f1": f1, "precision": precision, "recall": recall}
-
-
-def as_segments(primitives: Iterable[Primitive]) -> list[Primitive]:
-    """The geometry-only view of a drawing: each rectangle and polyline becomes its sides (lines; a
-    closed polyline also its closing side, a zero-length side none), circles, arcs and lines stay."""
-    out: list[Primitive] = []
-    for primitive in primitives:
-        if isinstance(primitive, Rectangle):
-            x, y, w, h = primitive.x, primitive.y, primitive.width, primitive.height
-            corners = [(x, y), (x + w, y), (x + w, y + h), (x, y + h), (x, y)]
-        elif isinstance(primitive, Polyline):
-            corners = primitive.path()
-        else:
-            out.append(primitive)
-            continue
-        out += [Line(a[0], a[1], b[0], b[1]) for a, b in zip(corners, corners[1:]) if a != b]
-    return out
 
 
 def score_drawing(pred: Sequence[Primitive] | None, true: Sequence[Primitive], sheet: Sheet,

@@ -30,7 +30,8 @@ from cad2program import tokenizer
 from cad2program.configs import TrainConfig, config_to_dict
 from cad2program.data import RETRIES, RETRY_SEED_STEP, TEST_SET_SEEDS, FolderExamples, SyntheticExamples, batches
 from cad2program.errors import UserError
-from cad2program.recognizer import Recognizer, build_model, export_model, fit_confidence_power, load_model
+from cad2program.modelfile import build_model, export_model, load_model
+from cad2program.reading import Recognizer, fit_confidence_power
 
 # The held-out drawings of on-the-fly training: one stream for every training seed, so that curves of
 # runs with different seeds compare (for seed 0 it is the stream earlier runs used).

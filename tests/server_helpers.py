@@ -49,7 +49,7 @@ def tiny_model_server(folder: Path, compile_cache: Path, *serve_args: str) -> It
     """
     from flax import nnx
 
-    from cad2program.recognizer import build_model, export_model
+    from cad2program.modelfile import build_model, export_model
 
     config = tiny()
     model = export_model(folder / "tiny.msgpack", config, nnx.state(build_model(config)))

@@ -122,7 +122,8 @@ def test_the_real_sheet_is_found_from_the_written_sizes_when_it_was_only_inferre
     import dataclasses
 
     from cad2program.program import Arc, Rectangle, Sheet
-    from cad2program.recognizer import Recognition, infer_sheet, sheet_from_numbers
+    from cad2program.reading import Recognition, infer_sheet
+    from cad2program.reading.sizes import sheet_from_numbers
 
     # testsets/clean/images/000019.png: a 103 x 103 mm sheet; without it, 297 x 297 is assumed.
     label = json.loads((CLEAN / "labels.jsonl").read_text().splitlines()[19])

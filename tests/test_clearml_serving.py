@@ -74,7 +74,7 @@ def model_file(tmp_path_factory) -> Path:
     from flax import nnx
 
     from cad2program.configs import tiny
-    from cad2program.recognizer import build_model, export_model
+    from cad2program.modelfile import build_model, export_model
 
     config = tiny()
     _, state = nnx.split(nnx.eval_shape(lambda: build_model(config)))

@@ -25,7 +25,7 @@ def exported(tmp_path_factory):
     from flax import nnx
 
     from cad2program.export_hf import export_hf
-    from cad2program.recognizer import build_model, export_model
+    from cad2program.modelfile import build_model, export_model
 
     root = tmp_path_factory.mktemp("hf")
     config = prefix_config()

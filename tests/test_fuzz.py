@@ -122,7 +122,7 @@ class FakeRecognizer:
 
     def recognize_prepared(self, images, sheets):
         from cad2program.program import Circle
-        from cad2program.recognizer import Recognition
+        from cad2program.reading import Recognition
 
         return [Recognition(s, [Circle(10, 10, 5)], [0.5], valid=True) for s in sheets]
 

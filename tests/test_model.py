@@ -22,7 +22,9 @@ from cad2program.configs import tiny
 from cad2program.decode import DecodeOptions, default_grammar, generate, generate_uncached
 from cad2program.model import DrawingReader
 from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, parse_program
-from cad2program.recognizer import Recognizer, export_model, load_model, programs_from_tokens
+from cad2program.modelfile import export_model, load_model
+from cad2program.reading import Recognizer
+from cad2program.reading.recognition import programs_from_tokens
 
 
 def tiny_model(fusion: str = "cross_attention", seed: int = 0) -> DrawingReader:
@@ -109,7 +111,7 @@ def test_sharded_train_step_equals_single_device_step(tmp_path):
         import json, numpy as np, jax
         from flax import nnx
         from cad2program.configs import tiny
-        from cad2program.recognizer import build_model
+        from cad2program.modelfile import build_model
         from cad2program.train import make_mesh, make_optimizer, make_train_step, replicate, shard_batch
         assert jax.device_count() == 4, jax.devices()
         config = tiny()
@@ -322,7 +324,7 @@ def test_a_value_token_counts_its_neighbours_within_the_window_and_other_tokens_
 
 
 def test_confidences_use_the_matching_tolerance_and_leave_out_read_digits():
-    from cad2program.recognizer import primitive_confidence
+    from cad2program.reading.recognition import primitive_confidence
 
     windows = tokenizer.GRAMMAR_WINDOWS
     state_of = {}  # the window of the state each token of an arc is chosen in
@@ -340,7 +342,7 @@ def test_confidences_use_the_matching_tolerance_and_leave_out_read_digits():
 
 
 def test_the_fitted_confidence_power_recovers_how_confidences_relate_to_matches():
-    from cad2program.recognizer import fit_confidence_power
+    from cad2program.reading import fit_confidence_power
 
     rng = np.random.default_rng(0)
     raw = rng.uniform(0.01, 1.0, 4000)
@@ -404,17 +406,19 @@ def test_continuation_scores_equal_the_full_forward_log_probabilities(fusion):
 
 def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     from cad2program.decode import continuation_logprobs, embed_images
-    from cad2program.recognizer import INK_SIGMA_PX, READING_WEIGHT, Recognition, SIZE_TOKENS, _size_jobs
+    from cad2program.reading import Recognition
+    from cad2program.reading.settings import DEFAULT_SETTINGS
+    from cad2program.reading.sizes import SIZE_TOKENS, size_jobs
 
     sheet = Sheet(200, 100)
     rect = Rectangle(20, 30, 30, 10)  # the model read 30 x 10
     row = np.array(tokenizer.encode_primitive(rect, sheet) + [tokenizer.EOS])
     recognition = Recognition(sheet, [rect], [0.5], valid=True, tokens=row, spans=[(0, len(row) - 1)])
     ink = {"width": 34.04, "height": 10.1, "mm_per_px": 0.4}  # the ink agrees on the height only
-    [[(field, start, candidates), (other, _, _)]] = _size_jobs(recognition, [ink])
+    [[(field, start, candidates), (other, _, _)]] = size_jobs(recognition, [ink])
     assert (field, other) == ("width", "height") and row[start] == tokenizer.DIGIT0 + 3
     values = [v for v, _, _ in candidates]
-    reach = 3 * INK_SIGMA_PX[Rectangle] * ink["mm_per_px"]  # candidates: within 3 sigmas of the ink's 34.04
+    reach = 3 * DEFAULT_SETTINGS.ink_sigma_px['rectangle'] * ink["mm_per_px"]  # candidates: within 3 sigmas of the ink's 34.04
     assert min(values) >= 34.04 - reach and min(values) - 0.1 < 34.04 - reach
     assert max(values) <= 34.04 + reach and max(values) + 0.1 > 34.04 + reach and 30 not in values
     prior = dict((v, p) for v, _, p in candidates)
@@ -427,15 +431,17 @@ def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     scores = continuation_logprobs(recognizer.split, embed_images(recognizer.split, images), sequence,
                                    [len(sequence) - len(row) + start] * len(candidates),
                                    [digits for _, digits, _ in candidates], tokenizer.PAD, 192, width=SIZE_TOKENS)
-    width = values[int(np.argmax(READING_WEIGHT * scores + np.array([p for _, _, p in candidates])))]
+    width = values[int(np.argmax(DEFAULT_SETTINGS.reading_weight * scores + np.array([p for _, _, p in candidates])))]
     assert reread.primitives[0].width == width
     assert reread.primitives[0].x + width / 2 == pytest.approx(rect.x + rect.width / 2, abs=0.06)  # same centre
     # Ink in other millimetres than the readings (a wrong sheet size): the readings stay.
-    assert _size_jobs(recognition, [{"width": 45.0, "height": 13.0, "mm_per_px": 0.4}]) == [[]]
+    assert size_jobs(recognition, [{"width": 45.0, "height": 13.0, "mm_per_px": 0.4}]) == [[]]
 
 
 def test_a_value_the_ocr_read_on_the_drawing_is_favoured_among_those_the_ink_allows():
-    from cad2program.recognizer import WRITTEN_BONUS, Recognition, _size_jobs
+    from cad2program.reading import Recognition
+    from cad2program.reading.settings import DEFAULT_SETTINGS
+    from cad2program.reading.sizes import size_jobs
 
     sheet = Sheet(200, 100)
     circle = Circle(50, 50, 10)  # the model read Ø20
@@ -445,11 +451,11 @@ def test_a_value_the_ocr_read_on_the_drawing_is_favoured_among_those_the_ink_all
     recognition = Recognition(sheet, [circle], [0.5], valid=True, tokens=row, spans=[(0, len(row) - 1)],
                               written=written)
     ink = {"radius": 10.15, "mm_per_px": 0.4}
-    [[(field, _, candidates)]] = _size_jobs(recognition, [ink])
-    without = dict((v, p) for v, _, p in _size_jobs(dataclasses.replace(recognition, written=None), [ink])[0][0][2])
+    [[(field, _, candidates)]] = size_jobs(recognition, [ink])
+    without = dict((v, p) for v, _, p in size_jobs(dataclasses.replace(recognition, written=None), [ink])[0][0][2])
     prior = dict((v, p) for v, _, p in candidates)
-    assert field == "radius" and prior[10.2] == pytest.approx(without[10.2] + WRITTEN_BONUS)  # 20.4, on the outline
-    assert 0 < prior[10.0] - without[10.0] < WRITTEN_BONUS - 4  # 20 is written, but 8 tolerances away
+    assert field == "radius" and prior[10.2] == pytest.approx(without[10.2] + DEFAULT_SETTINGS.written_bonus)  # 20.4, on the outline
+    assert 0 < prior[10.0] - without[10.0] < DEFAULT_SETTINGS.written_bonus - 4  # 20 is written, but 8 tolerances away
     assert all(prior[v] == without[v] for v in prior if v not in (10.0, 10.2))  # 75 is beyond what the ink allows
 
     recognizer = Recognizer(tiny(), tiny_model(seed=17))
@@ -459,19 +465,20 @@ def test_a_value_the_ocr_read_on_the_drawing_is_favoured_among_those_the_ink_all
 
 
 def test_a_number_written_after_an_r_is_a_radius_for_circles_and_arcs_and_no_rectangle_side():
-    from cad2program.recognizer import PLAIN_SHARE_FOR_ARCS, WRITTEN_BONUS, _written_bonus
+    from cad2program.reading.settings import DEFAULT_SETTINGS
+    from cad2program.reading.sizes import _written_bonus
 
     sheet = Sheet(200, 100)
     written = ((10.1, 60.0, 50.0, True), (12.0, 60.0, 50.0, False))  # 'R10.1' and '12', on the outlines
-    assert _written_bonus(Circle(50, 50, 10), written, sheet) == {20.2: WRITTEN_BONUS, 12.0: WRITTEN_BONUS}  # diameters
-    assert _written_bonus(Arc(50, 50, 10, 0, 90), written, sheet) == {  # without an R: less likely an arc's
-        10.1: WRITTEN_BONUS, 12.0: WRITTEN_BONUS * PLAIN_SHARE_FOR_ARCS}
-    assert _written_bonus(Rectangle(40, 40, 20, 10), written, sheet) == {12.0: WRITTEN_BONUS}
+    assert _written_bonus(Circle(50, 50, 10), written, sheet, DEFAULT_SETTINGS) == {20.2: DEFAULT_SETTINGS.written_bonus, 12.0: DEFAULT_SETTINGS.written_bonus}  # diameters
+    assert _written_bonus(Arc(50, 50, 10, 0, 90), written, sheet, DEFAULT_SETTINGS) == {  # without an R: less likely an arc's
+        10.1: DEFAULT_SETTINGS.written_bonus, 12.0: DEFAULT_SETTINGS.written_bonus * DEFAULT_SETTINGS.plain_share_for_arcs}
+    assert _written_bonus(Rectangle(40, 40, 20, 10), written, sheet, DEFAULT_SETTINGS) == {12.0: DEFAULT_SETTINGS.written_bonus}
 
 
 def test_after_the_warm_up_re_reading_sizes_compiles_nothing():
     from cad2program.decode import CONTINUATION_ROWS, _continuation_logprobs
-    from cad2program.recognizer import Recognition
+    from cad2program.reading import Recognition
 
     recognizer = Recognizer(tiny(), tiny_model(seed=18))
     shapes = recognizer.warm_up_rereading()
@@ -488,7 +495,7 @@ def test_after_the_warm_up_re_reading_sizes_compiles_nothing():
 
 
 def test_a_recognizer_reads_the_written_numbers_with_the_text_finder_it_was_given(monkeypatch):
-    import cad2program.recognizer as recognizer_module
+    import cad2program.reading.recognizer as recognizer_module
     from cad2program.errors import UserError
 
     asked = []

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
-from cad2program.refine import (_band, _centre_mark, _with_sharp_corners, close_gaps, ink_mask, refine_primitives,
-                                remeasure_arcs, runs, span_degrees)
-from cad2program.scoring import pair_error
+from cad2program.geometry import pair_error
+from cad2program.refine import ink_mask, refine_primitives, remeasure_arcs
+from cad2program.refine.arcs import _centre_mark, close_gaps, runs, span_degrees
+from cad2program.refine.ink import band_width
+from cad2program.refine.polylines import _with_sharp_corners
 
 SHEET = Sheet(200, 150)
 PX_PER_MM = 3
@@ -148,7 +150,7 @@ def test_a_centre_mark_is_a_small_upright_cross_standing_alone():
         image = np.full((300, 300), 255, np.uint8)
         draw_on(image)
         ink = ink_mask(image)
-        return _centre_mark(ink, *near, reach, _band(ink))
+        return _centre_mark(ink, *near, reach, band_width(ink))
 
     def cross(image, col=150, row=150, arm=8):
         cv2.line(image, (col - arm, row), (col + arm, row), 0, 2)
@@ -213,7 +215,8 @@ def test_circular_runs_and_gap_closing():
 
 
 def test_a_primitive_written_twice_is_kept_once_with_the_higher_confidence():
-    from cad2program.recognizer import Recognition, measured_on, without_repeats
+    from cad2program.reading import Recognition
+    from cad2program.reading.ink_rules import measured_on, without_repeats
 
     image = draw([Line(110, 20, 190, 60), Circle(160, 120, 12)])
     twice = Recognition(SHEET, [Line(111, 20, 189, 61), Circle(160, 120, 12), Line(110, 21, 190, 59)],
@@ -223,7 +226,8 @@ def test_a_primitive_written_twice_is_kept_once_with_the_higher_confidence():
 
 
 def test_a_two_point_polyline_on_a_lines_segment_is_a_repeat_and_the_line_stays():
-    from cad2program.recognizer import Recognition, without_repeats
+    from cad2program.reading import Recognition
+    from cad2program.reading.ink_rules import without_repeats
 
     line, bent = Line(110, 20, 190, 60), Polyline(((20, 20), (60, 20), (60, 50)), False)
     segment = Polyline(((189.5, 60.5), (110.5, 20)), False)  # the line's segment, ends swapped
@@ -233,7 +237,8 @@ def test_a_two_point_polyline_on_a_lines_segment_is_a_repeat_and_the_line_stays(
 
 
 def test_straight_edged_primitives_without_ink_where_they_should_be_drawn_are_left_out():
-    from cad2program.recognizer import Recognition, measured_on
+    from cad2program.reading import Recognition
+    from cad2program.reading.ink_rules import measured_on
 
     image = draw([Line(110, 20, 190, 60), Circle(160, 120, 12)])
     seen = Recognition(SHEET, [Line(111, 20, 189, 61), Line(20, 100, 80, 140), Circle(160, 120, 12),
@@ -246,7 +251,8 @@ def test_straight_edged_primitives_without_ink_where_they_should_be_drawn_are_le
 
 
 def test_a_circle_seen_where_its_round_is_not_inked_is_left_out():
-    from cad2program.recognizer import Recognition, without_uninked_circles
+    from cad2program.reading import Recognition
+    from cad2program.reading.ink_rules import without_uninked_circles
 
     # Two circles side by side, with a line crossing one: the model's third circle between them
     # touches both, but little of its round is ink.
@@ -259,12 +265,13 @@ def test_a_circle_seen_where_its_round_is_not_inked_is_left_out():
 
 
 def test_an_outline_no_bigger_than_an_arrowhead_is_left_out():
-    from cad2program.recognizer import Recognition, measured_on
+    from cad2program.reading import Recognition
+    from cad2program.reading.ink_rules import measured_on
 
     arrowhead = Polyline(((60, 120), (66, 122), (60, 124)), True)  # sides under 2 tolerances (8 mm)
     small = Polyline(((100, 100), (110, 100), (105, 108)), True)  # a 10 mm side: a drawn triangle
     image = draw([arrowhead, small], width=3)
-    kept, _ = measured_on(image, Recognition(SHEET, [arrowhead, small], [0.9, 0.8], valid=True), read_text=False)
+    kept, _ = measured_on(image, Recognition(SHEET, [arrowhead, small], [0.9, 0.8], valid=True))
     assert len(kept.primitives) == 1 and pair_error(kept.primitives[0], small, SHEET) is not None
 
 
@@ -273,19 +280,27 @@ def test_on_an_inferred_sheet_positions_are_re_measured_but_sizes_stay_as_read()
 
     from cad2program import tokenizer
     from cad2program.configs import tiny
-    from cad2program.data import prepare_image
-    from cad2program.recognizer import Recognition, Recognizer, build_model
+    from cad2program.modelfile import build_model
+    from cad2program.reading import Drawing, Recognition, Recognizer, run_stages
 
     image = draw([Rectangle(20, 15, 50, 30)])
     read = Rectangle(20, 15, 46.5, 30)  # read 46.5 wide; the ink says 50, 3.5 mm off: more than t / 2
     row = np.array(tokenizer.encode_primitive(read, SHEET) + [tokenizer.EOS])
     recognition = Recognition(SHEET, [read], [0.9], valid=True, tokens=row, spans=[(0, len(row) - 1)])
-    recognizer = Recognizer(tiny(), build_model(tiny()))
-    prepared = prepare_image(image, recognizer.image_size)[None]
-    [inferred] = recognizer.refined(prepared, [image], [dc.replace(recognition)], sheet_known=[False])
+    recognizer = Recognizer(tiny(), build_model(tiny()), read_text=False, second_look=False)
+    after_reading = [s for s in recognizer.stages if s.name not in ("read", "drop uninked circles")]
+
+    def refined(sheet_known: bool) -> Recognition:
+        drawing = Drawing.of(image, SHEET, recognizer.image_size)
+        drawing.sheet_known = sheet_known
+        drawing.first.recognition = dc.replace(recognition)
+        run_stages(recognizer, [drawing], after_reading)
+        return drawing.result
+
+    inferred = refined(sheet_known=False)
     assert inferred.primitives[0].width == 46.5 and inferred.primitives[0].height == 30  # as read
     assert inferred.primitives[0].x + 46.5 / 2 == pytest.approx(45, abs=0.4)  # centred on the ink (a pixel: 0.33 mm)
-    [known] = recognizer.refined(prepared, [image], [recognition], sheet_known=[True])
+    known = refined(sheet_known=True)
     assert abs(known.primitives[0].width - 50) <= 1.2  # the ink's evidence moved it (within 3 px)
 
 

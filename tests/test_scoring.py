@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 
 from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
-from cad2program.scoring import (angle_difference, format_report_table, match_primitives, pair_error, score,
-                                 score_drawing, score_files)
+from cad2program.geometry import angle_difference, as_segments, pair_error
+from cad2program.scoring import format_report_table, match_primitives, score, score_drawing, score_files
 from primitive_strategies import drawings
 
 SHEET = Sheet(200, 150)  # t = 0.02 * 200 = 4 mm
@@ -282,7 +282,6 @@ def test_annotated_must_be_a_boolean():
 
 
 def test_geometry_only_counts_rectangles_and_polylines_as_their_sides():
-    from cad2program.scoring import as_segments
 
     rectangle = Rectangle(10, 10, 40, 20)
     sides = as_segments([rectangle])

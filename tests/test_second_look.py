@@ -8,12 +8,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import cad2program.recognizer as recognizer_module
 from cad2program import tokenizer
 from cad2program.configs import tiny
 from cad2program.data import prepare_image
 from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, reading_order
-from cad2program.recognizer import Recognition, Recognizer, build_model, with_candidates, without_uninked_circles
+from cad2program.modelfile import build_model
+import dataclasses
+
+from cad2program.reading import DEFAULT_SETTINGS, Recognition, Recognizer, run_stages, stages_for
+from cad2program.reading.ink_rules import without_uninked_circles
+from cad2program.reading.second_look import with_candidates
 from cad2program.refine import Frame, erase_primitives, ink_mask
 
 
@@ -91,7 +95,8 @@ def test_candidates_at_or_above_the_threshold_are_added_once_and_the_rest_left_o
 
 
 def test_only_a_candidate_drawn_alone_on_the_ink_gains_the_bonus():
-    from cad2program.recognizer import DRAWN_ALONE_BONUS, with_ink_evidence
+    from cad2program.reading.second_look import with_ink_evidence
+    from cad2program.reading.settings import DEFAULT_SETTINGS
 
     sheet = Sheet(100, 100)  # 400 x 400 px, y up
     image = np.full((400, 400), 255, np.uint8)
@@ -99,7 +104,7 @@ def test_only_a_candidate_drawn_alone_on_the_ink_gains_the_bonus():
     cv2.polylines(image, [np.array([(40, 40), (200, 40), (200, 160)], np.int32)], False, 0, 3)
     candidates = [(alone, 0.6, -30.0), (Line(10, 20, 90, 20), 0.9, -12.0)]
     scored = with_ink_evidence(image, sheet, candidates)
-    assert [s for _, _, s in scored] == [-30.0 + DRAWN_ALONE_BONUS, -12.0]
+    assert [s for _, _, s in scored] == [-30.0 + DEFAULT_SETTINGS.drawn_alone_bonus, -12.0]
     assert [p for p, _, _ in scored] == [alone, Line(10, 20, 90, 20)]
 
 
@@ -110,30 +115,36 @@ def test_with_nothing_found_the_second_look_finds_what_one_look_does_and_recogni
     example = make_example(13, 0, GeneratorConfig(long_side_px=256, part_share=0.0))  # one the random model reads
     one_look = Recognizer(tiny(), build_model(tiny(), seed=5), read_text=False, second_look=False)
     [first] = one_look.recognize([example.image], [example.sheet])
-    prepared = prepare_image(example.image, one_look.image_size)[None]
-    [measured] = one_look.refined(prepared, [example.image], one_look.recognize_prepared(prepared, [example.sheet]))
+    before_last = stages_for(one_look, until="drop uninked circles")
+    [measured] = one_look.recognize([example.image], [example.sheet], stages=before_last)
     assert first.primitives and measured.primitives  # the random model's reading, measured on the ink
     # ... and what is left of it once the circles drawn nowhere are left out, last
     assert without_uninked_circles(example.image, measured).primitives == first.primitives
-    nothing = Recognition(example.sheet, [], [], valid=True, tokens=np.zeros(0, np.int32), memory=first.memory)
+
+    two_looks = Recognizer(tiny(), one_look.split, read_text=False, second_look=True)
+    stages = stages_for(two_looks)
+    names = [s.name for s in stages]
+    second_look = stages[names.index("erase found"):names.index("weigh ink evidence")]
     # Nothing erased: the second reading is the first one (its segments as the model wrote them:
     # only the first reading's are typed again), every primitive of it new, each scored.
-    [candidates] = one_look.second_look_candidates([example.image], [nothing], [True], [None])
-    [measured] = one_look.refined(prepared, [example.image], one_look.recognize_prepared(prepared, [example.sheet]),
-                                  segment_types=False)
+    [drawing] = two_looks.read([example.image], [example.sheet], stages=stages[:names.index("erase found")])
+    drawing.first.recognition = Recognition(example.sheet, [], [], valid=True, tokens=np.zeros(0, np.int32),
+                                            memory=drawing.first.recognition.memory)
+    run_stages(two_looks, [drawing], second_look)
+    untyped = [s for s in before_last if s.name != "type segments" and names.index(s.name) < names.index("erase found")]
+    [measured] = one_look.recognize([example.image], [example.sheet], stages=untyped)
+    candidates = drawing.candidates
     assert [p for p, _, _ in candidates] == measured.primitives
     assert [c for _, c, _ in candidates] == pytest.approx(measured.confidences)
     assert all(isinstance(score, float) and score < 0 for _, _, score in candidates)
 
-    two_looks = Recognizer(tiny(), one_look.split, read_text=False, second_look=True)
     extra = Line(5, 5, 60, 5)
-    monkeypatch.setattr(two_looks, "second_look_candidates", lambda *a, **k: [[(extra, 0.5, -17.0)]])
-    monkeypatch.setattr(recognizer_module, "SECOND_LOOK_MIN_LOGPROB", -20.0)
-    [more] = two_looks.recognize([example.image], [example.sheet])
-    assert more.primitives == first.primitives + [extra]
-    monkeypatch.setattr(recognizer_module, "SECOND_LOOK_MIN_LOGPROB", -10.0)
-    [same] = two_looks.recognize([example.image], [example.sheet])
-    assert same.primitives == first.primitives
+    for threshold, added in ((-20.0, [extra]), (-10.0, [])):
+        reader = Recognizer(tiny(), one_look.split, read_text=False, second_look=True,
+                            settings=dataclasses.replace(DEFAULT_SETTINGS, second_look_min_logprob=threshold))
+        monkeypatch.setattr(reader, "scored_candidates", lambda first, new: [(extra, 0.5, -17.0)])
+        [more] = reader.recognize([example.image], [example.sheet])
+        assert more.primitives == first.primitives + added
 
 
 def _written(sheet: Sheet, primitives) -> tuple[list[int], list[tuple[int, int]]]:

@@ -107,8 +107,8 @@ def test_json_endpoint_with_and_without_sheet(server):
     assert inferred.json()["sheet"] == {"width": 297, "height": 223}
 
 
-def test_the_server_answers_what_recognize_does_second_look_included(server):
-    from cad2program.recognizer import Recognizer
+def test_the_server_answers_what_recognize_does_with_and_without_a_sheet(server):
+    from cad2program.reading import Recognizer
     from cad2program.synth import GeneratorConfig, make_example
 
     example = make_example(35, 0, GeneratorConfig(long_side_px=256, part_share=0.0))  # one the random model reads something on
@@ -118,8 +118,14 @@ def test_the_server_answers_what_recognize_does_second_look_included(server):
     answer = requests.post(server["url"] + "/serve/cad_model", json={"data": b64(buf.getvalue()), "sheet": sheet},
                            timeout=60)
     assert answer.status_code == 200, answer.text
-    [expected] = Recognizer.load(server["model"]).recognize([example.image], [example.sheet])
+    recognizer = Recognizer.load(server["model"])
+    [expected] = recognizer.recognize([example.image], [example.sheet])
     assert expected.primitives and answer.json()["program"] == expected.program
+    # Without a sheet: the sheet inferred (or found from the numbers) as `predict` finds it.
+    unsized = requests.post(server["url"] + "/serve/cad_model", json={"data": b64(buf.getvalue())}, timeout=60)
+    assert unsized.status_code == 200, unsized.text
+    [expected] = recognizer.recognize([example.image])
+    assert unsized.json()["sheet"] == expected.sheet.to_json() and unsized.json()["program"] == expected.program
 
 
 def test_multipart_endpoint(server):
@@ -318,7 +324,7 @@ class FakeRecognizer:
 
     def recognize_prepared(self, images, sheets):
         from cad2program.program import Circle
-        from cad2program.recognizer import Recognition
+        from cad2program.reading import Recognition
 
         self.release_warm_up.wait(30)
         time.sleep(self.delay_s)

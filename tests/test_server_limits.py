@@ -52,7 +52,7 @@ class FakeRecognizer:
 
     def recognize_prepared(self, images, sheets):
         from cad2program.program import Circle
-        from cad2program.recognizer import Recognition
+        from cad2program.reading import Recognition
 
         time.sleep(self.delay_s)
         return [Recognition(s, [Circle(10, 10, 5)], [0.5], valid=True) for s in sheets]

@@ -33,7 +33,7 @@ def train(workdir: Path, log=None, **overrides) -> dict:
 def final_parameters(workdir: Path) -> list[np.ndarray]:
     from flax import nnx
 
-    from cad2program.recognizer import load_model
+    from cad2program.modelfile import load_model
 
     _, model, _ = load_model(workdir / "model.msgpack")
     return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(nnx.state(model))]

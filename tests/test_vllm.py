@@ -27,7 +27,7 @@ NEW_TOKENS = 40
 def prefix_model(tmp_path_factory):
     from flax import nnx
 
-    from cad2program.recognizer import build_model, export_model
+    from cad2program.modelfile import build_model, export_model
 
     config = prefix_config()
     model = build_model(config, seed=5)

@@ -12,7 +12,7 @@ def tiny_model(tmp_path_factory):
     """A randomly initialised `tiny` model file: fast to compile and run; its outputs are noise."""
     from flax import nnx
 
-    from cad2program.recognizer import build_model, export_model
+    from cad2program.modelfile import build_model, export_model
 
     config = tiny()
     return export_model(tmp_path_factory.mktemp("model") / "tiny.msgpack", config, nnx.state(build_model(config)))

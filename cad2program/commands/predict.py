@@ -220,7 +220,7 @@ def warm_up(recognizer, counts: Iterable[int], batch_size: int, timing: Timing |
     import numpy as np
 
     from cad2program.program import Sheet
-    from cad2program.recognizer import BATCH_BUCKETS
+    from cad2program.reading import BATCH_BUCKETS
 
     done = getattr(recognizer, "_warm_buckets", set())
     sizes = {min(batch_size, n) for n in counts if n} | {n % batch_size for n in counts if n % batch_size}
@@ -298,7 +298,7 @@ def job_line(job: Job, recognition) -> dict:
 def load_recognizer(args: argparse.Namespace):
     """The Recognizer the --model, --beam, --batch-size, --no-refine, --no-ocr, --find-text and --one-look flags ask for."""
     from cad2program.decode import DecodeOptions
-    from cad2program.recognizer import Recognizer
+    from cad2program.reading import Recognizer
 
     options = DecodeOptions(method="beam", beam_width=args.beam) if args.beam > 1 else DecodeOptions()
     engine = None

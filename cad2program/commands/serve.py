@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from cad2program.recognizer import Recognizer
+    from cad2program.reading import Recognizer
     from cad2program.server.app import ServerSettings, create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

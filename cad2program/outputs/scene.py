@@ -14,10 +14,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet,
-                                 format_number)
-
-Point = tuple[float, float]
+from cad2program.geometry import Point, arc_sweep, primitive_polyline
+from cad2program.program import Arc, Circle, Line, Primitive, Rectangle, Sheet, format_number
 
 # Annotation digits are 2.5% to 4% of the sheet's longer side tall (the contract); 3% sits in the middle.
 TEXT_HEIGHT_FRACTION = 0.03
@@ -64,12 +62,6 @@ def size_label(primitive: Primitive) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def arc_sweep(arc: Arc) -> float:
-    """Counter-clockwise sweep from start to end in degrees, in (0, 360]."""
-    sweep = (arc.end_angle - arc.start_angle) % 360.0
-    return sweep if sweep > 0 else 360.0
-
-
 def _arc_extreme_points(arc: Arc) -> list[Point]:
     """End points plus every axis crossing (0, 90, 180, 270 degrees) the arc passes through."""
     sweep = arc_sweep(arc)
@@ -108,30 +100,6 @@ def fit_sheet(primitives: Iterable[Primitive]) -> Sheet:
         return max(MIN_SHEET_SIDE, math.ceil(extent * (1 + SHEET_MARGIN) * 10 - 1e-9) / 10)
 
     return Sheet(side(max_x), side(max_y))
-
-
-def primitive_polyline(primitive: Primitive, max_chord_error: float = 0.02) -> tuple[list[Point], bool]:
-    """The primitive as (points, closed) in mm; circles and arcs sampled within `max_chord_error` mm."""
-    if isinstance(primitive, Line):
-        return [(primitive.x1, primitive.y1), (primitive.x2, primitive.y2)], False
-    if isinstance(primitive, Rectangle):
-        x, y, w, h = primitive.x, primitive.y, primitive.width, primitive.height
-        return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)], True
-    if isinstance(primitive, Polyline):
-        return list(primitive.points), primitive.closed
-    radius = abs(primitive.radius)
-    if isinstance(primitive, Circle):
-        start, sweep, closed = 0.0, 360.0, True
-    else:
-        start, sweep, closed = primitive.start_angle, arc_sweep(primitive), False
-    # Chord error of a step d on radius r is r (1 - cos(d/2)); solve for d.
-    step = 2 * math.acos(max(-1.0, 1 - max_chord_error / radius)) if radius > max_chord_error else math.pi / 4
-    count = max(8, math.ceil(math.radians(sweep) / step))
-    last = count if not closed else count - 1
-    points = [(primitive.x + radius * math.cos(math.radians(start + sweep * i / count)),
-               primitive.y + radius * math.sin(math.radians(start + sweep * i / count)))
-              for i in range(last + 1)]
-    return points, closed
 
 
 # ----------------------------------------------------------------------------------------------
@@ -196,6 +164,7 @@ class _Style:
 
 
 Box = tuple[float, float, float, float]  # x min, y min, x max, y max in mm
+
 
 
 def _box_inside(centre: Point, width: float, height: float, sheet: Sheet) -> bool:

@@ -26,12 +26,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cad2program.data import prepare_image
 from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, PixelBudget, load_image
 from cad2program.program import ProgramError, Sheet, primitives_from_json
-from cad2program.recognizer import (BATCH_BUCKETS, SECOND_LOOK_MIN_LOGPROB, Recognizer, infer_sheet, measured_on,
-                                    unexplained, with_arcs_remeasured, with_candidates, with_ink_evidence,
-                                    without_repeats, without_uninked_circles)
+from cad2program.reading import BATCH_BUCKETS, Drawing, Recognizer, run_stages_async, stages_for
 from cad2program.refine import import_deferred
 from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
@@ -119,12 +116,8 @@ class Engine:
         return {"work_pixels": self.settings.work_pixels, "budget": self.pixel_budget,
                 "budget_timeout_s": self.settings.request_timeout_s}
 
-    def prepare(self, image: np.ndarray, sheet: Sheet | None) -> tuple[np.ndarray, Sheet]:
-        """Decode-pool side: the model's input array and the sheet (inferred from the image if not given)."""
-        return prepare_image(image, self.recognizer.image_size), sheet or infer_sheet(image)
-
     def run_batch(self, items: list[tuple[np.ndarray, Sheet]]) -> list:
-        """Model-thread side: one compiled call for the whole batch."""
+        """Model-thread side: one compiled call for the whole batch of (prepared image, sheet) items."""
         return self.recognizer.recognize_prepared(np.stack([a for a, _ in items]), [s for _, s in items])
 
     def warm_up_sizes(self) -> list[int]:
@@ -167,47 +160,22 @@ class Engine:
         await self.batcher.stop()
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
 
-    async def refine(self, prepared: np.ndarray, image: np.ndarray, recognition, sheet_known: bool):
-        """`Recognizer.refined`, then `Recognizer.with_second_look` when it is on, then the circles not
-        inked left out (`recognizer.without_uninked_circles`), as `Recognizer.recognize` does, split by who does
-        what: reading the numbers, measuring on the image, erasing what was found and dropping
-        repeats need no model, so the decode pool does them; decoding the residual image goes through
-        the batcher like any request; re-reading sizes (only on a sheet the request gave) and scoring
-        the second look's candidates run on the model thread, between batches."""
+    async def run_pipeline(self, drawing: Drawing) -> None:
+        """The recognizer's stages for one drawing (`reading.pipeline`), each where it belongs here: the
+        decode pool does the work that needs no model (reading the numbers, measuring on the ink,
+        erasing), every reading goes through the batcher like any request, and the passes over
+        written tokens (re-reading sizes, typing segments, scoring candidates) run on the model
+        thread between batches. The same stages as `predict` runs, so both answer alike."""
         loop = asyncio.get_running_loop()
-        read_text = self.recognizer.read_text and sheet_known
-        written = await loop.run_in_executor(self.decode_pool, self.recognizer.written_on, image) if read_text else None
-        recognition = await self.measured(prepared, image, recognition, sheet_known, written)
-        if self.recognizer.second_look:
-            recognition = await self.with_second_look(image, recognition, sheet_known, written)
-        return await loop.run_in_executor(self.decode_pool, without_uninked_circles, image, recognition)
 
-    async def with_second_look(self, image: np.ndarray, recognition, sheet_known: bool, written):
-        """`Recognizer.with_second_look` for one drawing."""
-        loop = asyncio.get_running_loop()
-        residual, prepared_residual = await loop.run_in_executor(self.decode_pool, self.recognizer.residual, image,
-                                                                 recognition)
-        second = await self.batcher.submit((prepared_residual, recognition.sheet))
-        second = await self.measured(prepared_residual, residual, second, sheet_known, written, segment_types=False)
-        scored = await self.batcher.run_in_model_thread(
-            self.recognizer.scored_candidates, recognition, unexplained(recognition, second))
-        scored = await loop.run_in_executor(self.decode_pool, with_ink_evidence, image, recognition.sheet, scored)
-        return with_candidates(recognition, scored, SECOND_LOOK_MIN_LOGPROB)
+        async def on_pool(function, *args):
+            return await loop.run_in_executor(self.decode_pool, function, *args)
 
-    async def measured(self, prepared: np.ndarray, image: np.ndarray, recognition, sheet_known: bool, written,
-                       segment_types: bool = True):
-        """`Recognizer.refined` for one drawing: measured in the decode pool, sizes re-read and segments
-        typed on the model thread."""
-        loop = asyncio.get_running_loop()
-        recognition, sizes = await loop.run_in_executor(self.decode_pool, measured_on, image, recognition, sheet_known,
-                                                        self.recognizer.read_text, written)
-        if sheet_known:
-            [reread] = await self.batcher.run_in_model_thread(
-                self.recognizer.reread_sizes, prepared[None], [recognition], [sizes])
-            recognition = await loop.run_in_executor(self.decode_pool, with_arcs_remeasured, image, recognition, reread)
-        if segment_types:
-            recognition = await self.batcher.run_in_model_thread(self.recognizer.with_segment_types, recognition)
-        return without_repeats(recognition)
+        async def decode(prepared: np.ndarray, sheet: Sheet):
+            return await self.batcher.submit((prepared, sheet))
+
+        await run_stages_async(self.recognizer, drawing, stages_for(self.recognizer), on_pool,
+                               self.batcher.run_in_model_thread, decode)
 
     async def recognize(self, parse: Callable[[], tuple[np.ndarray, Sheet | None]]):
         """Runs `parse` (decoding) in the pool, then queues the result; the timeout covers both.
@@ -235,20 +203,17 @@ class Engine:
             except TimeoutError as err:  # the pixel budget stayed full
                 raise ClientError(f"the server is busy decoding other large images ({err}); retry shortly",
                                   status=503) from None
-            return self.prepare(image, sheet), image, sheet is not None
+            return Drawing.of(image, sheet, self.recognizer.image_size)
 
         try:
             with self.batcher.on_the_way():
-                item, image, sheet_known = await asyncio.wait_for(
-                    loop.run_in_executor(self.decode_pool, decode_and_prepare), self.settings.request_timeout_s)
+                drawing = await asyncio.wait_for(loop.run_in_executor(self.decode_pool, decode_and_prepare),
+                                                 self.settings.request_timeout_s)
             if not self.ready:  # after decoding, so bad input is refused as such even during warm-up
                 raise ClientError(self.warmup_error or "the model is still warming up; retry in a few seconds",
                                   status=503)
-            recognition = await self.batcher.submit(item, timeout_s=max(0.0, deadline - time.monotonic()))
-            if not self.recognizer.refine:
-                return recognition
-            return await asyncio.wait_for(self.refine(item[0], image, recognition, sheet_known),
-                                          max(0.0, deadline - time.monotonic()))
+            await asyncio.wait_for(self.run_pipeline(drawing), max(0.0, deadline - time.monotonic()))
+            return drawing.result
         except asyncio.TimeoutError:
             raise ClientError(f"the request took longer than {self.settings.request_timeout_s:g} s "
                                f"(decoding, queue and model); retry, or start the server with a longer "

@@ -28,7 +28,7 @@ import numpy as np
 
 from cad2program.errors import UserError
 from cad2program.program import Sheet
-from cad2program.recognizer import Recognition, Recognizer
+from cad2program.reading import Recognition, Recognizer
 from cad2program.serving.contract import build_response, parse_request
 
 ENDPOINT_NAME = "cad_model"
