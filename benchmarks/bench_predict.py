@@ -8,8 +8,8 @@ process; the first call compiles, and the timed calls are the ones after it, in-
 on a folder or a server sees them. A random model writes until the length limit, so the number of
 generated tokens is reported beside the time: a trained model that stops earlier is faster.
 Timed: `Recognizer.recognize([image], [sheet])` (image resize + encoder + cached greedy decoding +
-`Recognizer.refined`: re-measuring on the image's ink and, given the real sheet, re-reading the sizes);
-the last part is also timed alone (`refine_ms_median`), and within it the OCR reading the numbers
+the pipeline's stages: re-measuring on the image's ink and, given the real sheet, re-reading the sizes);
+each stage is also timed alone (`stage_ms_median`), their sum less reading and the second look as `refine_ms_median`, and within it the OCR reading the numbers
 written on the image (`ocr_ms_median`, of which `ocr_find_ms_median` is finding where the text is and
 cutting it out, `annotations.text_crops`, by
 the `--find-text` way: grouping the ink, or the detector on the page and on the page turned a quarter;
@@ -64,7 +64,8 @@ def main() -> None:
     from cad2program.dataset import load_image
     from cad2program.decode import generate
     from cad2program.data import prepare_image
-    from cad2program.recognizer import Recognizer, build_model, infer_sheet
+    from cad2program.modelfile import build_model
+    from cad2program.reading import Drawing, Recognizer, infer_sheet, run_stages
 
     records = []  # --folder's drawings, read before anything is timed: a wrong folder fails at once
     if args.folder is not None:
@@ -96,21 +97,19 @@ def main() -> None:
         recognizer.recognize([image], [sheet])
         times.append(time.perf_counter() - start)
 
-    prepared = prepare_image(image, recognizer.image_size)[None]
-    recognition = recognizer.recognize_prepared(prepared, [sheet])[0]
-    refine_times = []
+    # Each stage of the pipeline timed on its own, over the same drawing (`reading.pipeline`).
+    stage_times: dict[str, list[float]] = {stage.name: [] for stage in recognizer.stages}
     for _ in range(args.repeats):
-        start = time.perf_counter()
-        recognizer.refined(prepared, [image], [recognition])
-        refine_times.append(time.perf_counter() - start)
-
-    written = [recognizer.written_on(image)]
-    [refined] = recognizer.refined(prepared, [image], [recognition], written=written)
-    second_look_times = []
-    for _ in range(args.repeats if args.second_look else 0):
-        start = time.perf_counter()
-        recognizer.with_second_look([image], [refined], [True], written)
-        second_look_times.append(time.perf_counter() - start)
+        drawing = Drawing.of(image, sheet, recognizer.image_size)
+        for stage in recognizer.stages:
+            start = time.perf_counter()
+            run_stages(recognizer, [drawing], [stage])
+            stage_times[stage.name].append(time.perf_counter() - start)
+    stage_ms = {name: round(1000 * statistics.median(ts), 1) for name, ts in stage_times.items()}
+    names = list(stage_ms)
+    second_look = names[names.index("erase found"):names.index("add candidates") + 1] if args.second_look else []
+    refine_ms = round(sum(ms for name, ms in stage_ms.items() if name not in ("read", *second_look)), 1)
+    second_look_ms = round(sum(stage_ms[name] for name in second_look), 1) if second_look else None
 
     find_times = []  # of which finding (and cutting out) the text: the ink grouped, or the detector on both views
     for _ in range(args.repeats if args.read_text else 0):
@@ -147,12 +146,12 @@ def main() -> None:
         "first_call_s": round(first, 2),
         "warm_ms_per_drawing_median": round(1000 * statistics.median(times), 1),
         "warm_ms_per_drawing_min": round(1000 * min(times), 1),
-        "refine_ms_median": round(1000 * statistics.median(refine_times), 1),
+        "refine_ms_median": refine_ms,
+        "stage_ms_median": stage_ms,
         "ocr_ms_median": round(1000 * statistics.median(ocr_times), 1) if ocr_times else None,
         "text_finder": args.find_text if args.read_text else None,
         "ocr_find_ms_median": round(1000 * statistics.median(find_times), 1) if find_times else None,
-        "second_look_ms_median": (round(1000 * statistics.median(second_look_times), 1)
-                                  if second_look_times else None),
+        "second_look_ms_median": second_look_ms,
         "repeats": args.repeats, "generated_tokens": generated,
         **({"folder": str(args.folder), "folder_drawings": len(folder_times),
             "folder_ms_median": round(1000 * statistics.median(folder_times), 1),

@@ -65,7 +65,7 @@ def random_model(folder: Path) -> Path:
     from flax import nnx
 
     from cad2program.configs import cpu
-    from cad2program.recognizer import build_model, export_model
+    from cad2program.modelfile import build_model, export_model
 
     config = cpu()
     return export_model(folder / "cpu_random.msgpack", config, nnx.state(build_model(config)))
@@ -80,7 +80,8 @@ def model_ceiling(model: Path, drawings: list[tuple[bytes, dict]], max_batch: in
     from cad2program.dataset import load_image
     from cad2program.decode import _embed
     from cad2program.program import Sheet
-    from cad2program.recognizer import Recognizer, prepare_image
+    from cad2program.data import prepare_image
+    from cad2program.reading import Recognizer
 
     recognizer = Recognizer.load(model)
     graphdef, params = recognizer.split

@@ -41,7 +41,7 @@ def main() -> None:
     from cad2program.decode import DecodeOptions, default_grammar, generate
     from cad2program.export_hf import export_hf
     from cad2program.program import Sheet
-    from cad2program.recognizer import build_model, export_model
+    from cad2program.modelfile import build_model, export_model
     from cad2program.vllm_engine import VllmDecoder
 
     config = get_config(args.config)

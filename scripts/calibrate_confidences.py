@@ -21,7 +21,8 @@ from flax import nnx
 from tqdm import tqdm
 
 from cad2program import tokenizer
-from cad2program.recognizer import Recognizer, export_model, fit_confidence_power, load_model
+from cad2program.modelfile import export_model, load_model
+from cad2program.reading import Recognizer, fit_confidence_power
 from cad2program.scoring import matched_flags
 from cad2program.synth import GeneratorConfig, make_example
 from cad2program.train import EVAL_SEED

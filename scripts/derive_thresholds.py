@@ -23,11 +23,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cad2program import recognizer as recognizer_module
+import dataclasses
+
 from cad2program.dataset import load_dataset, load_image
 from cad2program.program import Line, Polyline, Rectangle
+from cad2program.reading import DEFAULT_SETTINGS, Recognizer, stages_for
 from cad2program.refine import longest_side
-from cad2program.scoring import matched_flags, tolerance
+from cad2program.geometry import tolerance
+from cad2program.scoring import matched_flags
 
 INK_TYPES = (Line, Rectangle, Polyline)
 INK_CANDIDATES = np.round(np.arange(0.0, 0.96, 0.05), 2)
@@ -37,29 +40,17 @@ SIDE_CANDIDATES = np.round(np.arange(0.0, 4.01, 0.25), 2)
 def collect(folder: Path, reader, limit: int | None) -> list[dict]:
     """One row per re-measured primitive of every drawing: type, ink share, sides, matched."""
     rows: list[dict] = []
-    captured: list = []
-    measure = recognizer_module.measure_primitives
-
-    def recording(image, sheet, primitives, *args, **kw):
-        primitives_out, sizes = measure(image, sheet, primitives, *args, **kw)
-        captured.append((sheet, primitives_out, sizes))
-        return primitives_out, sizes
-
     records = load_dataset(folder, logger=lambda m: print(m, file=sys.stderr))[:limit]
-    recognizer_module.measure_primitives = recording
-    try:
-        for record in tqdm(records, desc=f"read {folder}", unit="drawing"):
-            captured.clear()
-            reader.recognize([load_image(record.image_path)], sheets=[record.sheet])
-            for sheet, primitives, sizes in captured[:1]:  # the first measuring: the model's own reading
-                flags = matched_flags(primitives, record.primitives, sheet)
-                t = tolerance(sheet)
-                for p, size, matched in zip(primitives, sizes, flags):
-                    sides = longest_side(p) / t if isinstance(p, Polyline) and p.closed else None
-                    rows.append({"type": type(p), "ink": size.get("ink_share", 1.0), "sides": sides,
-                                 "matched": bool(matched), "folder": folder.parent.name if folder.name in ("dev", "test") else folder.name})
-    finally:
-        recognizer_module.measure_primitives = measure
+    first_measuring = stages_for(reader, until="reread sizes")  # the model's own reading, measured
+    for record in tqdm(records, desc=f"read {folder}", unit="drawing"):
+        [drawing] = reader.read([load_image(record.image_path)], sheets=[record.sheet], stages=first_measuring)
+        sheet, primitives, sizes = drawing.sheet, drawing.first.measured.primitives, drawing.first.sizes
+        flags = matched_flags(primitives, record.primitives, sheet)
+        t = tolerance(sheet)
+        for p, size, matched in zip(primitives, sizes, flags):
+            sides = longest_side(p) / t if isinstance(p, Polyline) and p.closed else None
+            rows.append({"type": type(p), "ink": size.get("ink_share", 1.0), "sides": sides,
+                         "matched": bool(matched), "folder": folder.parent.name if folder.name in ("dev", "test") else folder.name})
     return rows
 
 
@@ -107,9 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model file (default: the shipped one)")
     parser.add_argument("--limit", type=int, help="first N drawings of each folder")
     args = parser.parse_args(argv)
-    recognizer_module.MIN_INK_SHARE = {}
-    recognizer_module.ARROWHEAD_SIDES = 0.0
-    reader = recognizer_module.Recognizer.load(args.model)
+    rules_off = dataclasses.replace(DEFAULT_SETTINGS, min_ink_share={}, arrowhead_sides=0.0)  # keep every primitive
+    reader = Recognizer.load(args.model, settings=rules_off)
     rows: list[dict] = []
     for folder in args.folders:
         rows += collect(folder, reader, args.limit)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from cad2program.program import Arc, Circle, Polyline, Rectangle
 from cad2program.refine import measure_primitives
-from cad2program.scoring import tolerance
+from cad2program.geometry import tolerance
 from cad2program.synth import GeneratorConfig, make_example
 from cad2program.train import EVAL_SEED
 

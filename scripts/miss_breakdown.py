@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from cad2program.errors import UserError
-from cad2program.outputs.scene import primitive_polyline
+from cad2program.geometry import primitive_polyline, tolerance
 from cad2program.program import Line, Polyline, Primitive
-from cad2program.scoring import SIZE_FIELDS, match_primitives, pair_predictions, tolerance
+from cad2program.scoring import SIZE_FIELDS, match_primitives, pair_predictions
 
 NEAR_TOLERANCES = 3
 INVISIBLE_TURN_DEGREES = 10.0

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-import cad2program.recognizer as recognizer
+import dataclasses
+
+import cad2program.reading.recognizer as recognizer
 from cad2program.cli import main as cli
 
 
@@ -35,21 +37,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, help="a labelled dataset folder")
     parser.add_argument("weights", type=float, nargs="+", help="reading weights to try")
-    parser.add_argument("--bonus", type=float, nargs="+", default=[recognizer.WRITTEN_BONUS],
-                        help=f"OCR bonuses to try (default: the shipped {recognizer.WRITTEN_BONUS})")
-    parser.add_argument("--distance", type=float, nargs="+", default=[recognizer.DISTANCE_WEIGHT],
+    parser.add_argument("--bonus", type=float, nargs="+", default=[recognizer.DEFAULT_SETTINGS.written_bonus],
+                        help=f"OCR bonuses to try (default: the shipped {recognizer.DEFAULT_SETTINGS.written_bonus})")
+    parser.add_argument("--distance", type=float, nargs="+", default=[recognizer.DEFAULT_SETTINGS.distance_weight],
                         help=f"bonus lost per tolerance between a number's text and the primitive "
-                             f"(default: the shipped {recognizer.DISTANCE_WEIGHT})")
+                             f"(default: the shipped {recognizer.DEFAULT_SETTINGS.distance_weight})")
     parser.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     args = parser.parse_args(argv)
     read = recognizer.written_numbers
     read_once = functools.lru_cache(maxsize=None)(lambda key, finder, unhashed: read(unhashed.image, finder))
     recognizer.written_numbers = (  # OCR each image once
         lambda image, finder="ink": read_once(_digest(image), finder, _Unhashed(image)))
+    shipped = recognizer.DEFAULT_SETTINGS
     print("| reading weight | OCR bonus | distance weight | size exactness | drawing accuracy | F1 |\n"
           "| --- | --- | --- | --- | --- | --- |")
     for weight, bonus, distance in itertools.product(args.weights, args.bonus, args.distance):
-        recognizer.READING_WEIGHT, recognizer.WRITTEN_BONUS, recognizer.DISTANCE_WEIGHT = weight, bonus, distance
+        # The settings a model file without its own reads with, for this process only.
+        recognizer.DEFAULT_SETTINGS = dataclasses.replace(shipped, reading_weight=weight, written_bonus=bonus,
+                                                          distance_weight=distance)
         with tempfile.TemporaryDirectory() as tmp:
             report_path = Path(tmp) / "report.json"
             command = ["eval", "--data", str(args.data), "--batch-size", "32", "--report", str(report_path)]

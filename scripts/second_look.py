@@ -1,8 +1,8 @@
 """Scores labelled folders with the second look at several log-probability thresholds, side by side.
 
-`Recognizer.with_second_look` reads each drawing again with what the first reading found erased,
-and keeps a new primitive when the first reading gives its tokens at least SECOND_LOOK_MIN_LOGPROB
-in its place, a polyline drawn alone on the ink (`refine.drawn_alone`) gaining DRAWN_ALONE_BONUS.
+The second look (`reading/second_look.py`) reads each drawing again with what the first reading found erased,
+and keeps a new primitive when the first reading gives its tokens at least DEFAULT_SETTINGS.second_look_min_logprob
+in its place, a polyline drawn alone on the ink (`refine.drawn_alone`) gaining DEFAULT_SETTINGS.drawn_alone_bonus.
 This runs both readings once, then prints F1, precision and recall for each threshold and bonus
 (`off`: the first reading alone), with how many primitives were added and how many of those match a
 true one. Choose them on drawings that no test set shares, e.g. held-out generated ones:
@@ -19,8 +19,10 @@ import sys
 from pathlib import Path
 
 from cad2program.dataset import ImageError, load_image, load_labels
-from cad2program.recognizer import (DRAWN_ALONE_BONUS, SECOND_LOOK_MIN_LOGPROB, Recognizer, with_alone_bonus,
-                                    with_candidates, without_uninked_circles)
+from cad2program.reading import Recognizer, stages_for
+from cad2program.reading.ink_rules import without_uninked_circles
+from cad2program.reading.second_look import with_alone_bonus, with_candidates
+from cad2program.reading.settings import DEFAULT_SETTINGS
 from cad2program.refine import drawn_alone
 from cad2program.scoring import matched_flags, score
 
@@ -44,11 +46,12 @@ def read_twice(recognizer: Recognizer, folder: Path, bonuses: list[float]):
         chunk = [record for record, _ in readable[start:start + CHUNK]]
         images = [image for _, image in readable[start:start + CHUNK]]
         written = [recognizer.written_on(img) for img in images]  # once for both
-        # As `Recognizer.recognize` does: candidates against the reading before its last step, which
-        # then runs on the result (`without_uninked_circles`).
-        first = recognizer.recognize(images, [r.sheet for r in chunk], written=written, finish=False)
-        found = recognizer.second_look_candidates(images, first, [True] * len(chunk), written, alone_bonus=0.0)
-        for record, image, r, candidates in zip(chunk, images, first, found):
+        # As `Recognizer.recognize` does: candidates against the reading before the last stages, which
+        # then run on the result (`with_candidates`, `without_uninked_circles`).
+        drawings = recognizer.read(images, [r.sheet for r in chunk], written=written,
+                                   stages=stages_for(recognizer, until="weigh ink evidence"))
+        for record, image, drawing in zip(chunk, images, drawings):
+            r, candidates = drawing.result, drawing.candidates
             alone = drawn_alone(image, r.sheet, [p for p, _, _ in candidates])  # traced once, whatever the bonuses
             out.append((record, image, r, {bonus: with_alone_bonus(candidates, alone, bonus) for bonus in bonuses}))
     return out
@@ -57,10 +60,10 @@ def read_twice(recognizer: Recognizer, folder: Path, bonuses: list[float]):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, nargs="+", help="labelled dataset folders")
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[SECOND_LOOK_MIN_LOGPROB],
-                        help=f"log-probability thresholds to try (default: the shipped {SECOND_LOOK_MIN_LOGPROB})")
-    parser.add_argument("--alone-bonus", type=float, nargs="+", default=[DRAWN_ALONE_BONUS],
-                        help=f"log-probability added to polylines drawn alone (default: the shipped {DRAWN_ALONE_BONUS})")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[DEFAULT_SETTINGS.second_look_min_logprob],
+                        help=f"log-probability thresholds to try (default: the shipped {DEFAULT_SETTINGS.second_look_min_logprob})")
+    parser.add_argument("--alone-bonus", type=float, nargs="+", default=[DEFAULT_SETTINGS.drawn_alone_bonus],
+                        help=f"log-probability added to polylines drawn alone (default: the shipped {DEFAULT_SETTINGS.drawn_alone_bonus})")
     parser.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     parser.add_argument("--no-ocr", dest="read_text", action="store_false", help="read sizes without OCR")
     args = parser.parse_args(argv)
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (folder / "labels.jsonl").is_file():
             print(f"error: {folder}: no labels.jsonl", file=sys.stderr)
             return 2
-    recognizer = Recognizer.load(args.model, read_text=args.read_text, second_look=False)
+    recognizer = Recognizer.load(args.model, read_text=args.read_text, second_look=True)
     drawings = [d for folder in args.data for d in read_twice(recognizer, folder, args.alone_bonus)]
     print("| threshold | alone bonus | F1 | precision | recall | added | added and matched |\n"
           "| --- | --- | --- | --- | --- | --- | --- |")

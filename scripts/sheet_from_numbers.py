@@ -1,6 +1,6 @@
 """Reads labelled drawings without their sheet sizes, as `predict image.png` without --sheet does, and
 scores the result against the true programs (on the true sheets): the sheet assumed from the image's
-shape (no OCR) beside the sheet found from the written numbers (`recognizer.sheet_from_numbers`).
+shape (no OCR) beside the sheet found from the written numbers (`reading.sizes.sheet_from_numbers`).
 
     python3 scripts/sheet_from_numbers.py 40 testsets/clean testsets/photo testsets/ezdxf
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cad2program.dataset import load_image
 from cad2program.program import Sheet, primitive_from_json
-from cad2program.recognizer import Recognizer
+from cad2program.reading import Recognizer
 from cad2program.scoring import match_primitives
 
 

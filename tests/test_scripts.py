@@ -96,20 +96,20 @@ def test_ink_spread_measures_small_residuals_on_held_out_drawings(capsys):
 
 
 def test_reading_weight_scores_a_folder_at_each_weight_and_ocr_bonus(tmp_path, capsys, monkeypatch):
-    from cad2program import recognizer
+    import cad2program.reading.recognizer as recognizer
     from cad2program.cli import main as cli
 
     data = tmp_path / "data"
     assert cli(["generate", "--out", str(data), "--count", "2", "--seed", "5", "--size", "256", "--workers", "1"]) == 0
     capsys.readouterr()
-    for name in ("READING_WEIGHT", "WRITTEN_BONUS", "DISTANCE_WEIGHT", "written_numbers"):  # the script sets them: put them back after
+    for name in ("DEFAULT_SETTINGS", "written_numbers"):  # the script sets them: put them back after
         monkeypatch.setattr(recognizer, name, getattr(recognizer, name))
     script = runpy.run_path(str(SCRIPTS / "reading_weight.py"))
     assert script["main"]([str(data), "1.0", "0.3", "--bonus", "0", "8"]) == 0
     rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
             if line.startswith("| 1.0 ") or line.startswith("| 0.3 ")]
     assert [(float(r[0]), float(r[1])) for r in rows] == [(1.0, 0.0), (1.0, 8.0), (0.3, 0.0), (0.3, 8.0)]
-    assert {float(r[2]) for r in rows} == {recognizer.DISTANCE_WEIGHT}
+    assert {float(r[2]) for r in rows} == {recognizer.DEFAULT_SETTINGS.distance_weight}
     assert all(0 <= float(row[5]) <= 1 for row in rows)  # F1, always defined
 
 

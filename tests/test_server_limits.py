@@ -261,12 +261,12 @@ def test_the_pixel_budget_lets_decodes_through_only_as_far_as_it_goes():
 def test_concurrent_49_megapixel_uploads_are_all_served_with_bounded_memory(serve, monkeypatch, uploads):
     import psutil
 
-    import cad2program.server.app as app_module
+    import cad2program.reading.pipeline as pipeline_module
     from cad2program.server.app import ServerSettings
 
-    shapes = []
-    prepare_image = app_module.prepare_image
-    monkeypatch.setattr(app_module, "prepare_image", lambda image, size: (shapes.append(image.shape),
+    shapes = []  # what the server prepares for the model (`reading.pipeline.Drawing.of`)
+    prepare_image = pipeline_module.prepare_image
+    monkeypatch.setattr(pipeline_module, "prepare_image", lambda image, size: (shapes.append(image.shape),
                                                                           prepare_image(image, size))[1])
     url = serve(FakeRecognizer(), ServerSettings(max_batch=uploads, request_timeout_s=60))
     data = big_png()
