@@ -31,7 +31,7 @@ from cad2program.configs import TrainConfig, config_to_dict
 from cad2program.data import RETRIES, RETRY_SEED_STEP, TEST_SET_SEEDS, FolderExamples, SyntheticExamples, batches
 from cad2program.errors import UserError
 from cad2program.modelfile import build_model, export_model, load_model
-from cad2program.reading import Recognizer, fit_confidence_power
+from cad2program.reading import DEFAULT_SETTINGS, Recognizer, fit_confidence_power
 
 # The held-out drawings of on-the-fly training: one stream for every training seed, so that curves of
 # runs with different seeds compare (for seed 0 it is the stream earlier runs used).
@@ -451,7 +451,8 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
                 "rng": np.asarray(jax.random.key_data(rng)).tolist(), "config": config_to_dict(config)}
         checkpoints.save(step, params, opt_state, meta)
         export_model(workdir / "model.msgpack", config, params,
-                     {"step": step, "examples_seen": examples_seen, **calibration})
+                     {"step": step, "examples_seen": examples_seen, **calibration,
+                      "reading": DEFAULT_SETTINGS.to_json()})  # the settings its evaluation read with
         if tracker is not None and final:
             tracker.register_model(workdir / "model.msgpack", "final", metadata={"step": step})
 
@@ -468,7 +469,8 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
         score = scalars.get("f1", 0.0) + scalars.get("size_exactness", 0.0)
         if best is None or score > best["score"]:
             best = {"score": score, "step": step, **scalars}
-            export_model(workdir / "best_model.msgpack", config, params, {"step": step, **scalars, **calibration})
+            export_model(workdir / "best_model.msgpack", config, params, {"step": step, **scalars, **calibration,
+                                                                            "reading": DEFAULT_SETTINGS.to_json()})
             if tracker is not None:
                 tracker.register_model(workdir / "best_model.msgpack", "best", best=True,
                                        metadata={"step": step, **scalars})
