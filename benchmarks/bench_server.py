@@ -78,7 +78,7 @@ def model_ceiling(model: Path, drawings: list[tuple[bytes, dict]], max_batch: in
     import jax
 
     from cad2program.dataset import load_image
-    from cad2program.decode import _embed
+    from cad2program.decode import embed_images
     from cad2program.program import Sheet
     from cad2program.data import prepare_image
     from cad2program.reading import Recognizer
@@ -102,7 +102,7 @@ def model_ceiling(model: Path, drawings: list[tuple[bytes, dict]], max_batch: in
         return [recognizer.recognize_prepared(image[None], [sheet])[0] for image, sheet in zip(images, sheets)]
 
     def encode(batch):
-        return jax.block_until_ready(_embed(graphdef, params, jax.numpy.asarray(batch)))
+        return jax.block_until_ready(embed_images((graphdef, params), batch))
 
     n = len(chosen)
     figures = {

@@ -22,7 +22,7 @@ from flax import nnx
 
 from cad2program import tokenizer
 from cad2program.configs import TrainConfig
-from cad2program.decode import DecodeOptions, Grammar, _embed, default_grammar, generate, generate_uncached
+from cad2program.decode import DecodeOptions, Grammar, default_grammar, embed_images, generate, generate_uncached
 from cad2program.program import Sheet
 from cad2program.modelfile import build_model
 from cad2program.train import make_optimizer, make_train_step
@@ -117,8 +117,8 @@ def decode_figures(config: TrainConfig, new_tokens: int, repeats: int) -> dict:
     for batch in (1, 32):
         images = rng.random((batch, size, size, 1), np.float32)
         prompts = np.array([tokenizer.encode_prompt(Sheet(200, 150))] * batch, np.int32)
-        memory = jax.block_until_ready(_embed(*split, jnp.asarray(images)))
-        encode_s = best_time(lambda: jax.block_until_ready(_embed(*split, jnp.asarray(images))), repeats)
+        memory = jax.block_until_ready(embed_images(split, images))
+        encode_s = best_time(lambda: jax.block_until_ready(embed_images(split, images)), repeats)
         cached_s = best_time(lambda: generate(split, None, prompts, grammar, options, memory=memory), repeats)
         figures[batch] = {"encode_s": encode_s, "cached_s": cached_s}
         if batch == 32:

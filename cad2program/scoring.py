@@ -206,6 +206,17 @@ def _fixed(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+SCORE_COLUMNS = f"{'F1':>8}{'precision':>11}{'recall':>8}{'size exact':>12}{'drawing acc':>13}{'valid':>8}"
+
+
+def score_columns(row: dict) -> str:
+    """One report row's F1, precision, recall, size exactness, drawing accuracy and valid rate, aligned
+    under SCORE_COLUMNS (a style of `score`'s report, or a whole report)."""
+    return (f"{_fixed(row['f1']):>8}{_fixed(row['precision']):>11}{_fixed(row['recall']):>8}"
+            f"{_percent(row['size_exactness']):>12}{_percent(row['drawing_accuracy']):>13}"
+            f"{_percent(row['valid_rate']):>8}")
+
+
 def format_report_table(report: dict) -> str:
     """A readable text table of a `score` report: overall, per type, per style."""
     lines = [
@@ -221,12 +232,9 @@ def format_report_table(report: dict) -> str:
         lines.append(f"{name:<12}{_fixed(row['f1']):>8}{_fixed(row['precision']):>11}{_fixed(row['recall']):>8}"
                      f"{row['true']:>8}{row['predicted']:>11}{row['matched']:>9}")
     if report.get("per_style"):
-        lines += ["", f"{'style':<12}{'drawings':>9}{'F1':>8}{'precision':>11}{'recall':>8}"
-                      f"{'size exact':>12}{'drawing acc':>13}{'valid':>8}"]
+        lines += ["", f"{'style':<12}{'drawings':>9}{SCORE_COLUMNS}"]
         for style, row in report["per_style"].items():
-            lines.append(f"{style:<12}{row['drawings']:>9}{_fixed(row['f1']):>8}{_fixed(row['precision']):>11}"
-                         f"{_fixed(row['recall']):>8}{_percent(row['size_exactness']):>12}"
-                         f"{_percent(row['drawing_accuracy']):>13}{_percent(row['valid_rate']):>8}")
+            lines.append(f"{style:<12}{row['drawings']:>9}{score_columns(row)}")
     return "\n".join(lines)
 
 

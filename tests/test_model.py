@@ -352,11 +352,16 @@ def test_the_fitted_confidence_power_recovers_how_confidences_relate_to_matches(
 
 
 def test_training_writes_the_confidence_power_into_its_models_and_recognizers_apply_it(tmp_path):
+    from cad2program.reading.settings import DEFAULT_SETTINGS, ReadingSettings
     from cad2program.train import train_and_evaluate
     config = tiny().replace(steps=2, eval_every=2, checkpoint_every=2, eval_examples=4)
     train_and_evaluate(config, tmp_path, progress=False, log=lambda *_: None)
     for name in ("model.msgpack", "best_model.msgpack"):
-        assert load_model(tmp_path / name)[2]["confidence_power"] > 0
+        extra = load_model(tmp_path / name)[2]
+        assert extra["confidence_power"] > 0
+        # the reading settings its evaluation read with travel with it (docs/thresholds.md)
+        assert ReadingSettings.from_json(extra["reading"]) == DEFAULT_SETTINGS
+        assert Recognizer.load(tmp_path / name).settings == DEFAULT_SETTINGS
     loaded_config, model, _ = load_model(tmp_path / "model.msgpack")
     images, _, sheets = random_inputs(2)
     # Without measuring on the ink: on random images it leaves little of a random model's reading.

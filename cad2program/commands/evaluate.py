@@ -90,16 +90,13 @@ def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None
 
 def summary_table(reports: dict[str, dict], combined: dict) -> str:
     """One row per dataset and one for all of them."""
-    from cad2program.scoring import _fixed, _percent
+    from cad2program.scoring import SCORE_COLUMNS, score_columns
 
     width = max(12, *(len(name) + 2 for name in reports))
-    lines = [f"{'dataset':<{width}}{'drawings':>9}{'F1':>8}{'precision':>11}{'recall':>8}{'size exact':>12}"
-             f"{'drawing acc':>13}{'valid':>8}{'ms/drawing':>12}"]
+    lines = [f"{'dataset':<{width}}{'drawings':>9}{SCORE_COLUMNS}{'ms/drawing':>12}"]
     for name, row in list(reports.items()) + [("all", combined)]:
         ms = row.get("timing", {}).get("ms_per_drawing")
-        lines.append(f"{name:<{width}}{row['drawings']:>9}{_fixed(row['f1']):>8}{_fixed(row['precision']):>11}"
-                     f"{_fixed(row['recall']):>8}{_percent(row['size_exactness']):>12}"
-                     f"{_percent(row['drawing_accuracy']):>13}{_percent(row['valid_rate']):>8}"
+        lines.append(f"{name:<{width}}{row['drawings']:>9}{score_columns(row)}"
                      f"{'-' if ms is None else f'{ms:.0f}':>12}")
     return "\n".join(lines)
 
