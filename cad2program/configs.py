@@ -32,6 +32,9 @@ class TrainConfig:
     keypoint_weight: float = 0.0
     max_tokens: int = 192  # prompt + program + <eos>; longer programs are not used for training
     style: str = "mixed"  # generator style for on-the-fly data
+    # Share of generated drawings holding a part-like composition (synth.parts); the held-out drawings
+    # keep the generator's default, so learning curves stay comparable across runs.
+    part_share: float = 0.4
     curriculum: Curriculum | None = Curriculum()
     seed: int = 0
     eval_every: int = 500

@@ -114,14 +114,16 @@ class SyntheticExamples:
     """Picklable index -> (image, tokens) function for Grain workers, rendering at the model's size."""
 
     def __init__(self, seed: int, image_size: int, max_tokens: int, style: str = "mixed",
-                 curriculum: Curriculum | None = None, total_examples: int = 1, keypoint_grid: int = 0):
+                 curriculum: Curriculum | None = None, total_examples: int = 1, keypoint_grid: int = 0,
+                 part_share: float = 0.4):
         self.seed, self.image_size, self.max_tokens, self.style = seed, image_size, max_tokens, style
+        self.part_share = part_share
         self.curriculum, self.total_examples = curriculum, max(1, total_examples)
         self.keypoint_grid = keypoint_grid  # > 0: also a `keypoints` map of this many patches a side
 
     def generator_config(self, index: int):
         from cad2program.synth import GeneratorConfig
-        config = GeneratorConfig(style=self.style, long_side_px=self.image_size)
+        config = GeneratorConfig(style=self.style, long_side_px=self.image_size, part_share=self.part_share)
         if self.curriculum is not None:
             max_primitives, text_height = self.curriculum.settings(index / self.total_examples)
             config = dataclasses.replace(config, max_primitives=max_primitives, text_height=text_height)

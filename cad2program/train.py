@@ -376,7 +376,7 @@ def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
     if data_dir is None:
         examples = SyntheticExamples(config.seed, config.model.image_size, config.max_tokens, config.style,
                                      config.curriculum, total_examples=config.steps * config.batch_size,
-                                     keypoint_grid=config.keypoint_grid)
+                                     keypoint_grid=config.keypoint_grid, part_share=config.part_share)
         return examples, (synthetic_eval_set(config, config.eval_examples) if config.eval_examples else None)
     from cad2program.dataset import load_dataset
     records = load_dataset(Path(data_dir), logger=log)

@@ -238,3 +238,23 @@ def test_scattered_drawings_dimension_every_size_and_parts_share_end_points():
                 end = (arc.x + arc.radius * math.cos(math.radians(angle)), arc.y + arc.radius * math.sin(math.radians(angle)))
                 touching += any(math.dist(end, e) < 0.05 for e in ends)
     assert touching > 0
+
+
+def test_links_are_obrounds_whose_arcs_end_on_their_lines_along_x_or_y(monkeypatch):
+    from cad2program.synth import parts
+    monkeypatch.setattr(parts, "PART_WEIGHTS", {"plate": 0.0, "flange": 0.0, "bracket": 0.0, "link": 1.0})
+    orientations = set()
+    for index in range(30):
+        sheet, primitives, _ = make_labels(11, index, GeneratorConfig(part_share=1.0, min_primitives=6))
+        assert not program_problems(primitives, sheet)
+        arcs = [p for p in primitives if isinstance(p, Arc) and (p.end_angle - p.start_angle) % 360 == 180]
+        if len(arcs) < 2:
+            continue  # the part did not fit: scattered primitives only
+        outer = sorted(arcs, key=lambda a: -a.radius)[:2]
+        ends = [e for p in primitives if isinstance(p, Line) for e in ((p.x1, p.y1), (p.x2, p.y2))]
+        for arc in outer:
+            for angle in (arc.start_angle, arc.end_angle):
+                end = (arc.x + arc.radius * math.cos(math.radians(angle)), arc.y + arc.radius * math.sin(math.radians(angle)))
+                assert any(math.dist(end, e) < 0.05 for e in ends), (index, arc)
+        orientations.add("vertical" if outer[0].x == outer[1].x else "horizontal")
+    assert orientations == {"vertical", "horizontal"}

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="steps of learning-rate warm-up (default: the config's; a short fine-tune wants few)")
     parser.add_argument("--style", choices=["clean", "sketch", "scan", "photo", "mixed"],
                         help="style of generated drawings (default: mixed)")
+    parser.add_argument("--part-share", type=float, metavar="SHARE",
+                        help="share of generated drawings that hold a part-like composition (outlines with holes, "
+                             "slots, fillets; default: the config's, 0.4)")
     parser.add_argument("--eval-every", type=int, help="steps between evaluations")
     parser.add_argument("--time-budget", type=float, metavar="MINUTES",
                         help="stop this run (with a checkpoint) after this many minutes; the schedule is unchanged, "
@@ -67,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as err:
         raise UserError(str(err.args[0])) from None
     changes = {"steps": args.steps, "batch_size": args.batch_size, "style": args.style, "eval_every": args.eval_every,
-               "seed": args.seed, "warmup_steps": args.warmup_steps}
+               "seed": args.seed, "warmup_steps": args.warmup_steps, "part_share": args.part_share}
+    if args.part_share is not None and not 0.0 <= args.part_share <= 1.0:
+        raise UserError(f"--part-share {args.part_share}: must be in [0, 1]")
     if args.seed is not None and (problem := training_seed_problem(args.seed)):
         raise UserError(f"--seed: {problem}")
     if args.lr is not None:

@@ -1,4 +1,4 @@
-"""Part-like compositions: plates, flanges and brackets whose primitives touch, nest and share ends.
+"""Part-like compositions: plates, flanges, brackets and links whose primitives touch, nest and share ends.
 
 Real drawings are rarely scattered primitives (contract 1.1, section 2a): an outline carries holes,
 slots, fillets and bolt patterns, an arc meets a line at its end, and thin ink that is not geometry
@@ -188,23 +188,30 @@ def _circle(part: _Part, centre: np.ndarray, radius: float, dimension: bool, awa
                 break
 
 
-def _slot(part: _Part, centre: np.ndarray, length: float, radius: float, dimension: bool) -> None:
-    """A horizontal slot: two half-circle arcs and the two lines that join their ends."""
+def _slot(part: _Part, centre: np.ndarray, length: float, radius: float, dimension: bool,
+          vertical: bool = False) -> None:
+    """A slot (or an obround outline): two half-circle arcs and the two lines that join their ends,
+    `length` apart between the arcs' centres, along x or (vertical) along y."""
     pen = part.pen
     cx, cy = float(centre[0]), float(centre[1])
-    left, right = cx - length / 2, cx + length / 2
-    ends = ((left, 90.0, 270.0), (right, 270.0, 90.0))
+    if vertical:  # bottom arc from 180 to 0 (through 270), top arc from 0 to 180
+        ends = ((cx, cy - length / 2, 180.0, 0.0), (cx, cy + length / 2, 0.0, 180.0))
+        sides = [((cx - radius, cy - length / 2), (cx - radius, cy + length / 2)),
+                 ((cx + radius, cy - length / 2), (cx + radius, cy + length / 2))]
+    else:
+        ends = ((cx - length / 2, cy, 90.0, 270.0), (cx + length / 2, cy, 270.0, 90.0))
+        sides = [((cx - length / 2, y), (cx + length / 2, y)) for y in (cy - radius, cy + radius)]
     pads = []
-    for x, start, end in ends:
-        outline = arc_points(x, cy, radius, start, end, max(pen.px_per_mm))
-        pads.append(part.add(Arc(x, cy, radius, start, end), [Stroke(outline, curved=True)],
+    for x, y, start, end in ends:
+        outline = arc_points(x, y, radius, start, end, max(pen.px_per_mm))
+        pads.append(part.add(Arc(x, y, radius, start, end), [Stroke(outline, curved=True)],
                              curve_boxes(outline, pen.margin_mm)))
-    for y in (cy - radius, cy + radius):
-        a, b = np.array([left, y]), np.array([right, y])
-        part.add(Line(left, y, right, y), [Stroke(np.array([a, b]))], segment_boxes(a, b, pen.margin_mm))
+    for p, q in sides:
+        a, b = np.array(p), np.array(q)
+        part.add(Line(p[0], p[1], q[0], q[1]), [Stroke(np.array([a, b]))], segment_boxes(a, b, pen.margin_mm))
     if dimension:
         direction = np.array([math.cos(math.radians(60)), math.sin(math.radians(60))])
-        tip = np.array([right, cy]) + direction * radius
+        tip = np.array([ends[1][0], ends[1][1]]) + direction * radius
         run = part.leader_run(tip, direction)
         part.try_dimension(pads[1], lambda p: leader(p, tip, direction, "R" + format_number(radius), "radius", run))
 
@@ -398,8 +405,34 @@ def _bracket(part: _Part, size: float, budget: int) -> None:
             _centre_cross(part, spot, hole + pen.text_mm * 0.6)
 
 
-PARTS: dict[str, Callable[[_Part, float, int], None]] = {"plate": _plate, "flange": _flange, "bracket": _bracket}
-PART_WEIGHTS = {"plate": 0.6, "flange": 0.2, "bracket": 0.2}
+def _link(part: _Part, size: float, budget: int) -> None:
+    """A link (a connecting rod's outline): an obround of two arcs and two lines, a bore at each arc's
+    centre, sometimes a slot between them; lying along x or along y."""
+    pen, rng = part.pen, part.pen.rng
+    radius = _half(size_value(rng, size * 0.1, size * 0.25))
+    length = float(round(size_value(rng, max(size * 0.35, radius * 1.5), size * 0.8)))  # centre to centre
+    vertical = bool(rng.random() < 0.3)
+    along = (length + 2 * radius, 2 * radius)
+    width, height = along[::-1] if vertical else along
+    centre = np.array([_half(width / 2), _half(height / 2)])
+    part.outline_box = (0.0, 0.0, width, height)
+    _slot(part, centre, length, radius, True, vertical)
+    axis = np.array([0.0, 1.0]) if vertical else np.array([1.0, 0.0])
+    bore = _half(max(pen.text_mm * 0.4, radius * rng.uniform(0.3, 0.65)))
+    if budget - len(part.members) >= 2:
+        for k, sign in enumerate((-1.0, 1.0)):
+            _circle(part, centre + sign * axis * length / 2, bore, k == 0, np.array([-0.6, 0.8]))
+            if rng.random() < CENTRE_LINE_SHARE:
+                _centre_cross(part, centre + sign * axis * length / 2, bore + pen.text_mm * 0.6)
+    inner_length = length - 2 * (bore + radius * 0.6)
+    inner_radius = _half(min(radius * 0.45, bore))
+    if budget - len(part.members) >= 4 and inner_length > 2 * inner_radius > 2.0 and rng.random() < 0.4:
+        _slot(part, centre, float(round(inner_length)), inner_radius, rng.random() < 0.5, vertical)
+
+
+PARTS: dict[str, Callable[[_Part, float, int], None]] = {"plate": _plate, "flange": _flange, "bracket": _bracket,
+                                                        "link": _link}
+PART_WEIGHTS = {"plate": 0.5, "flange": 0.15, "bracket": 0.15, "link": 0.2}
 
 
 def part_groups(pen: Pen, size: float, budget: int) -> list[Group] | None:
