@@ -21,7 +21,7 @@ import numpy as np
 @contextlib.contextmanager
 def xla_convolutions():
     """Makes the model compute its stem and patch layers with `nnx.Conv` itself."""
-    from cad2program import model
+    from cad2program.model import network as model
     saved = model.conv_3x3_stride_2, model.patchify_matmul
     model.conv_3x3_stride_2 = model.patchify_matmul = lambda x, conv: conv(x)
     try:
@@ -37,8 +37,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed train steps per round and variant")
     args = parser.parse_args()
 
-    from cad2program.bench import train_throughput
-    from cad2program.configs import get_config
+    from cad2program.training.speed import train_throughput
+    from cad2program.model.configs import get_config
     config = get_config(args.config)
     figures: dict[str, list[float]] = {"matmul": [], "xla_conv": []}
     fractions: dict[str, list[float]] = {"matmul": [], "xla_conv": []}

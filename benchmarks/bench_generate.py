@@ -17,7 +17,7 @@ import time
 import cv2
 import numpy as np
 
-from cad2program import tokenizer
+from cad2program.contract import tokenizer
 from cad2program.synth import STYLES, GeneratorConfig, make_example, make_labels
 
 

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from make_part_archive import write_part  # noqa: E402
 
-from cad2program.dxf_dataset import import_archive  # noqa: E402
+from cad2program.dxf.dataset import import_archive  # noqa: E402
 
 
 def main(argv=None) -> int:

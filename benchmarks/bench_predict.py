@@ -58,18 +58,18 @@ def main() -> None:
     parser.add_argument("--count", type=positive_int, default=20, help="drawings from the start of --folder (default 20)")
     args = parser.parse_args()
 
-    from cad2program import tokenizer
-    from cad2program.annotations import text_crops, written_numbers
-    from cad2program.configs import get_config
-    from cad2program.dataset import load_image
-    from cad2program.decode import generate
-    from cad2program.data import prepare_image
-    from cad2program.modelfile import build_model
+    from cad2program.contract import tokenizer
+    from cad2program.reading.ocr import text_crops, written_numbers
+    from cad2program.model.configs import get_config
+    from cad2program.contract.dataset import load_image
+    from cad2program.model.decode import generate
+    from cad2program.model.input_pipeline import prepare_image
+    from cad2program.model.modelfile import build_model
     from cad2program.reading import Drawing, Recognizer, infer_sheet, run_stages
 
     records = []  # --folder's drawings, read before anything is timed: a wrong folder fails at once
     if args.folder is not None:
-        from cad2program.dataset import load_labels
+        from cad2program.contract.dataset import load_labels
         from cad2program.errors import UserError
 
         try:

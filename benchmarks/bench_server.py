@@ -51,7 +51,7 @@ def test_drawings(folders: list[Path]) -> list[tuple[bytes, dict]]:
     """(PNG bytes, sheet JSON) of every drawing in the given dataset folders, interleaved by folder.
 
     Raises UserError (missing folder, no usable drawing) with the reason."""
-    from cad2program.dataset import load_dataset
+    from cad2program.contract.dataset import load_dataset
 
     per_folder = [[(r.image_path.read_bytes(), r.sheet.to_json())
                    for r in load_dataset(folder, logger=lambda message: None)] for folder in folders]
@@ -64,8 +64,8 @@ def test_drawings(folders: list[Path]) -> list[tuple[bytes, dict]]:
 def random_model(folder: Path) -> Path:
     from flax import nnx
 
-    from cad2program.configs import cpu
-    from cad2program.modelfile import build_model, export_model
+    from cad2program.model.configs import cpu
+    from cad2program.model.modelfile import build_model, export_model
 
     config = cpu()
     return export_model(folder / "cpu_random.msgpack", config, nnx.state(build_model(config)))
@@ -77,10 +77,10 @@ def model_ceiling(model: Path, drawings: list[tuple[bytes, dict]], max_batch: in
     and the ratio of the two rates."""
     import jax
 
-    from cad2program.dataset import load_image
-    from cad2program.decode import embed_images
-    from cad2program.program import Sheet
-    from cad2program.data import prepare_image
+    from cad2program.contract.dataset import load_image
+    from cad2program.model.decode import embed_images
+    from cad2program.contract.program import Sheet
+    from cad2program.model.input_pipeline import prepare_image
     from cad2program.reading import Recognizer
 
     recognizer = Recognizer.load(model)

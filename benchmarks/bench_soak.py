@@ -53,7 +53,7 @@ def rss_bytes(pid: int) -> int:
 
 
 def good_drawings(folder: Path, limit: int = 64) -> list[dict]:
-    from cad2program.dataset import load_dataset
+    from cad2program.contract.dataset import load_dataset
 
     records = load_dataset(folder, logger=lambda message: None)[:limit]
     return [{"data": base64.b64encode(r.image_path.read_bytes()).decode(), "sheet": r.sheet.to_json()}

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from cad2program.bench import best_time
+from cad2program.training.speed import best_time
 
 
 def main() -> None:
@@ -36,13 +36,13 @@ def main() -> None:
 
     from flax import nnx
 
-    from cad2program import tokenizer
-    from cad2program.configs import get_config
-    from cad2program.decode import DecodeOptions, default_grammar, generate
-    from cad2program.export_hf import export_hf
-    from cad2program.program import Sheet
-    from cad2program.modelfile import build_model, export_model
-    from cad2program.vllm_engine import VllmDecoder
+    from cad2program.contract import tokenizer
+    from cad2program.model.configs import get_config
+    from cad2program.model.decode import DecodeOptions, default_grammar, generate
+    from cad2program.integrations.hf_export import export_hf
+    from cad2program.contract.program import Sheet
+    from cad2program.model.modelfile import build_model, export_model
+    from cad2program.integrations.vllm_engine import VllmDecoder
 
     config = get_config(args.config)
     config = config.replace(model=dataclasses.replace(config.model, fusion="prefix"))

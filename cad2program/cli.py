@@ -7,8 +7,8 @@ import sys
 
 from cad2program import __version__
 from cad2program.errors import UserError
-from cad2program.program import ProgramError
-from cad2program.tokenizer import TokenizerError
+from cad2program.contract.program import ProgramError
+from cad2program.contract.tokenizer import TokenizerError
 from cad2program.commands import bench, check, evaluate, export, generate, import_dxf, predict, render, serve, train
 
 # name -> module; each module has a docstring (the command's help), add_arguments and run.

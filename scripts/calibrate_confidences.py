@@ -4,7 +4,7 @@
 
 Training fits the power at every evaluation (`train.confidence_calibration`), on the model's own
 output at its input size. What a user gets is that output re-measured on the full-size image
-(`refine.py`), which matches more often at the same confidence, so this script fits the power on
+(`cad2program/refine/`), which matches more often at the same confidence, so this script fits the power on
 that: held-out drawings rendered at 512 px (as the test sets are), recognised as `predict` does.
 The drawings come from the held-out stream that training evaluates on (`train.EVAL_SEED`), never
 from the test sets, so that confidences measured on the test sets afterwards
@@ -20,12 +20,12 @@ from pathlib import Path
 from flax import nnx
 from tqdm import tqdm
 
-from cad2program import tokenizer
-from cad2program.modelfile import export_model, load_model
+from cad2program.contract import tokenizer
+from cad2program.model.modelfile import export_model, load_model
 from cad2program.reading import Recognizer, fit_confidence_power
-from cad2program.scoring import matched_flags
+from cad2program.evaluation.scoring import matched_flags
 from cad2program.synth import GeneratorConfig, make_example
-from cad2program.train import EVAL_SEED
+from cad2program.training.train import EVAL_SEED
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cad2program.dataset import load_labels
-from cad2program.scoring import matched_flags, prediction_primitives, read_predictions
+from cad2program.contract.dataset import load_labels
+from cad2program.evaluation.scoring import matched_flags, prediction_primitives, read_predictions
 
 BANDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 OVERLAY_BANDS = (0.0, 0.6, 0.9, 1.0)  # the overlay's red, orange, green

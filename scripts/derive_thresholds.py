@@ -25,12 +25,12 @@ from tqdm import tqdm
 
 import dataclasses
 
-from cad2program.dataset import load_dataset, load_image
-from cad2program.program import Line, Polyline, Rectangle
+from cad2program.contract.dataset import load_dataset, load_image
+from cad2program.contract.program import Line, Polyline, Rectangle
 from cad2program.reading import DEFAULT_SETTINGS, Recognizer, stages_for
 from cad2program.refine import longest_side
-from cad2program.geometry import tolerance
-from cad2program.scoring import matched_flags
+from cad2program.contract.geometry import tolerance
+from cad2program.evaluation.scoring import matched_flags
 
 INK_TYPES = (Line, Rectangle, Polyline)
 INK_CANDIDATES = np.round(np.arange(0.0, 0.96, 0.05), 2)

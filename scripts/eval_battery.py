@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from cad2program.commands import evaluate
     from cad2program.commands.predict import load_recognizer
     from cad2program.errors import UserError
-    from cad2program.scoring import score
+    from cad2program.evaluation.scoring import score
 
     sets = battery_folders(args.battery, args.half)
     if not sets:

@@ -18,11 +18,11 @@ from collections import defaultdict
 import numpy as np
 from tqdm import tqdm
 
-from cad2program.program import Arc, Circle, Polyline, Rectangle
+from cad2program.contract.program import Arc, Circle, Polyline, Rectangle
 from cad2program.refine import measure_primitives
-from cad2program.geometry import tolerance
+from cad2program.contract.geometry import tolerance
 from cad2program.synth import GeneratorConfig, make_example
-from cad2program.train import EVAL_SEED
+from cad2program.training.train import EVAL_SEED
 
 
 def displaced(primitive, t: float, rng: np.random.Generator):

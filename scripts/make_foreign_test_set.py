@@ -26,9 +26,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from cad2program.dataset import load_labels, write_labels
+from cad2program.contract.dataset import load_labels, write_labels
 from cad2program.outputs.dxf import SHEET_LAYER, build_dxf
-from cad2program.program import Sheet
+from cad2program.contract.program import Sheet
 
 
 def render_with_ezdxf(primitives, sheet: Sheet, longer_side_px: int) -> np.ndarray:

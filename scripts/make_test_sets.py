@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cad2program.data import TEST_SET_SEEDS
+from cad2program.model.input_pipeline import TEST_SET_SEEDS
 from cad2program.synth import GeneratorConfig, write_dataset
 
 
@@ -36,7 +36,7 @@ def store_pngs_grey(folder: Path) -> None:
     """Rewrites every PNG under folder/images as the grey image the model reads from it, losslessly."""
     from PIL import Image
 
-    from cad2program.dataset import load_image
+    from cad2program.contract.dataset import load_image
 
     for path in sorted((folder / "images").glob("*.png")):
         seen = load_image(path)

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from cad2program.errors import UserError
-from cad2program.geometry import primitive_polyline, tolerance
-from cad2program.program import Line, Polyline, Primitive
-from cad2program.scoring import SIZE_FIELDS, match_primitives, pair_predictions
+from cad2program.contract.geometry import primitive_polyline, tolerance
+from cad2program.contract.program import Line, Polyline, Primitive
+from cad2program.evaluation.scoring import SIZE_FIELDS, match_primitives, pair_predictions
 
 NEAR_TOLERANCES = 3
 INVISIBLE_TURN_DEGREES = 10.0

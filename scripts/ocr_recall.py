@@ -4,7 +4,7 @@
     python3 scripts/ocr_recall.py 20 testsets/clean --finders detector --detection-side 512
 
 A size counts as read when its written value (a circle's diameter, an arc's radius, a rectangle's
-width or height) is among `annotations.written_numbers` of its drawing: the recall that bounds what
+width or height) is among `ocr.written_numbers` of its drawing: the recall that bounds what
 re-reading sizes can gain from the OCR. Prints one table row per folder and text finder (both by
 default, each drawing read by one and then the other, so that both meet the same machine load).
 """
@@ -16,25 +16,25 @@ import json
 import time
 from pathlib import Path
 
-from cad2program import annotations
-from cad2program.dataset import load_image
-from cad2program.program import Circle, primitive_from_json
+from cad2program.reading import ocr
+from cad2program.contract.dataset import load_image
+from cad2program.contract.program import Circle, primitive_from_json
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("count", type=int, help="drawings from the start of each folder")
     parser.add_argument("folders", type=Path, nargs="+", help="labelled dataset folders")
-    parser.add_argument("--detection-side", type=int, default=annotations.DETECTION_SIDE,
-                        help=f"the detector's shorter side in pixels (default {annotations.DETECTION_SIDE})")
-    parser.add_argument("--finders", nargs="+", choices=annotations.TEXT_FINDERS, default=list(annotations.TEXT_FINDERS),
+    parser.add_argument("--detection-side", type=int, default=ocr.DETECTION_SIDE,
+                        help=f"the detector's shorter side in pixels (default {ocr.DETECTION_SIDE})")
+    parser.add_argument("--finders", nargs="+", choices=ocr.TEXT_FINDERS, default=list(ocr.TEXT_FINDERS),
                         help="where the OCR looks for text (default: both, side by side)")
     args = parser.parse_args(argv)
-    if not annotations.available():
+    if not ocr.available():
         print("error: rapidocr_onnxruntime is not installed (./install.sh installs it)")
         return 1
-    annotations.DETECTION_SIDE = args.detection_side
-    annotations._engine.cache_clear()  # the engine is built with the side
+    ocr.DETECTION_SIDE = args.detection_side
+    ocr._engine.cache_clear()  # the engine is built with the side
     print("| folder | text finder | sizes read | of | recall | s / drawing |\n| --- | --- | --- | --- | --- | --- |")
     for folder in args.folders:
         if not (folder / "labels.jsonl").exists():
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             total += len(sizes)
             for finder in args.finders:
                 started = time.perf_counter()
-                values = {n.value for n in annotations.written_numbers(image, finder)}
+                values = {n.value for n in ocr.written_numbers(image, finder)}
                 seconds[finder] += time.perf_counter() - started
                 found[finder] += sum(size in values for size in sizes)
         for finder in args.finders:

@@ -18,13 +18,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from cad2program.dataset import ImageError, load_image, load_labels
+from cad2program.contract.dataset import ImageError, load_image, load_labels
 from cad2program.reading import Recognizer, stages_for
 from cad2program.reading.ink_rules import without_uninked_circles
 from cad2program.reading.second_look import with_alone_bonus, with_candidates
 from cad2program.reading.settings import DEFAULT_SETTINGS
 from cad2program.refine import drawn_alone
-from cad2program.scoring import matched_flags, score
+from cad2program.evaluation.scoring import matched_flags, score
 
 CHUNK = 32
 

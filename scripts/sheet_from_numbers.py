@@ -13,10 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-from cad2program.dataset import load_image
-from cad2program.program import Sheet, primitive_from_json
+from cad2program.contract.dataset import load_image
+from cad2program.contract.program import Sheet, primitive_from_json
 from cad2program.reading import Recognizer
-from cad2program.scoring import match_primitives
+from cad2program.evaluation.scoring import match_primitives
 
 
 def main(argv: list[str] | None = None) -> int:

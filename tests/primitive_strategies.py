@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
 
 
 def tenths(low: int, high: int) -> st.SearchStrategy[float]:

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import requests
 
-from cad2program.configs import tiny
+from cad2program.model.configs import tiny
 
 START_TIMEOUT_S = 240  # a cold XLA cache compiles every batch size; warm starts take seconds
 
@@ -49,7 +49,7 @@ def tiny_model_server(folder: Path, compile_cache: Path, *serve_args: str) -> It
     """
     from flax import nnx
 
-    from cad2program.modelfile import build_model, export_model
+    from cad2program.model.modelfile import build_model, export_model
 
     config = tiny()
     model = export_model(folder / "tiny.msgpack", config, nnx.state(build_model(config)))

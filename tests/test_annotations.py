@@ -9,9 +9,9 @@ from PIL import Image
 
 import cv2
 
-from cad2program.annotations import (TEXT_FINDERS, available, ink_text_boxes, numbers_in, values_in, views,
+from cad2program.reading.ocr import (TEXT_FINDERS, available, ink_text_boxes, numbers_in, values_in, views,
                                      written_numbers)
-from cad2program.program import Circle, primitive_from_json
+from cad2program.contract.program import Circle, primitive_from_json
 
 CLEAN = Path(__file__).parent.parent / "testsets" / "clean"
 
@@ -121,7 +121,7 @@ def test_text_written_upwards_is_read_and_placed_where_it_is_drawn(finder):
 def test_the_real_sheet_is_found_from_the_written_sizes_when_it_was_only_inferred():
     import dataclasses
 
-    from cad2program.program import Arc, Rectangle, Sheet
+    from cad2program.contract.program import Arc, Rectangle, Sheet
     from cad2program.reading import Recognition, infer_sheet
     from cad2program.reading.sizes import sheet_from_numbers
 

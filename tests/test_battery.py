@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cad2program.program import Arc, Circle, Line, Rectangle, Sheet, primitives_from_json, program_problems
+from cad2program.contract.program import Arc, Circle, Line, Rectangle, Sheet, primitives_from_json, program_problems
 from tiny_model import drawings_folder, tiny_model  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ uploaded file by path, creates `Preprocess()`, sets `model_endpoint` on it, call
 once, and per request calls preprocess -> process -> postprocess with a fresh `state` dict and, when
 statistics are on, `custom_stats.update` as the callback. An exception from preprocess becomes HTTP 422
 when it is a ValueError (the message goes into `detail`), HTTP 500 otherwise (`serving/main.py`); the
-messages themselves come from the shared contract (`cad2program.serving.contract`).
+messages themselves come from the shared contract (`cad2program.server.contract`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import pytest
 from PIL import Image
 
 from cad2program.errors import UserError
-from cad2program.program import Sheet, parse_program, primitives_from_json
+from cad2program.contract.program import Sheet, parse_program, primitives_from_json
 from cad2program.synth import GeneratorConfig, make_example
 
-MODULE_FILE = Path(__file__).resolve().parents[1] / "cad2program" / "serving" / "clearml_preprocess.py"
+MODULE_FILE = Path(__file__).resolve().parents[1] / "cad2program" / "integrations" / "clearml_serving.py"
 
 
 def import_like_clearml_serving(path: Path):
@@ -73,8 +73,8 @@ def model_file(tmp_path_factory) -> Path:
     import jax
     from flax import nnx
 
-    from cad2program.configs import tiny
-    from cad2program.modelfile import build_model, export_model
+    from cad2program.model.configs import tiny
+    from cad2program.model.modelfile import build_model, export_model
 
     config = tiny()
     _, state = nnx.split(nnx.eval_shape(lambda: build_model(config)))
@@ -198,7 +198,7 @@ BAD_REQUESTS = {
 
 @pytest.mark.parametrize("body, message", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
 def test_bad_requests_are_refused_with_a_clear_message(endpoint, body, message):
-    from cad2program.serving.contract import RequestError
+    from cad2program.server.contract import RequestError
 
     statistics = StatisticsRecorder()
     with pytest.raises(RequestError) as caught:

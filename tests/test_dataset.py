@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cad2program.dataset import (ImageError, LineProblem, check_image, load_dataset, load_image, load_labels,
+from cad2program.contract.dataset import (ImageError, LineProblem, check_image, load_dataset, load_image, load_labels,
                                  record_to_json, write_labels)
 from cad2program.errors import UserError
-from cad2program.program import Circle, Line, Rectangle, Sheet
+from cad2program.contract.program import Circle, Line, Rectangle, Sheet
 
 SHEET = {"width": 200, "height": 150}
 CIRCLE = {"type": "circle", "x": 30, "y": 5, "radius": 5}

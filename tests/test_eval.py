@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cad2program.cli import main
-from cad2program.scoring import score_files
+from cad2program.evaluation.scoring import score_files
 from tiny_model import drawings_folder, tiny_model  # noqa: F401  (fixtures)
 
 SCORE_KEYS = {"drawings", "f1", "precision", "recall", "size_exactness", "drawing_accuracy", "valid_rate",

@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from cad2program import tokenizer
-from cad2program.program import Sheet
+from cad2program.contract import tokenizer
+from cad2program.contract.program import Sheet
 from tiny_model import prefix_config, tiny_model  # noqa: F401  (fixture)
 
 SHEETS = [Sheet(200, 150), Sheet(90, 120)]
@@ -24,8 +24,8 @@ def exported(tmp_path_factory):
     pytest.importorskip("safetensors")
     from flax import nnx
 
-    from cad2program.export_hf import export_hf
-    from cad2program.modelfile import build_model, export_model
+    from cad2program.integrations.hf_export import export_hf
+    from cad2program.model.modelfile import build_model, export_model
 
     root = tmp_path_factory.mktemp("hf")
     config = prefix_config()
@@ -60,7 +60,7 @@ def test_logits_equal_jax(exported, llama):
     import jax.numpy as jnp
     import torch
 
-    from cad2program.export_hf import ImagePrefix
+    from cad2program.integrations.hf_export import ImagePrefix
 
     model, _, folder = exported
     prefix = ImagePrefix(folder)
@@ -80,7 +80,7 @@ def hf_greedy(llama, embeds: np.ndarray, sheet: Sheet, steps: int) -> list[int]:
     """Grammar-constrained greedy decoding with transformers and its key/value cache, one drawing."""
     import torch
 
-    from cad2program.grammar_cursor import GrammarCursor
+    from cad2program.integrations.grammar_cursor import GrammarCursor
 
     cursor = GrammarCursor(tokenizer.value_limits(sheet))
     tokens: list[int] = []
@@ -98,8 +98,8 @@ def hf_greedy(llama, embeds: np.ndarray, sheet: Sheet, steps: int) -> list[int]:
 
 
 def test_greedy_tokens_equal_jax(exported, llama):
-    from cad2program.decode import DecodeOptions, default_grammar, generate
-    from cad2program.export_hf import ImagePrefix
+    from cad2program.model.decode import DecodeOptions, default_grammar, generate
+    from cad2program.integrations.hf_export import ImagePrefix
 
     model, _, folder = exported
     prefix = ImagePrefix(folder)

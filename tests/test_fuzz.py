@@ -86,7 +86,7 @@ def image_bytes(draw) -> bytes:
 @FUZZ
 @given(image_bytes())
 def test_any_image_bytes_load_or_raise_an_image_error(data):
-    from cad2program.dataset import ImageError, load_image
+    from cad2program.contract.dataset import ImageError, load_image
 
     try:
         grey = load_image(data, work_pixels=1_000_000)
@@ -97,7 +97,7 @@ def test_any_image_bytes_load_or_raise_an_image_error(data):
 
 
 def test_every_odd_kind_of_valid_image_loads():
-    from cad2program.dataset import load_image
+    from cad2program.contract.dataset import load_image
 
     for kind, data in IMAGES.items():
         grey = load_image(data)
@@ -121,7 +121,7 @@ class FakeRecognizer:
         self.config = SimpleNamespace(model=SimpleNamespace(num_image_tokens=5))
 
     def recognize_prepared(self, images, sheets):
-        from cad2program.program import Circle
+        from cad2program.contract.program import Circle
         from cad2program.reading import Recognition
 
         return [Recognition(s, [Circle(10, 10, 5)], [0.5], valid=True) for s in sheets]
@@ -229,7 +229,7 @@ program_texts = st.lists(st.sampled_from(PROGRAM_PIECES) | st.text(max_size=5), 
 @FUZZ
 @given(program_texts | st.text(max_size=200))
 def test_program_text_parses_or_raises_a_program_error(text):
-    from cad2program.program import ProgramError, parse_any
+    from cad2program.contract.program import ProgramError, parse_any
 
     try:
         primitives = parse_any(text)

@@ -10,10 +10,10 @@ import ezdxf
 import pytest
 
 from cad2program.cli import main
-from cad2program.dataset import load_labels
-from cad2program.dxf_import import DxfError, polyline_shapes, read_dxf
-from cad2program.dxf_drawings import split_into_crops
-from cad2program.program import Arc, Circle, Line, Rectangle
+from cad2program.contract.dataset import load_labels
+from cad2program.dxf.importer import DxfError, polyline_shapes, read_dxf
+from cad2program.dxf.drawings import split_into_crops
+from cad2program.contract.program import Arc, Circle, Line, Rectangle
 
 
 def _new():
@@ -220,8 +220,8 @@ def _imported_parts(tmp_path):
 
 
 def test_training_data_source_takes_an_imported_folder(tmp_path):
-    from cad2program.configs import tiny
-    from cad2program.train import _data_source
+    from cad2program.model.configs import tiny
+    from cad2program.training.train import _data_source
 
     out = _imported_parts(tmp_path)
     messages = []
@@ -232,8 +232,8 @@ def test_training_data_source_takes_an_imported_folder(tmp_path):
 
 @pytest.mark.slow
 def test_training_reads_an_imported_folder(tmp_path):
-    from cad2program.configs import tiny
-    from cad2program.train import train_and_evaluate
+    from cad2program.model.configs import tiny
+    from cad2program.training.train import train_and_evaluate
 
     out = _imported_parts(tmp_path)
     config = tiny().replace(steps=2, eval_every=2, checkpoint_every=2, eval_examples=2)
@@ -244,8 +244,8 @@ def test_training_reads_an_imported_folder(tmp_path):
 
 
 def test_not_annotated_primitives_round_trip_and_count_for_matching_only():
-    from cad2program.program import ProgramError, Sheet, primitive_from_json
-    from cad2program.scoring import score_drawing
+    from cad2program.contract.program import ProgramError, Sheet, primitive_from_json
+    from cad2program.evaluation.scoring import score_drawing
 
     label = {"type": "circle", "x": 30, "y": 40, "radius": 5, "annotated": False}
     circle = primitive_from_json(label)
@@ -261,8 +261,8 @@ def test_not_annotated_primitives_round_trip_and_count_for_matching_only():
 
 @pytest.mark.slow  # a tiny training run: a minute of CPU (several on a busy machine)
 def test_a_run_stopped_early_registers_the_model_it_stopped_with(tmp_path):
-    from cad2program.configs import tiny
-    from cad2program.train import train_and_evaluate
+    from cad2program.model.configs import tiny
+    from cad2program.training.train import train_and_evaluate
 
     class Recorder:  # the tracker's interface, recording what the training loop registers
         def __init__(self):

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from cad2program.cli import main
-from cad2program.dataset import image_key_problem, load_labels
-from cad2program.program import Arc, Sheet, program_problems
+from cad2program.contract.dataset import image_key_problem, load_labels
+from cad2program.contract.program import Arc, Sheet, program_problems
 from tiny_model import tiny_model  # noqa: F401  (fixture)
 
 SHEET = {"width": 200, "height": 150}

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cad2program import tokenizer
-from cad2program.scoring import score_drawing
-from cad2program.configs import tiny
-from cad2program.decode import DecodeOptions, default_grammar, generate, generate_uncached
-from cad2program.model import DrawingReader
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, parse_program
-from cad2program.modelfile import export_model, load_model
+from cad2program.contract import tokenizer
+from cad2program.evaluation.scoring import score_drawing
+from cad2program.model.configs import tiny
+from cad2program.model.decode import DecodeOptions, default_grammar, generate, generate_uncached
+from cad2program.model.network import DrawingReader
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, parse_program
+from cad2program.model.modelfile import export_model, load_model
 from cad2program.reading import Recognizer
 from cad2program.reading.recognition import programs_from_tokens
 
@@ -110,9 +110,9 @@ def test_sharded_train_step_equals_single_device_step(tmp_path):
     script = textwrap.dedent("""
         import json, numpy as np, jax
         from flax import nnx
-        from cad2program.configs import tiny
-        from cad2program.modelfile import build_model
-        from cad2program.train import make_mesh, make_optimizer, make_train_step, replicate, shard_batch
+        from cad2program.model.configs import tiny
+        from cad2program.model.modelfile import build_model
+        from cad2program.training.train import make_mesh, make_optimizer, make_train_step, replicate, shard_batch
         assert jax.device_count() == 4, jax.devices()
         config = tiny()
         graphdef, params = nnx.split(build_model(config))
@@ -139,7 +139,7 @@ def test_sharded_train_step_equals_single_device_step(tmp_path):
 
 
 def _fixed_batch(config, drawings):
-    from cad2program.data import encode_target
+    from cad2program.model.input_pipeline import encode_target
     images = np.zeros((len(drawings), config.model.image_size, config.model.image_size, 1), np.float32)
     for i, (sheet, primitives) in enumerate(drawings):
         # Distinct images: a different bar pattern per drawing (the content need not be realistic here).
@@ -158,7 +158,7 @@ DRAWINGS = [
 
 
 def test_tiny_model_overfits_a_few_drawings_to_their_exact_programs():
-    from cad2program.train import make_optimizer, make_train_step, trim_batch
+    from cad2program.training.train import make_optimizer, make_train_step, trim_batch
     config = tiny().replace(learning_rate=3e-3, warmup_steps=10, steps=250)
     batch = trim_batch(_fixed_batch(config, DRAWINGS))
     graphdef, params = nnx.split(DrawingReader(config.model, nnx.Rngs(0)))
@@ -190,7 +190,7 @@ def test_a_row_cut_off_inside_a_polyline_keeps_only_its_complete_primitives():
 
 
 def test_checkpoint_resumes_to_the_same_next_loss(tmp_path):
-    from cad2program.train import train_and_evaluate
+    from cad2program.training.train import train_and_evaluate
     config = tiny().replace(steps=6, eval_every=1000, checkpoint_every=3, log_every=1, eval_examples=0)
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train_and_evaluate(config, straight, progress=False, log=lambda *_: None)
@@ -217,7 +217,7 @@ def test_exported_model_loads_and_recognizes_the_same(tmp_path):
 
 
 def test_bench_reports_every_figure_and_equal_tokens():
-    from cad2program.bench import run_bench
+    from cad2program.training.speed import run_bench
     figures = run_bench(tiny(), quick=True)
     for key in ("train_samples_per_s", "train_flops_fraction", "decode_ms_per_drawing_b1", "decode_drawings_per_s_b32",
                 "naive_drawings_per_s_b32", "decode_speedup", "end_to_end_speedup"):
@@ -226,7 +226,7 @@ def test_bench_reports_every_figure_and_equal_tokens():
 
 
 def test_matmul_convolutions_equal_the_convolutions_they_replace():
-    from cad2program.model import conv_3x3_stride_2, patchify_matmul
+    from cad2program.model.network import conv_3x3_stride_2, patchify_matmul
     rngs = nnx.Rngs(0)
     x = jax.random.normal(jax.random.key(1), (2, 16, 12, 5))
     stem = nnx.Conv(5, 7, (3, 3), strides=2, padding="SAME", rngs=rngs)
@@ -247,7 +247,7 @@ def test_a_model_of_another_token_format_is_refused_with_a_clear_error(tmp_path)
 
 
 def test_soft_value_targets_reward_nearby_positions_and_leave_other_tokens_one_hot():
-    from cad2program.train import soft_value_cross_entropy
+    from cad2program.training.train import soft_value_cross_entropy
     vocab = tokenizer.VOCAB_SIZE
     target = tokenizer.VALUE0 + 250
 
@@ -267,7 +267,7 @@ def test_soft_value_targets_reward_nearby_positions_and_leave_other_tokens_one_h
 
 
 def test_keypoint_map_marks_the_patches_where_programs_write_positions():
-    from cad2program.data import keypoint_map
+    from cad2program.model.input_pipeline import keypoint_map
     sheet = Sheet(200, 100)  # 8 x 8 patches of 25 mm; the sheet fills the top half of the square image
     circle, line = Circle(110, 60, 20), Line(0, 0, 199, 99)
     grid = keypoint_map(sheet, [circle, line], 8)
@@ -277,7 +277,7 @@ def test_keypoint_map_marks_the_patches_where_programs_write_positions():
 
 
 def test_keypoint_loss_trains_the_encoder_head_when_the_config_asks_for_it():
-    from cad2program.train import make_optimizer, make_train_step
+    from cad2program.training.train import make_optimizer, make_train_step
     config = tiny().replace(keypoint_weight=1.0)
     config = config.replace(model=dataclasses.replace(config.model, keypoint_classes=6))
     batch = _fixed_batch(config, DRAWINGS)
@@ -302,8 +302,8 @@ def test_the_keypoint_task_runs_only_with_both_a_weight_and_a_head():
 
 
 def test_a_training_seed_never_draws_from_the_held_out_streams():
-    from cad2program.data import RETRY_SEED_STEP
-    from cad2program.train import EVAL_SEED, training_seed_problem
+    from cad2program.model.input_pipeline import RETRY_SEED_STEP
+    from cad2program.training.train import EVAL_SEED, training_seed_problem
     assert training_seed_problem(0) is None and training_seed_problem(1) is None
     assert "held out" in training_seed_problem(EVAL_SEED)
     assert "held out" in training_seed_problem(EVAL_SEED - 3 * RETRY_SEED_STEP)  # its 4th retry stream is held out
@@ -312,7 +312,7 @@ def test_a_training_seed_never_draws_from_the_held_out_streams():
 
 
 def test_a_value_token_counts_its_neighbours_within_the_window_and_other_tokens_only_themselves():
-    from cad2program.decode import Grammar, neighbourhood_logprob
+    from cad2program.model.decode import Grammar, neighbourhood_logprob
 
     probs = np.array([[0.1, 0.1, 0.2, 0.3, 0.2, 0.1]] * 4)  # tokens 0, 1 are not values; 2..5 are
     grammar = Grammar(table=np.zeros((3, 6), np.int32), start_state=0, eos=0, pad=0,
@@ -353,7 +353,7 @@ def test_the_fitted_confidence_power_recovers_how_confidences_relate_to_matches(
 
 def test_training_writes_the_confidence_power_into_its_models_and_recognizers_apply_it(tmp_path):
     from cad2program.reading.settings import DEFAULT_SETTINGS, ReadingSettings
-    from cad2program.train import train_and_evaluate
+    from cad2program.training.train import train_and_evaluate
     config = tiny().replace(steps=2, eval_every=2, checkpoint_every=2, eval_examples=4)
     train_and_evaluate(config, tmp_path, progress=False, log=lambda *_: None)
     for name in ("model.msgpack", "best_model.msgpack"):
@@ -389,7 +389,7 @@ def test_calibrate_script_writes_a_fitted_power_into_the_model_file(tmp_path, ca
 
 @pytest.mark.parametrize("fusion", ["cross_attention", "prefix"])
 def test_continuation_scores_equal_the_full_forward_log_probabilities(fusion):
-    from cad2program.decode import continuation_logprobs, embed_images
+    from cad2program.model.decode import continuation_logprobs, embed_images
 
     model = tiny_model(fusion, seed=13)
     images, prompts, _ = random_inputs(1)
@@ -410,7 +410,7 @@ def test_continuation_scores_equal_the_full_forward_log_probabilities(fusion):
 
 
 def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
-    from cad2program.decode import continuation_logprobs, embed_images
+    from cad2program.model.decode import continuation_logprobs, embed_images
     from cad2program.reading import Recognition
     from cad2program.reading.settings import DEFAULT_SETTINGS
     from cad2program.reading.sizes import SIZE_TOKENS, size_jobs
@@ -482,7 +482,7 @@ def test_a_number_written_after_an_r_is_a_radius_for_circles_and_arcs_and_no_rec
 
 
 def test_after_the_warm_up_re_reading_sizes_compiles_nothing():
-    from cad2program.decode import CONTINUATION_ROWS, _continuation_logprobs
+    from cad2program.model.decode import CONTINUATION_ROWS, _continuation_logprobs
     from cad2program.reading import Recognition
 
     recognizer = Recognizer(tiny(), tiny_model(seed=18))

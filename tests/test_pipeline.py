@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cad2program.errors import UserError
-from cad2program.program import Sheet
+from cad2program.contract.program import Sheet
 from cad2program.reading import (STAGES, DEFAULT_SETTINGS, Drawing, ReadingSettings, Recognizer, run_stages,
                                  run_stages_async, stages_for)
 from cad2program.reading import pipeline
@@ -94,8 +94,8 @@ def test_each_image_ink_is_computed_once(tiny_model, monkeypatch):
 def test_a_model_file_carries_its_reading_settings(tmp_path):
     from flax import nnx
 
-    from cad2program.configs import tiny
-    from cad2program.modelfile import build_model, export_model
+    from cad2program.model.configs import tiny
+    from cad2program.model.modelfile import build_model, export_model
 
     config = tiny()
     state = nnx.state(build_model(config))
@@ -113,7 +113,7 @@ def test_a_model_file_carries_its_reading_settings(tmp_path):
 
 
 def test_a_stricter_ink_share_drops_a_line_the_ink_shows_too_little_of():
-    from cad2program.program import Line
+    from cad2program.contract.program import Line
     from cad2program.reading.ink_rules import measured_on
     from cad2program.reading.recognition import Recognition
 

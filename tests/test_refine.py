@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
-from cad2program.geometry import pair_error
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
+from cad2program.contract.geometry import pair_error
 from cad2program.refine import ink_mask, refine_primitives, remeasure_arcs
 from cad2program.refine.arcs import _centre_mark, close_gaps, runs, span_degrees
 from cad2program.refine.ink import band_width
@@ -278,9 +278,9 @@ def test_an_outline_no_bigger_than_an_arrowhead_is_left_out():
 def test_on_an_inferred_sheet_positions_are_re_measured_but_sizes_stay_as_read():
     import dataclasses as dc
 
-    from cad2program import tokenizer
-    from cad2program.configs import tiny
-    from cad2program.modelfile import build_model
+    from cad2program.contract import tokenizer
+    from cad2program.model.configs import tiny
+    from cad2program.model.modelfile import build_model
     from cad2program.reading import Drawing, Recognition, Recognizer, run_stages
 
     image = draw([Rectangle(20, 15, 50, 30)])
@@ -310,7 +310,7 @@ TRIANGLE = Polyline(((130, 30), (185, 40), (150, 75)), True)
 
 @pytest.mark.parametrize("noise", [0.0, 25.0])
 def test_a_polyline_is_traced_with_the_corners_the_ink_has_not_the_count_the_model_wrote(noise):
-    from cad2program.scoring import matched_flags
+    from cad2program.evaluation.scoring import matched_flags
 
     # The model's usual polyline mistakes: a corner too few, corners a tolerance or more off, a closed
     # outline written open with its first point again at the end.

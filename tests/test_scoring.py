@@ -8,9 +8,9 @@ import random
 import pytest
 from hypothesis import given, settings
 
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
-from cad2program.geometry import angle_difference, as_segments, pair_error
-from cad2program.scoring import format_report_table, match_primitives, score, score_drawing, score_files
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
+from cad2program.contract.geometry import angle_difference, as_segments, pair_error
+from cad2program.evaluation.scoring import format_report_table, match_primitives, score, score_drawing, score_files
 from primitive_strategies import drawings
 
 SHEET = Sheet(200, 150)  # t = 0.02 * 200 = 4 mm
@@ -261,7 +261,7 @@ def test_score_files_pairs_by_image_key(tmp_path):
 
 
 def test_an_unannotated_truth_counts_for_matching_but_not_for_size_exactness():
-    from cad2program.program import primitives_from_json
+    from cad2program.contract.program import primitives_from_json
 
     true = primitives_from_json([{"type": "circle", "x": 20, "y": 20, "radius": 5, "annotated": False},
                                  {"type": "circle", "x": 60, "y": 20, "radius": 5}])
@@ -275,7 +275,7 @@ def test_an_unannotated_truth_counts_for_matching_but_not_for_size_exactness():
 
 
 def test_annotated_must_be_a_boolean():
-    from cad2program.program import ProgramError, primitives_from_json
+    from cad2program.contract.program import ProgramError, primitives_from_json
 
     with pytest.raises(ProgramError, match="annotated"):
         primitives_from_json([{"type": "circle", "x": 20, "y": 20, "radius": 5, "annotated": "no"}])

@@ -123,7 +123,7 @@ def test_sheet_from_numbers_scores_both_ways_of_getting_a_sheet(capsys):
 
 
 def test_ocr_recall_counts_the_true_sizes_read(capsys):
-    from cad2program.annotations import available
+    from cad2program.reading.ocr import available
 
     if not available():
         pytest.skip("rapidocr_onnxruntime is not installed")

@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cad2program import tokenizer
-from cad2program.configs import tiny
-from cad2program.data import prepare_image
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, reading_order
-from cad2program.modelfile import build_model
+from cad2program.contract import tokenizer
+from cad2program.model.configs import tiny
+from cad2program.model.input_pipeline import prepare_image
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, reading_order
+from cad2program.model.modelfile import build_model
 import dataclasses
 
 from cad2program.reading import DEFAULT_SETTINGS, Recognition, Recognizer, run_stages, stages_for
@@ -60,7 +60,7 @@ def _full_forward_logprob(recognizer: Recognizer, memory, prefix: list[int], tok
 
 
 def test_a_candidate_is_scored_where_reading_order_puts_it_as_a_full_forward_pass_would():
-    from cad2program.decode import embed_images
+    from cad2program.model.decode import embed_images
 
     recognizer = Recognizer(tiny(), build_model(tiny(), seed=3), second_look=False)
     sheet = Sheet(200, 100)
@@ -158,7 +158,7 @@ def _written(sheet: Sheet, primitives) -> tuple[list[int], list[tuple[int, int]]
 
 
 def test_a_segment_takes_the_type_a_full_forward_pass_finds_likelier_in_its_place():
-    from cad2program.decode import embed_images
+    from cad2program.model.decode import embed_images
 
     sheet = Sheet(200, 100)
     rectangle, line = Rectangle(20, 60, 30, 20), Line(10, 50, 190, 45)

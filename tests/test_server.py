@@ -323,7 +323,7 @@ class FakeRecognizer:
         self.calls: list[int] = []
 
     def recognize_prepared(self, images, sheets):
-        from cad2program.program import Circle
+        from cad2program.contract.program import Circle
         from cad2program.reading import Recognition
 
         self.release_warm_up.wait(30)

@@ -51,7 +51,7 @@ class FakeRecognizer:
         self.delay_s = delay_s
 
     def recognize_prepared(self, images, sheets):
-        from cad2program.program import Circle
+        from cad2program.contract.program import Circle
         from cad2program.reading import Recognition
 
         time.sleep(self.delay_s)
@@ -221,7 +221,7 @@ def big_png(width=7000, height=7000) -> bytes:
 
 
 def test_a_large_image_is_scaled_down_as_it_is_decoded():
-    from cad2program.dataset import load_image
+    from cad2program.contract.dataset import load_image
 
     data = big_png()
     assert len(data) < 200_000  # a few hundred KB of file, 49 Mpx of pixels
@@ -235,7 +235,7 @@ def test_a_large_image_is_scaled_down_as_it_is_decoded():
 
 
 def test_the_pixel_budget_lets_decodes_through_only_as_far_as_it_goes():
-    from cad2program.dataset import PixelBudget
+    from cad2program.contract.dataset import PixelBudget
 
     budget = PixelBudget(100)
     order = []

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cad2program.program import (Arc, Circle, Line, Polyline, Rectangle, format_number, primitives_from_json,
+from cad2program.contract.program import (Arc, Circle, Line, Polyline, Rectangle, format_number, primitives_from_json,
                                  program_problems)
 from cad2program.synth import STYLES, GeneratorConfig, image_size, make_example, make_labels, write_dataset
 from cad2program.synth import fonts
@@ -199,7 +199,7 @@ def test_dataset_folder_round_trips_exactly(tmp_path):
 
 
 def test_generated_folder_passes_load_labels(tmp_path):
-    dataset = pytest.importorskip("cad2program.dataset")
+    dataset = pytest.importorskip("cad2program.contract.dataset")
     folder = write_dataset(tmp_path / "data", 12, seed=1, config=GeneratorConfig(long_side_px=128),
                            workers=1, progress=False)
     records, problems = dataset.load_labels(folder)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cad2program.tracking import (
+from cad2program.integrations.clearml_tracking import (
     RUN_RECORD,
     STAGING_FOLDER,
     Tracker,
@@ -109,7 +109,7 @@ def test_disabled_tracker_does_nothing_and_never_imports_clearml(tmp_path: Path)
 import sys
 from pathlib import Path
 import numpy as np
-from cad2program.tracking import Tracker
+from cad2program.integrations.clearml_tracking import Tracker
 workdir = Path({str(tmp_path / 'run')!r})
 tracker = Tracker.start({{"lr": 1.0}}, workdir, enabled=False)
 tracker.report_scalars(1, {{"loss": 0.5}})
@@ -242,7 +242,7 @@ def test_clearml_offline_update_weights_bug_is_still_there(offline_clearml: Path
     """
     from clearml import OutputModel, Task
 
-    from cad2program.tracking import _init_task, update_weights_offline_safe
+    from cad2program.integrations.clearml_tracking import _init_task, update_weights_offline_safe
 
     task = _init_task("CADPrimitives-tests", "bug", offline=True)
     weights = offline_clearml / "w.bin"

@@ -16,14 +16,14 @@ import jax
 import numpy as np
 import pytest
 
-from cad2program.configs import tiny
+from cad2program.model.configs import tiny
 
 # Six steps, a checkpoint every two; no evaluation (its decoding would compile for longer than training).
 CONFIG = dict(steps=6, eval_every=1000, checkpoint_every=2, log_every=1, eval_examples=0)
 
 
 def train(workdir: Path, log=None, **overrides) -> dict:
-    from cad2program.train import train_and_evaluate
+    from cad2program.training.train import train_and_evaluate
 
     stop = overrides.pop("stop_at_step", None)
     config = tiny().replace(**{**CONFIG, **overrides})
@@ -33,7 +33,7 @@ def train(workdir: Path, log=None, **overrides) -> dict:
 def final_parameters(workdir: Path) -> list[np.ndarray]:
     from flax import nnx
 
-    from cad2program.modelfile import load_model
+    from cad2program.model.modelfile import load_model
 
     _, model, _ = load_model(workdir / "model.msgpack")
     return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(nnx.state(model))]
@@ -109,7 +109,7 @@ def test_stopped_at_a_checkpoint_and_resumed_ends_the_same(tmp_path, straight):
 
 
 def test_logs_keep_the_steps_up_to_the_checkpoint_resumed_from(tmp_path):
-    from cad2program.train import _drop_log_lines_after
+    from cad2program.training.train import _drop_log_lines_after
 
     log = tmp_path / "eval_log.jsonl"
     log.write_text("".join(json.dumps({"step": s, "f1": 0.5}) + "\n" for s in (25, 50, 75)) + '{"step": 10')
@@ -133,8 +133,8 @@ def test_no_checkpoint_that_reads_back_is_a_clear_error(tmp_path):
 
 TRAIN_SCRIPT = """
 import sys
-from cad2program.configs import tiny
-from cad2program.train import train_and_evaluate
+from cad2program.model.configs import tiny
+from cad2program.training.train import train_and_evaluate
 config = tiny().replace(**{config!r})
 train_and_evaluate(config, sys.argv[1], progress=False, log=lambda *_: None)
 """

@@ -11,9 +11,9 @@ import json
 import numpy as np
 import pytest
 
-from cad2program import tokenizer
-from cad2program.program import Sheet
-from cad2program.vllm_engine import configure_environment
+from cad2program.contract import tokenizer
+from cad2program.contract.program import Sheet
+from cad2program.integrations.vllm_engine import configure_environment
 from tiny_model import drawings_folder, prefix_config  # noqa: F401  (fixture)
 
 configure_environment()  # before vLLM's import: OpenMP reads its settings when torch loads
@@ -27,7 +27,7 @@ NEW_TOKENS = 40
 def prefix_model(tmp_path_factory):
     from flax import nnx
 
-    from cad2program.modelfile import build_model, export_model
+    from cad2program.model.modelfile import build_model, export_model
 
     config = prefix_config()
     model = build_model(config, seed=5)
@@ -36,7 +36,7 @@ def prefix_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def decoder(prefix_model):
-    from cad2program.vllm_engine import VllmDecoder
+    from cad2program.integrations.vllm_engine import VllmDecoder
 
     engine = VllmDecoder.from_model(prefix_model[1], max_batch=8, compiled=False)
     yield engine
@@ -44,7 +44,7 @@ def decoder(prefix_model):
 
 
 def test_greedy_programs_and_logprobs_equal_jax(prefix_model, decoder):
-    from cad2program.decode import DecodeOptions, default_grammar, generate
+    from cad2program.model.decode import DecodeOptions, default_grammar, generate
 
     model, _ = prefix_model
     rng = np.random.default_rng(0)
@@ -63,7 +63,7 @@ def test_greedy_programs_and_logprobs_equal_jax(prefix_model, decoder):
 
 
 def test_beam_refused(decoder):
-    from cad2program.decode import DecodeOptions
+    from cad2program.model.decode import DecodeOptions
     from cad2program.errors import UserError
 
     with pytest.raises(UserError, match="beam search is not offered"):

@@ -15,7 +15,7 @@ import requests
 from PIL import Image
 
 from cad2program.outputs.draw import CONFIDENCE_BANDS, NO_CONFIDENCE_COLOUR
-from cad2program.program import Sheet, primitives_from_json
+from cad2program.contract.program import Sheet, primitives_from_json
 from server_helpers import tiny_model_server
 
 # Debian's package (what install.sh installs), else another Chromium-based browser a CI image may carry.
@@ -25,7 +25,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
                                     reason="chromium is not installed (apt-get install chromium, or ./install.sh)")
-WEB = Path(__file__).resolve().parent.parent / "cad2program" / "web"
+WEB = Path(__file__).resolve().parent.parent / "cad2program" / "server" / "web"
 SHEET = {"width": 200, "height": 150}
 # One primitive of each type, confidences in every band of the legend.
 KNOWN = [{"type": "rectangle", "x": 10, "y": 15, "width": 40, "height": 20, "confidence": 0.95},
@@ -85,7 +85,7 @@ def test_page_colours_are_the_server_overlays():
 
 
 def test_dxf_export_writes_the_primitives(server):
-    from cad2program.cad import read_dxf
+    from cad2program.outputs import read_dxf
 
     response = requests.post(server + "/v1/export/dxf", json={"primitives": KNOWN, "sheet": SHEET}, timeout=30)
     assert response.status_code == 200, response.text

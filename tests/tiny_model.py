@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cad2program.configs import tiny
+from cad2program.model.configs import tiny
 
 
 @pytest.fixture(scope="session")
@@ -12,7 +12,7 @@ def tiny_model(tmp_path_factory):
     """A randomly initialised `tiny` model file: fast to compile and run; its outputs are noise."""
     from flax import nnx
 
-    from cad2program.modelfile import build_model, export_model
+    from cad2program.model.modelfile import build_model, export_model
 
     config = tiny()
     return export_model(tmp_path_factory.mktemp("model") / "tiny.msgpack", config, nnx.state(build_model(config)))

@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cad2program.bench import run_bench
-    from cad2program.configs import get_config
+    from cad2program.training.speed import run_bench
+    from cad2program.model.configs import get_config
     from cad2program.errors import UserError
     from cad2program.outfile import output_problem, write_output
 

@@ -33,7 +33,7 @@ def _line_list(numbers: list[int], limit: int = 10) -> str:
 
 def summary_lines(records, check_images: bool) -> list[str]:
     """The summary of the good lines: primitives per type, styles, image sizes, and warnings."""
-    from cad2program.program import MAX_PRIMITIVES, TYPE_NAMES
+    from cad2program.contract.program import MAX_PRIMITIVES, TYPE_NAMES
 
     out = []
     types = Counter(p.TYPE for r in records for p in r.primitives)
@@ -80,7 +80,7 @@ def summary_lines(records, check_images: bool) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cad2program.dataset import labels_path, load_labels
+    from cad2program.contract.dataset import labels_path, load_labels
 
     path = labels_path(args.folder)
     records, problems = load_labels(args.folder, check_images=not args.no_images,

@@ -56,8 +56,8 @@ def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None
     empty and invalid) and timing.
     """
     from cad2program.commands.predict import Job, Timing, prediction_line, recognize_jobs, warm_up
-    from cad2program.dataset import load_dataset
-    from cad2program.scoring import prediction_primitives, score
+    from cad2program.contract.dataset import load_dataset
+    from cad2program.evaluation.scoring import prediction_primitives, score
 
     # Images are checked as they are read, not up front: one that fails is scored as empty and invalid,
     # exactly as score_files scores a drawing without a prediction, so the two always agree.
@@ -90,7 +90,7 @@ def evaluate_folder(recognizer, folder: Path, batch_size: int, limit: int | None
 
 def summary_table(reports: dict[str, dict], combined: dict) -> str:
     """One row per dataset and one for all of them."""
-    from cad2program.scoring import SCORE_COLUMNS, score_columns
+    from cad2program.evaluation.scoring import SCORE_COLUMNS, score_columns
 
     width = max(12, *(len(name) + 2 for name in reports))
     lines = [f"{'dataset':<{width}}{'drawings':>9}{SCORE_COLUMNS}{'ms/drawing':>12}"]
@@ -109,10 +109,10 @@ def _dataset_names(folders: list[Path]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from cad2program.commands.predict import load_recognizer
-    from cad2program.dataset import labels_path, write_labels
+    from cad2program.contract.dataset import labels_path, write_labels
     from cad2program.errors import UserError
     from cad2program.outfile import output_problem, write_output
-    from cad2program.scoring import format_report_table, score
+    from cad2program.evaluation.scoring import format_report_table, score
 
     folders = [Path(d) for d in args.data]
     for folder in folders:

@@ -2,7 +2,7 @@
 
 The folder holds the decoder as LlamaForCausalLM (config.json, model.safetensors), a word-level
 tokenizer over the token names, and the image encoder with its projector (image_prefix.msgpack),
-which `cad2program.export_hf.ImagePrefix` runs to turn a drawing into the decoder's first input
+which `cad2program.integrations.hf_export.ImagePrefix` runs to turn a drawing into the decoder's first input
 embeddings. Only models trained with fusion 'prefix' export: a 'cross_attention' decoder attends to
 the image inside every block, which no Llama has. Writing needs the safetensors package (the `hf`
 extra: pip install -e '.[hf]'); running the folder with transformers or vLLM needs torch.
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cad2program.export_hf import export_hf
+    from cad2program.integrations.hf_export import export_hf
 
     out = export_hf(args.model, args.out)
     print(f"wrote {out} (Hugging Face LlamaForCausalLM decoder + image_prefix.msgpack)")

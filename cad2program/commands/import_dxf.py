@@ -51,7 +51,7 @@ def find_dxf_files(paths: list[Path]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cad2program.dxf_dataset import STYLES, import_archive
+    from cad2program.dxf.dataset import STYLES, import_archive
     from cad2program.errors import UserError
 
     styles = [s.strip() for s in args.styles.split(",") if s.strip()]

@@ -62,7 +62,7 @@ def positive_int(text: str) -> int:
 
 def add_text_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
     """--no-ocr and --find-text: shared by predict, eval and serve (`whose`: 'the image', 'each uploaded image')."""
-    from cad2program.annotations import TEXT_FINDERS
+    from cad2program.reading.ocr import TEXT_FINDERS
 
     parser.add_argument("--no-ocr", dest="read_text", action="store_false",
                         help=f"do not read the numbers written on {whose} with OCR when reading sizes "
@@ -145,7 +145,7 @@ def images_in(folder: Path) -> list[Path]:
 
 def folder_jobs(folder: Path, sheet, several: bool, errors: list[str]) -> list[Job]:
     """Jobs for a folder: its labels' drawings (with their sheets), else every image in it."""
-    from cad2program.dataset import LABELS_FILE, labels_for_reading
+    from cad2program.contract.dataset import LABELS_FILE, labels_for_reading
 
     prefix = f"{folder.as_posix().rstrip('/')}/" if several else ""  # keys stay unique across folders
     if (folder / LABELS_FILE).is_file():
@@ -219,7 +219,7 @@ def warm_up(recognizer, counts: Iterable[int], batch_size: int, timing: Timing |
     so that the timed run measures recognition alone (the compilation would happen in it anyway)."""
     import numpy as np
 
-    from cad2program.program import Sheet
+    from cad2program.contract.program import Sheet
     from cad2program.reading import BATCH_BUCKETS
 
     done = getattr(recognizer, "_warm_buckets", set())
@@ -237,7 +237,7 @@ def warm_up(recognizer, counts: Iterable[int], batch_size: int, timing: Timing |
 
 
 def _load(job: Job) -> Outcome:
-    from cad2program.dataset import ImageError, load_image
+    from cad2program.contract.dataset import ImageError, load_image
 
     try:
         return Outcome(job, image=load_image(job.path))
@@ -297,14 +297,14 @@ def job_line(job: Job, recognition) -> dict:
 
 def load_recognizer(args: argparse.Namespace):
     """The Recognizer the --model, --beam, --batch-size, --no-refine, --no-ocr, --find-text and --one-look flags ask for."""
-    from cad2program.decode import DecodeOptions
+    from cad2program.model.decode import DecodeOptions
     from cad2program.reading import Recognizer
 
     options = DecodeOptions(method="beam", beam_width=args.beam) if args.beam > 1 else DecodeOptions()
     engine = None
     if getattr(args, "engine", "jax") == "vllm":
         from cad2program.errors import UserError
-        from cad2program.vllm_engine import VllmDecoder
+        from cad2program.integrations.vllm_engine import VllmDecoder
 
         if args.beam > 1:
             raise UserError("--beam is not offered with --engine vllm (vLLM 0.32's beam search refuses prompt "
@@ -377,8 +377,8 @@ def output_files(jobs: list[Job], out: Path, fmt: str, single: bool) -> dict[int
 
 def drawing_bytes(outcome: Outcome, fmt: str) -> bytes:
     """DXF of the recognised primitives, or the overlay of them over the input image."""
-    from cad2program.cad import dxf_bytes, overlay
-    from cad2program.program import program_problems
+    from cad2program.outputs import dxf_bytes, overlay
+    from cad2program.contract.program import program_problems
 
     recognition = outcome.recognition
     # Values the outputs cannot draw (a zero radius) are left out; points off the sheet are still drawn.

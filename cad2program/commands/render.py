@@ -22,7 +22,7 @@ _SHEET_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[xX×]\s*(\d+(?:\.\d+)?)\s*$
 
 def parse_sheet(text: str):
     """`200x150` -> Sheet(200, 150); anything else is an argparse error that says what is expected."""
-    from cad2program.program import ProgramError, Sheet
+    from cad2program.contract.program import ProgramError, Sheet
 
     match = _SHEET_PATTERN.match(text)
     if not match:
@@ -61,7 +61,7 @@ def load_drawing(path: Path):
     import json
 
     from cad2program.errors import UserError
-    from cad2program.program import ProgramError, Sheet, parse_any, primitives_from_json
+    from cad2program.contract.program import ProgramError, Sheet, parse_any, primitives_from_json
 
     if path.suffix.lower() == ".dxf":
         from cad2program.outputs import read_dxf
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from cad2program.errors import UserError
     from cad2program.outfile import output_problem, write_output
     from cad2program.outputs import dxf_bytes, fit_sheet, render_program
-    from cad2program.program import format_number, program_problems
+    from cad2program.contract.program import format_number, program_problems
 
     out = Path(args.out)
     suffix = out.suffix.lower()

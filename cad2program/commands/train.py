@@ -59,9 +59,9 @@ def parent_model_record(path: Path) -> dict:
 def run(args: argparse.Namespace) -> int:
     import jax
 
-    from cad2program.configs import get_config
+    from cad2program.model.configs import get_config
     from cad2program.errors import UserError
-    from cad2program.train import train_and_evaluate, training_seed_problem
+    from cad2program.training.train import train_and_evaluate, training_seed_problem
 
     if args.distributed:
         jax.distributed.initialize()
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     import signal
 
-    from cad2program.tracking import Tracker
+    from cad2program.integrations.clearml_tracking import Tracker
     tracker = Tracker.start(config, args.workdir, project=args.project, task_name=args.task_name,
                             enabled=not args.no_clearml,
                             parent_model=parent_model_record(args.init_from) if args.init_from else None)

@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from cad2program.geometry import arc_sweep, primitive_polyline
+from cad2program.contract.geometry import arc_sweep, primitive_polyline
 from cad2program.outputs.scene import CAP_HEIGHT_PER_EM, Arrow, Label, Stroke, dimension_items, size_label, text_width
-from cad2program.program import Arc, Circle, Line, Primitive, Rectangle, Sheet
+from cad2program.contract.program import Arc, Circle, Line, Primitive, Rectangle, Sheet
 
 FORMATS = ("png", "svg")
 # Line weights as a share of the sheet's longer side: 0.5 mm and 0.25 mm on a 200 mm sheet, the

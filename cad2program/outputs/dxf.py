@@ -14,7 +14,7 @@ from typing import BinaryIO, Iterable, TextIO, Union
 import ezdxf
 from ezdxf.document import Drawing
 
-from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle, Sheet)
+from cad2program.contract.program import (Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle, Sheet)
 from cad2program.outputs.scene import Placement, plan_dimensions, text_height
 
 GEOMETRY_LAYER = "GEOMETRY"

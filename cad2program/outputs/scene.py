@@ -14,8 +14,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from cad2program.geometry import Point, arc_sweep, primitive_polyline
-from cad2program.program import Arc, Circle, Line, Primitive, Rectangle, Sheet, format_number
+from cad2program.contract.geometry import Point, arc_sweep, primitive_polyline
+from cad2program.contract.program import Arc, Circle, Line, Primitive, Rectangle, Sheet, format_number
 
 # Annotation digits are 2.5% to 4% of the sheet's longer side tall (the contract); 3% sits in the middle.
 TEXT_HEIGHT_FRACTION = 0.03

@@ -10,8 +10,8 @@ import dataclasses
 
 import numpy as np
 
-from cad2program.geometry import pair_error, tolerance
-from cad2program.program import Line, Polyline, Primitive, Sheet
+from cad2program.contract.geometry import pair_error, tolerance
+from cad2program.contract.program import Line, Polyline, Primitive, Sheet
 from cad2program.reading.recognition import Recognition, with_only
 from cad2program.reading.settings import DEFAULT_SETTINGS, ReadingSettings
 from cad2program.reading.sizes import with_read_sizes, written_in_mm

@@ -25,8 +25,8 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import numpy as np
 
-from cad2program.data import prepare_image
-from cad2program.program import Sheet
+from cad2program.model.input_pipeline import prepare_image
+from cad2program.contract.program import Sheet
 from cad2program.reading.ink_rules import measured_on, with_arcs_remeasured, without_repeats, without_uninked_circles
 from cad2program.reading.recognition import Recognition, infer_sheet
 from cad2program.reading.second_look import unexplained, with_candidates, with_ink_evidence

@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cad2program import tokenizer
-from cad2program.program import Primitive, Sheet, format_program, program_problems
+from cad2program.contract import tokenizer
+from cad2program.contract.program import Primitive, Sheet, format_program, program_problems
 
 # Without a sheet size, the longer side of the image is taken as this many mm (an A4 sheet's long side).
 DEFAULT_LONGER_SIDE_MM = 297

@@ -17,15 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from cad2program import tokenizer
-from cad2program.annotations import TEXT_FINDERS, written_numbers
-from cad2program.configs import TrainConfig
-from cad2program.decode import (DecodeOptions, continuation_logprobs, default_grammar, embed_images, generate,
+from cad2program.contract import tokenizer
+from cad2program.reading.ocr import TEXT_FINDERS, written_numbers
+from cad2program.model.configs import TrainConfig
+from cad2program.model.decode import (DecodeOptions, continuation_logprobs, default_grammar, embed_images, generate,
                                 warm_up_continuations)
 from cad2program.errors import UserError
-from cad2program.model import DrawingReader
-from cad2program.modelfile import DEFAULT_MODEL, load_model
-from cad2program.program import Line, Primitive, Sheet, reading_order
+from cad2program.model.network import DrawingReader
+from cad2program.model.modelfile import DEFAULT_MODEL, load_model
+from cad2program.contract.program import Line, Primitive, Sheet, reading_order
 from cad2program.reading.ink_rules import segment_of, segment_variants
 from cad2program.reading.pipeline import Drawing, Stage, run_stages, stages_for
 from cad2program.reading.recognition import Recognition, programs_from_tokens
@@ -50,9 +50,9 @@ class Recognizer:
         `generate(memory, sheets, options, limits)` returns what `decode.generate` does, as
         `vllm_engine.VllmDecoder` (the encoder and every re-reading still run on `model`).
 
-        `refine`: `recognize` re-measures the primitives on the full-resolution image (`refine.py`);
+        `refine`: `recognize` re-measures the primitives on the full-resolution image (`cad2program/refine/`);
         `read_text`: and weighs the numbers an OCR engine reads on it when reading sizes again
-        (`annotations.py`), its text found by `text_finder` (one of `annotations.TEXT_FINDERS`);
+        (`ocr.py`), its text found by `text_finder` (one of `ocr.TEXT_FINDERS`);
         `second_look`: and reads what the found primitives leave unexplained again (`second_look.py`).
         `settings`: the pipeline's thresholds (default: those stored in the model file, `info["reading"]`,
         else `reading.settings.DEFAULT_SETTINGS`).

@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from cad2program.geometry import pair_error
-from cad2program.program import Primitive, Sheet
+from cad2program.contract.geometry import pair_error
+from cad2program.contract.program import Primitive, Sheet
 from cad2program.reading.ink_rules import without_repeats
 from cad2program.reading.recognition import Recognition
 from cad2program.reading.settings import DEFAULT_SETTINGS

@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 
-from cad2program import tokenizer
-from cad2program.geometry import tolerance
-from cad2program.program import Arc, Circle, Primitive, Rectangle, Sheet
+from cad2program.contract import tokenizer
+from cad2program.contract.geometry import tolerance
+from cad2program.contract.program import Arc, Circle, Primitive, Rectangle, Sheet
 from cad2program.reading.recognition import Recognition
 from cad2program.reading.settings import DEFAULT_SETTINGS, ReadingSettings
 from cad2program.refine import Frame, Ink, measure_primitives
@@ -52,7 +52,7 @@ def sheet_from_numbers(image: np.ndarray, recognition: Recognition, written,
     Each rectangle, circle and arc is measured on the ink in the inferred sheet's millimetres; a
     number written near it (`settings.scale_text_reach`) divided by that measure is a candidate scale. The
     scale that most sizes agree on (`settings.scale_agreement`), if at least two do, scales the
-    inferred sheet; None otherwise. `written`: `annotations.written_numbers(image)`; `ink`: the
+    inferred sheet; None otherwise. `written`: `ocr.written_numbers(image)`; `ink`: the
     image's `refine.Ink`, when the caller has it."""
     sheet = recognition.sheet
     if not written:

@@ -26,8 +26,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from cad2program.geometry import tolerance
-from cad2program.program import Arc, Circle, Primitive, Sheet
+from cad2program.contract.geometry import tolerance
+from cad2program.contract.program import Arc, Circle, Primitive, Sheet
 from cad2program.refine.ink import MIN_OVERLAP, Frame, Ink, as_ink, band_width
 
 MAX_GAP_DEGREES = 4  # gaps of ink this short along an arc are closed

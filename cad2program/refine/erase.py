@@ -8,7 +8,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from cad2program.program import Primitive, Sheet
+from cad2program.contract.program import Primitive, Sheet
 from cad2program.refine.ink import Frame, grey, paper_around, strokes_mask
 
 ERASE_SHARE = 0.012  # strokes are erased this share of the image's longer side wide (a pen's width and wobble)

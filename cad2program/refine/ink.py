@@ -14,8 +14,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from cad2program.geometry import primitive_polyline
-from cad2program.program import Line, Polyline, Primitive, Rectangle, Sheet
+from cad2program.contract.geometry import primitive_polyline
+from cad2program.contract.program import Line, Polyline, Primitive, Rectangle, Sheet
 
 
 MIN_OVERLAP = 0.4  # share of the model's span a run of ink must cover to replace it

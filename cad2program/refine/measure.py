@@ -13,8 +13,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from cad2program.geometry import tolerance
-from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet
+from cad2program.contract.geometry import tolerance
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet
 from cad2program.refine.arcs import refine_arc, refine_circle
 from cad2program.refine.ink import Frame, Ink, as_ink, ink_share
 from cad2program.refine.polylines import refine_polyline, with_bent_lines_traced

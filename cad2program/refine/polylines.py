@@ -11,8 +11,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from cad2program.geometry import pair_error, tolerance
-from cad2program.program import Line, Polyline, Primitive, Sheet
+from cad2program.contract.geometry import pair_error, tolerance
+from cad2program.contract.program import Line, Polyline, Primitive, Sheet
 from cad2program.refine.ink import Frame, Ink, along, as_ink, band_width, ink_at, near_ink, outline_px, strokes_mask
 from cad2program.refine.segments import PARALLEL_SINE, fit_segment, ink_run_ends, intersection, search_sizes
 

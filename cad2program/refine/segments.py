@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cad2program.program import Line, Rectangle
+from cad2program.contract.program import Line, Rectangle
 from cad2program.refine.ink import MIN_OVERLAP, Frame, band_width, close_linear_gaps, ink_along, ink_at, linear_runs
 
 CENTRE_SEARCH_SHARE = 1.0  # segments are searched across within this share of the matching tolerance

@@ -26,19 +26,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, PixelBudget, load_image
-from cad2program.program import ProgramError, Sheet, primitives_from_json
+from cad2program.contract.dataset import DEFAULT_MAX_PIXELS, ImageError, PixelBudget, load_image
+from cad2program.contract.program import ProgramError, Sheet, primitives_from_json
 from cad2program.reading import BATCH_BUCKETS, Drawing, Recognizer, run_stages_async, stages_for
 from cad2program.refine import import_deferred
 from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
 from cad2program.server.metrics import Metrics
 from cad2program.server.errors import ClientError, status_of
-from cad2program.serving.contract import (RequestError, build_response, decode_image_data, parse_request,
+from cad2program.server.contract import (RequestError, build_response, decode_image_data, parse_request,
                                           parse_sheet)
 
 log = logging.getLogger("cad2program.server")
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parent / "web"
 ENDPOINTS = ("/serve/cad_model", "/v1/recognize", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz",
              "/metrics", "/docs", "/openapi.json", "/", "/v1/export/dxf")
 MAX_EXPORT_PRIMITIVES = 1000  # a drawing holds 1..12; the cap keeps one request's DXF work to milliseconds
@@ -463,7 +463,7 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
 
 def _add_web_page(app: FastAPI) -> None:
-    """The web page, when the package has one: cad2program/web/index.html at /, its files at /static."""
+    """The web page, when the package has one: cad2program/server/web/index.html at /, its files at /static."""
     index = WEB_DIR / "index.html"
     if index.is_file():
         from fastapi.staticfiles import StaticFiles
@@ -560,7 +560,7 @@ def create_app(recognizer: Recognizer, settings: ServerSettings | None = None) -
               responses={200: {"content": {"application/dxf": {}}, "description": "the DXF file"}})
     async def export_dxf(request: Request):
         """The web page's DXF download: geometry, sheet border and dimensions, as `predict --format dxf` writes."""
-        from cad2program.cad import dxf_bytes
+        from cad2program.outputs import dxf_bytes
 
         body = await _json_body(request)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cad2program.serving.contract import RequestError
+from cad2program.server.contract import RequestError
 
 
 class ClientError(RequestError):

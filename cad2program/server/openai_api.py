@@ -14,10 +14,10 @@ import time
 import uuid
 from typing import Any
 
-from cad2program import tokenizer
-from cad2program.program import Sheet
+from cad2program.contract import tokenizer
+from cad2program.contract.program import Sheet
 from cad2program.server.errors import ClientError
-from cad2program.serving.contract import parse_sheet
+from cad2program.server.contract import parse_sheet
 
 _SHEET_MENTION = re.compile(r"\bsheet\s*[:=]", re.IGNORECASE)
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from cad2program.program import Primitive, Sheet, TYPE_NAMES
+from cad2program.contract.program import Primitive, Sheet, TYPE_NAMES
 
 STYLES = ("clean", "sketch", "scan", "photo")
 # Common paper sizes in mm (landscape); a share of sheets uses them, the rest are arbitrary.

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_number,
+from cad2program.contract.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_number,
                                  reading_order)
 from cad2program.synth import fonts
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, format_number
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, format_number
 from cad2program.synth.layout import (Box, Group, Pen, Sketchpad, Stroke, arc_points, boxes_overlap, centre_mark,
                                       curve_boxes, layout, leader, linear_dimension, place_together, polyline_boxes,
                                       segment_boxes, size_value)

@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from cad2program.dataset import load_labels, write_labels  # noqa: E402
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle  # noqa: E402
+from cad2program.contract.dataset import load_labels, write_labels  # noqa: E402
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle  # noqa: E402
 
 BATTERY = REPO / "testsets" / "battery"
 HALVES = ("dev", "test")

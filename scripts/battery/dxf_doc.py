@@ -13,7 +13,7 @@ import random
 
 import ezdxf
 
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle
 
 ARROWS = ("", "OPEN", "OPEN30", "OBLIQUE", "ARCHTICK", "CLOSEDBLANK")
 FONTS = ("LiberationSans", "OpenSans", "LiberationSans-Italic", "OpenSansCondensed-Light", "LiberationMono")

@@ -101,9 +101,9 @@ def scanned(image: np.ndarray, rng: np.random.Generator) -> bytes:
 
 def label_for(path: Path):
     """(sheet, primitives, region in file units, why not) for one library file."""
-    from cad2program.dxf_drawings import plan_crops, to_primitive
-    from cad2program.dxf_import import DxfError, read_dxf
-    from cad2program.program import MAX_PRIMITIVES, unannotated
+    from cad2program.dxf.drawings import plan_crops, to_primitive
+    from cad2program.dxf.importer import DxfError, read_dxf
+    from cad2program.contract.program import MAX_PRIMITIVES, unannotated
 
     try:
         content = read_dxf(path)

@@ -17,7 +17,7 @@ import dataclasses
 import math
 import random
 
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, program_problems
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, program_problems
 
 MAX_PRIMITIVES = 12
 SHEETS = {"A4": (297, 210), "A5": (210, 148), "A3": (420, 297)}

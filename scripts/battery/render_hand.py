@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_parts_module, renderer_main, write_half  # noqa: E402
 
-from cad2program.program import Arc, Circle, Line, Polyline, Rectangle  # noqa: E402
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle  # noqa: E402
 
 SET_NAME = "hand"
 SEED_BASE = 23003

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from cad2program import tokenizer
-from cad2program.data import KEYPOINT_CLASSES, Curriculum
-from cad2program.model import ModelConfig
+from cad2program.contract import tokenizer
+from cad2program.model.input_pipeline import KEYPOINT_CLASSES, Curriculum
+from cad2program.model.network import ModelConfig
 
 
 @dataclasses.dataclass(frozen=True)

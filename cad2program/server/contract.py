@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from cad2program.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
-from cad2program.program import ProgramError, Sheet
+from cad2program.contract.dataset import DEFAULT_MAX_PIXELS, ImageError, load_image
+from cad2program.contract.program import ProgramError, Sheet
 
 # The encoded file, not the pixels (those are limited by max_pixels): a 20 MiB PNG/JPEG is far beyond
 # any drawing scan, and refusing before decoding keeps one request from holding that much memory twice.

@@ -11,7 +11,7 @@ The drawing reaches the decoder as its first `num_image_tokens` input embeddings
 features), followed by the prompt `<sheet> W H <bos>` as ordinary token embeddings. `ImagePrefix`
 computes those embeddings; an engine given them as `prompt_embeds` continues with the program's tokens.
 
-Why this is a renaming: in `prefix` mode the decoder is a Llama block stack (`model.py`): RMSNorm with
+Why this is a renaming: in `prefix` mode the decoder is a Llama block stack (`model/network.py`): RMSNorm with
 eps 1e-5 and a learned scale, rotary positions in the half-split layout that Hugging Face's
 `rotate_half` uses (frequencies theta^(-i/half)), SwiGLU, no biases, and a head not tied to the
 embedding. Flax kernels are (in, out) and torch's Linear weights (out, in): every kernel transposes.
@@ -31,8 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
-from cad2program import tokenizer
-from cad2program.configs import TrainConfig, config_from_dict, config_to_dict
+from cad2program.contract import tokenizer
+from cad2program.model.configs import TrainConfig, config_from_dict, config_to_dict
 from cad2program.errors import UserError
 
 PREFIX_FILE = "image_prefix.msgpack"
@@ -146,7 +146,7 @@ def export_hf(model_path: Path | str | None, out: Path | str) -> Path:
     from flax import nnx
     import jax
 
-    from cad2program.modelfile import DEFAULT_MODEL, load_model
+    from cad2program.model.modelfile import DEFAULT_MODEL, load_model
 
     st = _need_safetensors()
     model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL
@@ -207,7 +207,7 @@ class ImagePrefix:
         import jax
         from flax import nnx, serialization
 
-        from cad2program.model import ImageEncoder, Projector
+        from cad2program.model.network import ImageEncoder, Projector
 
         folder = Path(folder)
         self.info = read_info(folder)

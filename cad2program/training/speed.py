@@ -20,12 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from cad2program import tokenizer
-from cad2program.configs import TrainConfig
-from cad2program.decode import DecodeOptions, Grammar, default_grammar, embed_images, generate, generate_uncached
-from cad2program.program import Sheet
-from cad2program.modelfile import build_model
-from cad2program.train import make_optimizer, make_train_step
+from cad2program.contract import tokenizer
+from cad2program.model.configs import TrainConfig
+from cad2program.model.decode import DecodeOptions, Grammar, default_grammar, embed_images, generate, generate_uncached
+from cad2program.contract.program import Sheet
+from cad2program.model.modelfile import build_model
+from cad2program.training.train import make_optimizer, make_train_step
 
 
 def best_time(fn, repeats: int) -> float:

@@ -26,11 +26,11 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from cad2program import tokenizer
-from cad2program.configs import TrainConfig, config_to_dict
-from cad2program.data import RETRIES, RETRY_SEED_STEP, TEST_SET_SEEDS, FolderExamples, SyntheticExamples, batches
+from cad2program.contract import tokenizer
+from cad2program.model.configs import TrainConfig, config_to_dict
+from cad2program.model.input_pipeline import RETRIES, RETRY_SEED_STEP, TEST_SET_SEEDS, FolderExamples, SyntheticExamples, batches
 from cad2program.errors import UserError
-from cad2program.modelfile import build_model, export_model, load_model
+from cad2program.model.modelfile import build_model, export_model, load_model
 from cad2program.reading import DEFAULT_SETTINGS, Recognizer, fit_confidence_power
 
 # The held-out drawings of on-the-fly training: one stream for every training seed, so that curves of
@@ -310,7 +310,7 @@ class EvalSet:
 
 def synthetic_eval_set(config: TrainConfig, count: int) -> EvalSet:
     from cad2program.synth import GeneratorConfig, make_example
-    from cad2program.data import prepare_image
+    from cad2program.model.input_pipeline import prepare_image
     generator = GeneratorConfig(style=config.style, long_side_px=config.model.image_size)
     images, sheets, primitives, styles = [], [], [], []
     index = 0
@@ -327,8 +327,8 @@ def synthetic_eval_set(config: TrainConfig, count: int) -> EvalSet:
 
 
 def folder_eval_set(records, image_size: int) -> EvalSet:
-    from cad2program.dataset import load_image
-    from cad2program.data import prepare_image
+    from cad2program.contract.dataset import load_image
+    from cad2program.model.input_pipeline import prepare_image
     return EvalSet(np.stack([prepare_image(load_image(r.image_path), image_size) for r in records]),
                    [r.sheet for r in records], [r.primitives for r in records],
                    [r.extra.get("style") for r in records])
@@ -336,7 +336,7 @@ def folder_eval_set(records, image_size: int) -> EvalSet:
 
 def evaluate(recognizer: Recognizer, eval_set: EvalSet) -> tuple[dict, list]:
     """Greedy-decodes the eval set and scores it as the contract says; returns (report, recognitions)."""
-    from cad2program.scoring import score
+    from cad2program.evaluation.scoring import score
     recognitions = []
     for start in range(0, len(eval_set.images), recognizer.max_batch):
         recognitions += recognizer.recognize_prepared(eval_set.images[start:start + recognizer.max_batch],
@@ -348,7 +348,7 @@ def evaluate(recognizer: Recognizer, eval_set: EvalSet) -> tuple[dict, list]:
 
 def confidence_calibration(recognitions, eval_set: EvalSet) -> dict:
     """Fits the confidence power of exported models on the held-out drawings (`fit_confidence_power`)."""
-    from cad2program.scoring import matched_flags
+    from cad2program.evaluation.scoring import matched_flags
     confidences, matched = [], []
     for r, truth, sheet in zip(recognitions, eval_set.primitives, eval_set.sheets):
         confidences += r.confidences
@@ -378,7 +378,7 @@ def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
                                      config.curriculum, total_examples=config.steps * config.batch_size,
                                      keypoint_grid=config.keypoint_grid, part_share=config.part_share)
         return examples, (synthetic_eval_set(config, config.eval_examples) if config.eval_examples else None)
-    from cad2program.dataset import load_dataset
+    from cad2program.contract.dataset import load_dataset
     records = load_dataset(Path(data_dir), logger=log)
     if len(records) < 2:
         raise UserError(f"{data_dir}: need at least 2 good drawings to train and validate, found {len(records)}")
@@ -547,7 +547,7 @@ def _drop_log_lines_after(path: Path, step: int) -> None:
 def _report_samples(tracker, eval_set: EvalSet, recognitions, step: int, count: int = 3):
     """A few held-out drawings with the predicted program drawn over them (ClearML debug samples)."""
     import cv2
-    from cad2program.cad import overlay
+    from cad2program.outputs import overlay
 
     for i in range(min(count, len(recognitions))):
         r = recognitions[i]

@@ -15,8 +15,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from cad2program.dxf_import import Dimension
-from cad2program.program import Arc, Circle, Line, Primitive, Rectangle, Sheet, format_number
+from cad2program.dxf.importer import Dimension
+from cad2program.contract.program import Arc, Circle, Line, Primitive, Rectangle, Sheet, format_number
 
 
 def _segments(points: np.ndarray, closed: bool = False) -> np.ndarray:
@@ -55,7 +55,7 @@ def _unit(angle_deg: float) -> np.ndarray:
 
 class Drafter:
     def __init__(self, pen, sheet: Sheet, primitives: list[Primitive], px_per_mm: float):
-        from cad2program.dxf_drawings import primitive_strokes
+        from cad2program.dxf.drawings import primitive_strokes
 
         self.pen, self.sheet, self.primitives = pen, sheet, primitives
         self.strokes, self.fills, self.labels = [], [], []

@@ -32,8 +32,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from cad2program.errors import UserError
-from cad2program.geometry import ANGLE_TOLERANCE, TOLERANCE_SHARE, as_segments, pair_error
-from cad2program.program import Primitive, ProgramError, Sheet, TYPE_NAMES, parse_program, primitives_from_json, program_problems
+from cad2program.contract.geometry import ANGLE_TOLERANCE, TOLERANCE_SHARE, as_segments, pair_error
+from cad2program.contract.program import Primitive, ProgramError, Sheet, TYPE_NAMES, parse_program, primitives_from_json, program_problems
 
 _SIZE_EXACT = 0.05  # sizes are on the 0.1 grid: "equal to 0.1 mm" is a difference under half a step
 SIZE_FIELDS = ("width", "height", "radius")
@@ -311,7 +311,7 @@ def pair_predictions(pred_path: str | Path, truth_folder: str | Path
     Every good truth line gives one item; a missing or invalid prediction gives None (empty and not
     valid). Bad truth lines, bad prediction lines and predictions for unknown images are problems.
     """
-    from cad2program.dataset import load_labels
+    from cad2program.contract.dataset import load_labels
 
     predictions, problems = read_predictions(pred_path)
     truths, truth_problems = load_labels(truth_folder, check_images=False)

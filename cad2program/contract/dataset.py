@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from cad2program.errors import UserError
-from cad2program.program import Primitive, ProgramError, Sheet, primitives_from_json, program_problems
+from cad2program.contract.program import Primitive, ProgramError, Sheet, primitives_from_json, program_problems
 
 LABELS_FILE = "labels.jsonl"
 DEFAULT_MAX_PIXELS = 50_000_000

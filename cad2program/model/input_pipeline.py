@@ -13,8 +13,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from cad2program import tokenizer
-from cad2program.program import TYPE_NAMES, Arc, Primitive, Rectangle, Sheet
+from cad2program.contract import tokenizer
+from cad2program.contract.program import TYPE_NAMES, Arc, Primitive, Rectangle, Sheet
 
 
 def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
@@ -152,7 +152,7 @@ class FolderExamples:
         return len(self.records)
 
     def __call__(self, index: int) -> dict:
-        from cad2program.dataset import load_image
+        from cad2program.contract.dataset import load_image
         record = self.records[int(index) % len(self.records)]
         return make_example_dict(load_image(record.image_path), record.sheet, record.primitives, self.image_size,
                                  encode_target(record.sheet, record.primitives, self.max_tokens), self.keypoint_grid)

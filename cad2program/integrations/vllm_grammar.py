@@ -14,10 +14,10 @@ import torch
 from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
-from cad2program.grammar_cursor import GrammarCursor
+from cad2program.integrations.grammar_cursor import GrammarCursor
 
 LIMITS_KEY = "cad2program_limits"
-FQCN = "cad2program.vllm_grammar:GrammarLogitsProcessor"  # how vLLM is told to load it
+FQCN = "cad2program.integrations.vllm_grammar:GrammarLogitsProcessor"  # how vLLM is told to load it
 
 
 class _MaskRequest:

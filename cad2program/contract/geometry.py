@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from cad2program.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet
 
 Point = tuple[float, float]  # (x, y) in sheet millimetres
 

@@ -30,9 +30,9 @@ from typing import Sequence
 
 import numpy as np
 
-from cad2program import tokenizer
+from cad2program.contract import tokenizer
 from cad2program.errors import UserError
-from cad2program.grammar_cursor import GrammarCursor, neighbourhood_logprob
+from cad2program.integrations.grammar_cursor import GrammarCursor, neighbourhood_logprob
 
 # On a small CPU machine: every core for vLLM's OpenMP threads (it reserves one by default), a small
 # key/value cache (GiB; the default, 4, is far more than 32 drawings of a few hundred tokens need),
@@ -81,8 +81,8 @@ class VllmDecoder:
         _need_vllm()
         from vllm import LLM
 
-        from cad2program.export_hf import ImagePrefix, read_info
-        from cad2program.vllm_grammar import FQCN
+        from cad2program.integrations.hf_export import ImagePrefix, read_info
+        from cad2program.integrations.vllm_grammar import FQCN
 
         self.folder = Path(folder)
         self.info = read_info(self.folder)
@@ -102,7 +102,7 @@ class VllmDecoder:
     @classmethod
     def from_model(cls, model_path: Path | str | None, **kw) -> "VllmDecoder":
         """Exports a prefix model file to a temporary folder and starts vLLM on it."""
-        from cad2program.export_hf import export_hf
+        from cad2program.integrations.hf_export import export_hf
 
         folder = tempfile.TemporaryDirectory(prefix="cad2program-hf-")
         try:
@@ -117,7 +117,7 @@ class VllmDecoder:
     def sampling_params(self, limits: Sequence[int] | None, options, max_new_tokens: int):
         from vllm import SamplingParams
 
-        from cad2program.vllm_grammar import LIMITS_KEY
+        from cad2program.integrations.vllm_grammar import LIMITS_KEY
 
         if options.method == "beam":
             raise UserError("beam search is not offered with the vllm engine (vLLM 0.32's beam search refuses "

@@ -28,9 +28,9 @@ from collections import Counter
 
 import numpy as np
 
-from cad2program.dxf_import import Dimension, DxfContent, Ink
-from cad2program.dxf_shapes import Shape
-from cad2program.program import (MAX_PRIMITIVES, Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle,
+from cad2program.dxf.importer import Dimension, DxfContent, Ink
+from cad2program.dxf.shapes import Shape
+from cad2program.contract.program import (MAX_PRIMITIVES, Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle,
                                  Sheet, unannotated, reading_order)
 
 # Drafting scales: 1, 2 and 5 times powers of ten, ordered by how far they are from 1:1.
@@ -201,7 +201,7 @@ def dashed(points: np.ndarray, closed: bool, pattern: str, long_side: float) -> 
 def annotated_crop(crop: Crop, rng: np.random.Generator, content_style: str, long_side_px: int):
     """(primitives with their annotated flags, drawing groups, pen) for one crop, in reading order."""
     from cad2program import synth
-    from cad2program.dxf_dimensions import Drafter
+    from cad2program.dxf.dimensions import Drafter
     from cad2program.synth import fonts, layout
 
     sheet = crop.sheet

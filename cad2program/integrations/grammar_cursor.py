@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cad2program import tokenizer
+from cad2program.contract import tokenizer
 
 VALUE_FIRST, VALUE_LAST = tokenizer.VALUE0, tokenizer.VALUE0 + tokenizer.MAX_VALUE
 _IDS = np.arange(tokenizer.VOCAB_SIZE)

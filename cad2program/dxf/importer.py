@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cad2program.dxf_shapes import (Shape, SkipEntity, arc_polyline, check_coordinates, merge_arcs,
+from cad2program.dxf.shapes import (Shape, SkipEntity, arc_polyline, check_coordinates, merge_arcs,
                                     merge_line_rectangles, polyline_shapes)
 from cad2program.errors import UserError
 

@@ -407,7 +407,7 @@ def generate_uncached(model_or_split, images, prompts, grammar: Grammar, max_new
 
 def default_grammar() -> Grammar:
     """The program language's grammar (imported here lazily so the engine stays tokenizer-agnostic)."""
-    from cad2program import tokenizer
+    from cad2program.contract import tokenizer
     return _default_grammar(tokenizer)
 
 

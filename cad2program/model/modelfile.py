@@ -14,12 +14,12 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from cad2program import tokenizer
-from cad2program.configs import TrainConfig, config_from_dict, config_to_dict
+from cad2program.contract import tokenizer
+from cad2program.model.configs import TrainConfig, config_from_dict, config_to_dict
 from cad2program.errors import UserError
-from cad2program.model import DrawingReader
+from cad2program.model.network import DrawingReader
 
-DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model.msgpack"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default_model.msgpack"
 
 
 def export_model(path: Path, config: TrainConfig, params, extra: dict | None = None) -> Path:

@@ -19,9 +19,9 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from cad2program.dxf_drawings import Crop, annotated_crop, plan_crops
-from cad2program.dxf_import import DxfError, read_dxf
-from cad2program.program import TYPE_NAMES
+from cad2program.dxf.drawings import Crop, annotated_crop, plan_crops
+from cad2program.dxf.importer import DxfError, read_dxf
+from cad2program.contract.program import TYPE_NAMES
 
 STYLES = ("clean", "sketch", "scan", "photo")
 

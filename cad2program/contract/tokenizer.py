@@ -37,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cad2program.program import (Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle,
+from cad2program.contract.program import (Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle,
                                  Sheet, TYPE_NAMES, quantize)
 
 TOKEN_FORMAT = 2  # written into model files: a model only makes sense with the tokens it learned

@@ -5,7 +5,7 @@ process, creates `Preprocess()` and calls `load(<local copy of the endpoint's mo
 then runs `preprocess` -> `process` -> `postprocess` with a fresh `state` dict and, when statistics
 are collected, `collect_custom_statistics_fn` (the `update` of a dict sent to its statistics service).
 
-Request and response: see `cad2program.serving.contract` (the same as `cad2program serve`). A bad
+Request and response: see `cad2program.server.contract` (the same as `cad2program serve`). A bad
 request raises the contract's `RequestError`, a ValueError, which clearml-serving answers with HTTP 422
 and ``"Error [<class '...RequestError'>] processing request: <what is wrong>"`` in `detail`; any
 other exception is a server error (HTTP 500).
@@ -27,9 +27,9 @@ from typing import Any, Callable
 import numpy as np
 
 from cad2program.errors import UserError
-from cad2program.program import Sheet
+from cad2program.contract.program import Sheet
 from cad2program.reading import Recognition, Recognizer
-from cad2program.serving.contract import build_response, parse_request
+from cad2program.server.contract import build_response, parse_request
 
 ENDPOINT_NAME = "cad_model"
 # What `cad2program train` exports (and the tracker registers), in order of preference.

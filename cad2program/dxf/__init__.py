@@ -1,0 +1,1 @@
+"""DXF in: CAD archives turned into dataset folders (shapes, dimensions, drawings, the importer)."""

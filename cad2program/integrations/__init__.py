@@ -1,0 +1,1 @@
+"""Optional engines and services: ClearML tracking and serving, vLLM, Hugging Face export."""

@@ -1,0 +1,1 @@
+"""The network (ViT encoder, transformer decoder), its configurations, decoding and model files."""
