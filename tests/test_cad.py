@@ -14,7 +14,7 @@ from PIL import Image
 from primitive_strategies import drawings
 
 from cad2program.outputs import (dxf_bytes, fit_sheet, overlay, read_dxf, read_dxf_primitives, render_program,
-                             run_program, to_dxf)
+                                 run_program, to_dxf)
 from cad2program.outputs.dxf import DIMENSIONS_LAYER, GEOMETRY_LAYER, SHEET_LAYER
 from cad2program.outputs.scene import plan_dimensions
 from cad2program.contract.program import Arc, Circle, Line, Polyline, ProgramError, Rectangle, Sheet

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cad2program.contract.dataset import (ImageError, LineProblem, check_image, load_dataset, load_image, load_labels,
-                                 record_to_json, write_labels)
+                                          record_to_json, write_labels)
 from cad2program.errors import UserError
 from cad2program.contract.program import Circle, Line, Rectangle, Sheet
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 
 from cad2program.contract.program import (Arc, Circle, Line, Polyline, ProgramError, Rectangle, Sheet, format_program,
-                                 parse_any, parse_program, primitive_from_json, primitives_from_json,
-                                 primitives_to_json, program_problems)
+                                          parse_any, parse_program, primitive_from_json, primitives_from_json,
+                                          primitives_to_json, program_problems)
 from primitive_strategies import drawings
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cad2program.contract.program import (Arc, Circle, Line, Polyline, Rectangle, format_number, primitives_from_json,
-                                 program_problems)
+                                          program_problems)
 from cad2program.synth import STYLES, GeneratorConfig, image_size, make_example, make_labels, write_dataset
 from cad2program.synth import fonts
 

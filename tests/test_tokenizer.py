@@ -8,13 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cad2program.contract.program import (Arc, Circle, Line, Polyline, Rectangle, Sheet, format_program, parse_program,
-                                 program_problems)
+                                          program_problems)
 from cad2program.evaluation.scoring import score_drawing
 from cad2program.contract.tokenizer import (BOS, CLOSED, DIGIT0, DOT, EOS, GRAMMAR_AXES, GRAMMAR_DONE, GRAMMAR_START,
-                                   GRAMMAR_TABLE, OPEN, PAD, SIZE_END, TOKEN_ID, TYPE_ID, VALUE0, VOCAB_SIZE,
-                                   Grid, TokenizerError, decode, decode_prompt, decode_spans, encode,
-                                   encode_primitive, encode_program, grammar_accepts, split_prompt, token_name,
-                                   value_limits)
+                                            GRAMMAR_TABLE, OPEN, PAD, SIZE_END, TOKEN_ID, TYPE_ID, VALUE0, VOCAB_SIZE,
+                                            Grid, TokenizerError, decode, decode_prompt, decode_spans, encode,
+                                            encode_primitive, encode_program, grammar_accepts, split_prompt, token_name,
+                                            value_limits)
 from primitive_strategies import drawings
 
 SHEET = Sheet(200, 150)  # grid step 0.4 mm

@@ -15,14 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cad2program.integrations.clearml_tracking import (
-    RUN_RECORD,
-    STAGING_FOLDER,
-    Tracker,
-    clearml_credentials_configured,
-    flatten_config,
-    tracking_mode,
-)
+from cad2program.integrations.clearml_tracking import (RUN_RECORD, STAGING_FOLDER, Tracker,
+                                                       clearml_credentials_configured, flatten_config, tracking_mode)
 
 # clearml's bundled config parser calls pyparsing names that pyparsing 3.2+ deprecates; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:.*deprecated.*:DeprecationWarning")

@@ -37,8 +37,8 @@ from typing import Sequence
 
 import numpy as np
 
-from cad2program.contract.program import (Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle,
-                                 Sheet, TYPE_NAMES, quantize)
+from cad2program.contract.program import (Arc, Circle, Line, Polyline, Primitive, ProgramError, Rectangle, Sheet,
+                                          TYPE_NAMES, quantize)
 
 TOKEN_FORMAT = 2  # written into model files: a model only makes sense with the tokens it learned
 MAX_VALUE = 500  # value tokens #0..#500: the grid has 500 steps across the sheet's longer side

@@ -21,7 +21,7 @@ from cad2program.contract import tokenizer
 from cad2program.reading.ocr import TEXT_FINDERS, written_numbers
 from cad2program.model.configs import TrainConfig
 from cad2program.model.decode import (DecodeOptions, continuation_logprobs, default_grammar, embed_images, generate,
-                                warm_up_continuations)
+                                      warm_up_continuations)
 from cad2program.errors import UserError
 from cad2program.model.network import DrawingReader
 from cad2program.model.modelfile import DEFAULT_MODEL, load_model

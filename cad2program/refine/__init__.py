@@ -17,8 +17,8 @@ from cad2program.refine.arcs import CIRCLE_INKED, inked_rounds, refine_arc, refi
 from cad2program.refine.erase import erase_primitives
 from cad2program.refine.ink import Frame, Ink, as_ink, grey, ink_mask, ink_share, paper_around
 from cad2program.refine.measure import MEASURERS, Measurer, measure_primitives, refine_primitives
-from cad2program.refine.polylines import (drawn_alone, import_deferred, longest_side, refine_polyline,
-                                          trace_polyline, with_bent_lines_traced)
+from cad2program.refine.polylines import (drawn_alone, import_deferred, longest_side, refine_polyline, trace_polyline,
+                                          with_bent_lines_traced)
 from cad2program.refine.segments import refine_line, refine_rectangle
 
 __all__ = ["CIRCLE_INKED", "Frame", "Ink", "MEASURERS", "Measurer", "as_ink", "drawn_alone", "erase_primitives",

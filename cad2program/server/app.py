@@ -34,8 +34,7 @@ from cad2program.server import openai_api
 from cad2program.server.batcher import DynamicBatcher, QueueFullError
 from cad2program.server.metrics import Metrics
 from cad2program.server.errors import ClientError, status_of
-from cad2program.server.contract import (RequestError, build_response, decode_image_data, parse_request,
-                                          parse_sheet)
+from cad2program.server.contract import (RequestError, build_response, decode_image_data, parse_request, parse_sheet)
 
 log = logging.getLogger("cad2program.server")
 WEB_DIR = Path(__file__).resolve().parent / "web"

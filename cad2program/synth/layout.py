@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from cad2program.contract.program import (Arc, Circle, Line, Polyline, Primitive, Rectangle, Sheet, format_number,
-                                 reading_order)
+                                          reading_order)
 from cad2program.synth import fonts
 
 # x0, y0, x1, y1 in mm. Plain float tuples while a group is built (tiny numpy arrays cost more to

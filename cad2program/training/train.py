@@ -28,7 +28,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cad2program.contract import tokenizer
 from cad2program.model.configs import TrainConfig, config_to_dict
-from cad2program.model.input_pipeline import RETRIES, RETRY_SEED_STEP, TEST_SET_SEEDS, FolderExamples, SyntheticExamples, batches
+from cad2program.model.input_pipeline import (RETRIES, RETRY_SEED_STEP, TEST_SET_SEEDS, FolderExamples,
+                                              SyntheticExamples, batches)
 from cad2program.errors import UserError
 from cad2program.model.modelfile import build_model, export_model, load_model
 from cad2program.reading import DEFAULT_SETTINGS, Recognizer, fit_confidence_power
