@@ -10,8 +10,8 @@ import pytest
 
 from cad2program.errors import UserError
 from cad2program.contract.program import Sheet
-from cad2program.reading import (STAGES, DEFAULT_SETTINGS, Drawing, ReadingSettings, Recognizer, run_stages,
-                                 run_stages_async, stages_for)
+from cad2program.reading import (STAGES, DEFAULT_SETTINGS, Drawing, ReadingSettings, Recognizer, run_stages_async,
+                                 stages_for)
 from cad2program.reading import pipeline
 from cad2program.refine import Ink
 from cad2program.synth import GeneratorConfig, make_example

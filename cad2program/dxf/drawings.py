@@ -160,7 +160,7 @@ def to_primitive(shape: Shape, sheet: Sheet) -> Primitive | None:
 
 
 def primitive_strokes(primitive: Primitive, px_per_mm: float):
-    from cad2program.synth.layout import Stroke, arc_points
+    from cad2program.synth.sketch import Stroke, arc_points
 
     if isinstance(primitive, Line):
         return Stroke(np.array([[primitive.x1, primitive.y1], [primitive.x2, primitive.y2]]))

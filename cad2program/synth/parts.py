@@ -20,9 +20,9 @@ from typing import Callable
 import numpy as np
 
 from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, format_number
-from cad2program.synth.layout import (Box, Group, Pen, Sketchpad, Stroke, arc_points, boxes_overlap, centre_mark,
-                                      curve_boxes, layout, leader, linear_dimension, place_together, polyline_boxes,
-                                      segment_boxes, size_value)
+from cad2program.synth.layout import layout, place_together
+from cad2program.synth.sketch import (Box, Group, Pen, Sketchpad, Stroke, arc_points, boxes_overlap, centre_mark,
+                                      curve_boxes, leader, linear_dimension, polyline_boxes, segment_boxes, size_value)
 
 # Dash-dot centre lines, in units of the digit height: long dash, gap, dot, gap.
 CENTRE_DASH, CENTRE_GAP, CENTRE_DOT = 2.4, 0.5, 0.25

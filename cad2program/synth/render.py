@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from cad2program.contract.program import Sheet
-from cad2program.synth.layout import Group, Stroke
+from cad2program.synth.sketch import Group, Stroke
 
 SHIFT = 4  # cv2 fixed-point bits: coordinates are drawn to 1/16 px
 ONE = 1 << SHIFT
