@@ -22,7 +22,7 @@ from cad2program.model.configs import tiny
 from cad2program.model.decode import DecodeOptions, default_grammar, generate, generate_uncached
 from cad2program.model.network import DrawingReader
 from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, parse_program
-from cad2program.model.modelfile import export_model, load_model
+from cad2program.model.modelfile import export_model, load_model, with_fusion
 from cad2program.reading import Recognizer
 from cad2program.reading.recognition import programs_from_tokens
 
@@ -513,3 +513,22 @@ def test_a_recognizer_reads_the_written_numbers_with_the_text_finder_it_was_give
     assert Recognizer(tiny(), model, read_text=False).written_on(blank) is None and len(asked) == 2
     with pytest.raises(UserError, match="ink, detector"):
         Recognizer(tiny(), model, text_finder="tesseract")
+
+
+def test_a_model_fused_the_other_way_keeps_every_parameter_both_fusions_share():
+    config = tiny()
+    source = DrawingReader(config.model, nnx.Rngs(3))
+    prefix_config, prefix = with_fusion(config, source, "prefix", seed=0)
+    assert prefix_config.model.fusion == "prefix" and prefix.layers[0].cross_attn is None
+    before, after = nnx.to_pure_dict(nnx.state(source)), nnx.to_pure_dict(nnx.state(prefix))
+    shared = jax.tree_util.tree_leaves_with_path(after)
+    assert len(shared) == len(jax.tree_util.tree_leaves(after))
+    for path, value in shared:  # every prefix leaf exists in the source and was copied from it
+        other = before
+        for key in path:
+            other = other[key.key]
+        np.testing.assert_array_equal(value, other)
+    # Back again: the cross-attention comes freshly initialised, the rest is still the source's.
+    _, back = with_fusion(prefix_config, prefix, "cross_attention", seed=0)
+    np.testing.assert_array_equal(back.lm_head.kernel[...], source.lm_head.kernel[...])
+    assert back.layers[0].cross_attn is not None

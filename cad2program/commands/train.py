@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help="dataset folder to train on (default: drawings generated on the fly)")
     parser.add_argument("--steps", type=int, help="total training steps (default: the config's)")
     parser.add_argument("--init-from", type=Path, help="model file or workdir whose parameters start the run (fine-tuning)")
+    parser.add_argument("--fusion", choices=("cross_attention", "prefix"),
+                        help="how the image reaches the decoder (default: the config's, or the --init-from model's); "
+                             "with --init-from, a model fused the other way starts from the parameters both share. "
+                             "prefix models are the ones vLLM can serve (docs/vllm.md)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default: the config's; fine-tuning: a tenth of it)")
     parser.add_argument("--batch-size", type=int, help="global batch size (default: the config's)")
     parser.add_argument("--warmup-steps", type=int,
@@ -101,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop_gracefully)
     try:
         summary = train_and_evaluate(config, args.workdir, data_dir=args.data, init_from=args.init_from,
-                                     tracker=tracker,
+                                     tracker=tracker, fusion=args.fusion,
                                      time_budget_s=None if args.time_budget is None else 60 * args.time_budget)
     finally:
         tracker.finish()

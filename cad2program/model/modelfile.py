@@ -6,6 +6,7 @@ default one ships inside the package. Knows the model and its config, nothing of
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from pathlib import Path
@@ -39,6 +40,41 @@ def export_model(path: Path, config: TrainConfig, params, extra: dict | None = N
 def build_model(config: TrainConfig, seed: int = 0) -> DrawingReader:
     """A freshly initialised model; initialised in one compiled call rather than op by op (much faster)."""
     return _init_model(config.model, seed)
+
+
+def with_fusion(config: TrainConfig, model: DrawingReader, fusion: str, seed: int = 0
+                ) -> tuple[TrainConfig, DrawingReader]:
+    """`model`'s parameters in a model fused the other way (`ModelConfig.fusion`), for fine-tuning.
+
+    Both fusions share the encoder, projector, token embedding, self-attention, SwiGLU, norms and
+    heads under the same names; a prefix model has no cross-attention (dropped), and a cross-attention
+    model's cross-attention starts freshly initialised. What the prefix decoder must learn anew is to
+    find the image among its own positions.
+    """
+    if fusion == config.model.fusion:
+        return config, model
+    config = config.replace(model=dataclasses.replace(config.model, fusion=fusion))
+    target = build_model(config, seed)
+    source = nnx.to_pure_dict(nnx.state(model))
+    state = nnx.state(target)
+    merged = _overlay(nnx.to_pure_dict(state), source)
+    nnx.replace_by_pure_dict(state, merged)
+    nnx.update(target, state)
+    return config, target
+
+
+def _overlay(target: dict, source: dict) -> dict:
+    """`target` with every leaf that `source` holds at the same path and shape."""
+    out = {}
+    for key, value in target.items():
+        other = source.get(key) if isinstance(source, dict) else None
+        if isinstance(value, dict):
+            out[key] = _overlay(value, other if isinstance(other, dict) else {})
+        elif other is not None and not isinstance(other, dict) and np.shape(other) == np.shape(value):
+            out[key] = other
+        else:
+            out[key] = value
+    return out
 
 
 @functools.partial(nnx.jit, static_argnums=(0, 1))

@@ -31,7 +31,7 @@ from cad2program.model.input_pipeline import (RETRIES, RETRY_SEED_STEP, TEST_SET
                                               SyntheticExamples, batches)
 from cad2program.errors import UserError
 from cad2program.training.checkpoints import Checkpoints
-from cad2program.model.modelfile import build_model, export_model, load_model
+from cad2program.model.modelfile import build_model, export_model, load_model, with_fusion
 from cad2program.reading import DEFAULT_SETTINGS, Recognizer, fit_confidence_power
 
 # The held-out drawings of on-the-fly training: one stream for every training seed, so that curves of
@@ -284,14 +284,15 @@ def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
 def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None = None,
                        init_from: Path | None = None, tracker=None, log: Callable = print,
                        progress: bool = True, stop_at_step: int | None = None,
-                       time_budget_s: float | None = None) -> dict:
+                       time_budget_s: float | None = None, fusion: str | None = None) -> dict:
     """Trains `config.steps` steps in `workdir` (resuming from its latest checkpoint); returns a summary.
 
     `stop_at_step` / `time_budget_s` end this run early (with a checkpoint) without changing the
     schedule, so that a long run can be done in pieces that resume exactly.
 
     `init_from`: an exported model (or workdir) whose parameters start the run (fine-tuning); its model
-    config replaces `config.model`.
+    config replaces `config.model`. `fusion` ("prefix" or "cross_attention"): the run's model is fused
+    that way, starting from the parameters both fusions share (`modelfile.with_fusion`).
     """
     from tqdm import tqdm
 
@@ -301,8 +302,14 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
         init_config, init_model, _ = load_model(Path(init_from))
         config = config.replace(model=init_config.model)
         model = init_model
-        log(f"init: parameters from {init_from}")
+        if fusion is not None and fusion != config.model.fusion:
+            config, model = with_fusion(config, model, fusion, config.seed)
+            log(f"init: {fusion} model, from the parameters it shares with the model in {init_from}")
+        else:
+            log(f"init: parameters from {init_from}")
     else:
+        if fusion is not None:
+            config = config.replace(model=dataclasses.replace(config.model, fusion=fusion))
         model = build_model(config, config.seed)
     (workdir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
     graphdef, params = nnx.split(model)
