@@ -46,6 +46,11 @@ CPU_ENVIRONMENT = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE"
                    "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_LOGGING_LEVEL": "ERROR",
                    "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_WAIT_POLICY": "PASSIVE"}
 
+# A request asks `vllm_grammar.GrammarLogitsProcessor` (loaded by vLLM by this name) for the grammar
+# with its sheet's value limits under this key of its extra arguments.
+LIMITS_KEY = "cad2program_limits"
+GRAMMAR_PROCESSOR = "cad2program.integrations.vllm_grammar:GrammarLogitsProcessor"
+
 MIN_HEAD_DIM = 32  # vLLM 0.32's CPU attention refused head_dim 16 (the `tiny` config); 32 and up worked
 
 
@@ -82,7 +87,6 @@ class VllmDecoder:
         from vllm import LLM
 
         from cad2program.integrations.hf_export import ImagePrefix, read_info
-        from cad2program.integrations.vllm_grammar import FQCN
 
         self.folder = Path(folder)
         self.info = read_info(self.folder)
@@ -95,8 +99,8 @@ class VllmDecoder:
         self.max_new_tokens = int(self.info["max_new_tokens"])
         self.llm = LLM(model=str(self.folder), skip_tokenizer_init=True, enable_prompt_embeds=True,
                        dtype="float32", max_model_len=self.info["num_image_tokens"] + model["max_len"],
-                       max_num_seqs=max_batch, logits_processors=[FQCN], logprobs_mode="processed_logprobs",
-                       max_logprobs=-1, seed=seed, generation_config="vllm",
+                       max_num_seqs=max_batch, logits_processors=[GRAMMAR_PROCESSOR],
+                       logprobs_mode="processed_logprobs", max_logprobs=-1, seed=seed, generation_config="vllm",
                        enforce_eager=not compiled)
 
     @classmethod
@@ -116,8 +120,6 @@ class VllmDecoder:
 
     def sampling_params(self, limits: Sequence[int] | None, options, max_new_tokens: int):
         from vllm import SamplingParams
-
-        from cad2program.integrations.vllm_grammar import LIMITS_KEY
 
         if options.method == "beam":
             raise UserError("beam search is not offered with the vllm engine (vLLM 0.32's beam search refuses "
@@ -143,22 +145,13 @@ class VllmDecoder:
         prompts = [{"prompt_embeds": torch.from_numpy(np.ascontiguousarray(e))} for e in embeds]
         params = [self.sampling_params(lim, options, length) for lim in limits]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        tokens = np.full((len(sheets), length), tokenizer.PAD, np.int32)
-        logprobs = np.zeros((len(sheets), length), np.float32)
-        for row, (output, lim) in enumerate(zip(outputs, limits)):
+        completions = []
+        for output in outputs:
             completion = output.outputs[0]
-            cursor = GrammarCursor(lim)
-            for step, token in enumerate(completion.token_ids[:length]):
-                tokens[row, step] = token
-                if completion.logprobs is not None:
-                    window = cursor.window if options.constrained else 0
-                    scored = _step_logprobs(completion.logprobs, step)
-                    logprobs[row, step] = neighbourhood_logprob(token, window, *scored)
-                if token == tokenizer.EOS:
-                    break
-                if options.constrained:
-                    cursor.advance(token)
-        return tokens, logprobs
+            steps = None if completion.logprobs is None else [
+                _step_logprobs(completion.logprobs, step) for step in range(len(completion.token_ids))]
+            completions.append((list(completion.token_ids), steps))
+        return tokens_and_logprobs(completions, limits, length, options.constrained)
 
     def close(self) -> None:
         """Shuts vLLM's engine down (a worker process of it, when multiprocessing is on, would otherwise
@@ -169,6 +162,27 @@ class VllmDecoder:
         exported, self._exported = getattr(self, "_exported", None), None
         if exported is not None:
             exported.cleanup()
+
+
+def tokens_and_logprobs(completions: Sequence[tuple[list[int], list | None]], limits: Sequence, length: int,
+                        constrained: bool) -> tuple[np.ndarray, np.ndarray]:
+    """What `decode.generate` returns, from each drawing's (token ids, per step the (ids, log-probs)
+    vLLM scored, or None): (B, length) tokens padded after the end token, and each token's
+    log-probability summed over its value's neighbourhood as the JAX engine sums it."""
+    tokens = np.full((len(completions), length), tokenizer.PAD, np.int32)
+    logprobs = np.zeros((len(completions), length), np.float32)
+    for row, ((token_ids, steps), lim) in enumerate(zip(completions, limits)):
+        cursor = GrammarCursor(lim)
+        for step, token in enumerate(token_ids[:length]):
+            tokens[row, step] = token
+            if steps is not None:
+                window = cursor.window if constrained else 0
+                logprobs[row, step] = neighbourhood_logprob(token, window, *steps[step])
+            if token == tokenizer.EOS:
+                break
+            if constrained:
+                cursor.advance(token)
+    return tokens, logprobs
 
 
 def _step_logprobs(logprobs, step: int) -> tuple[list[int], list[float]]:

@@ -15,9 +15,7 @@ from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
 from cad2program.integrations.grammar_cursor import GrammarCursor
-
-LIMITS_KEY = "cad2program_limits"
-FQCN = "cad2program.integrations.vllm_grammar:GrammarLogitsProcessor"  # how vLLM is told to load it
+from cad2program.integrations.vllm_engine import LIMITS_KEY
 
 
 class _MaskRequest:
