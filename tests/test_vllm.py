@@ -99,3 +99,26 @@ def test_eval_engine_vllm_scores_as_jax(prefix_model, drawings_folder, tmp_path,
     assert reports["vllm"]["decoding"]["engine"] == "vllm" and reports["vllm"]["drawings"] == 4
     for key in ("f1", "precision", "recall", "valid_rate", "per_type"):
         assert reports["vllm"][key] == reports["jax"][key]
+
+
+def test_server_mode_programs_equal_jax(prefix_model):
+    """vLLM's OpenAI server on loopback, the prefix sent as `prompt_embeds` (`vllm_server`)."""
+    from cad2program.integrations.vllm_server import VllmClient
+    from cad2program.model.decode import DecodeOptions, default_grammar, generate
+
+    model, path = prefix_model
+    client = VllmClient.start(path, max_batch=8, compiled=False)
+    try:
+        assert client.server.url.startswith("http://127.0.0.1:")
+        rng = np.random.default_rng(0)
+        sheets = [Sheet(int(w), int(h)) for w, h in rng.integers(40, 400, (8, 2))]
+        memory = client.prefix.memory(rng.random((8, 64, 64, 1)).astype(np.float32))
+        prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
+        limits = np.array([tokenizer.value_limits(s) for s in sheets], np.int32)
+        options = DecodeOptions(max_new_tokens=NEW_TOKENS)
+        want_tokens, _ = generate(model, None, prompts, default_grammar(), options, limits=limits, memory=memory)
+        tokens, logprobs = client.generate(memory, sheets, options, limits)
+        np.testing.assert_array_equal(tokens, want_tokens)
+        assert np.isfinite(logprobs).all() and (logprobs <= 1e-6).all()
+    finally:
+        client.close()
