@@ -23,6 +23,16 @@ pytest.importorskip("safetensors")
 NEW_TOKENS = 40
 
 
+def random_drawings(prefix, count: int = 8, seed: int = 0):
+    """Random sheets and images: (sheets, their image prefix memory, prompts, value limits)."""
+    rng = np.random.default_rng(seed)
+    sheets = [Sheet(int(w), int(h)) for w, h in rng.integers(40, 400, (count, 2))]
+    memory = prefix.memory(rng.random((count, 64, 64, 1)).astype(np.float32))
+    prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
+    limits = np.array([tokenizer.value_limits(s) for s in sheets], np.int32)
+    return sheets, memory, prompts, limits
+
+
 @pytest.fixture(scope="module")
 def prefix_model(tmp_path_factory):
     from flax import nnx
@@ -47,11 +57,7 @@ def test_greedy_programs_and_logprobs_equal_jax(prefix_model, decoder):
     from cad2program.model.decode import DecodeOptions, default_grammar, generate
 
     model, _ = prefix_model
-    rng = np.random.default_rng(0)
-    sheets = [Sheet(int(w), int(h)) for w, h in rng.integers(40, 400, (8, 2))]
-    memory = decoder.prefix.memory(rng.random((8, 64, 64, 1)).astype(np.float32))
-    prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
-    limits = np.array([tokenizer.value_limits(s) for s in sheets], np.int32)
+    sheets, memory, prompts, limits = random_drawings(decoder.prefix)
     options = DecodeOptions(max_new_tokens=NEW_TOKENS)
     want_tokens, want_logprobs = generate(model, None, prompts, default_grammar(), options, limits=limits,
                                           memory=memory)
@@ -110,11 +116,7 @@ def test_server_mode_programs_equal_jax(prefix_model):
     client = VllmClient.start(path, max_batch=8, compiled=False)
     try:
         assert client.server.url.startswith("http://127.0.0.1:")
-        rng = np.random.default_rng(0)
-        sheets = [Sheet(int(w), int(h)) for w, h in rng.integers(40, 400, (8, 2))]
-        memory = client.prefix.memory(rng.random((8, 64, 64, 1)).astype(np.float32))
-        prompts = np.array([tokenizer.encode_prompt(s) for s in sheets], np.int32)
-        limits = np.array([tokenizer.value_limits(s) for s in sheets], np.int32)
+        sheets, memory, prompts, limits = random_drawings(client.prefix)
         options = DecodeOptions(max_new_tokens=NEW_TOKENS)
         want_tokens, _ = generate(model, None, prompts, default_grammar(), options, limits=limits, memory=memory)
         tokens, logprobs = client.generate(memory, sheets, options, limits)
