@@ -63,6 +63,25 @@ def configure_environment(threads: str | None = None) -> None:
         os.environ["VLLM_CPU_OMP_THREADS_BIND"] = threads
 
 
+def context_length(info: dict) -> int:
+    """Positions vLLM must hold for an exported folder's model (`read_info`): image tokens + max_len."""
+    return info["num_image_tokens"] + info["config"]["model"]["max_len"]
+
+
+def check_head_dim(folder: Path, info: dict) -> None:
+    model = info["config"]["model"]
+    head_dim = model["dec_width"] // model["dec_heads"]
+    if head_dim < MIN_HEAD_DIM:
+        raise UserError(f"{folder}: the decoder's heads are {head_dim} wide; vLLM's CPU attention "
+                        f"needs at least {MIN_HEAD_DIM} (fewer heads of the same width would do)")
+
+
+def refuse_beam(options) -> None:
+    if options.method == "beam":
+        raise UserError("beam search is not offered with the vllm engine (vLLM 0.32's beam search refuses "
+                        "prompt embeddings and takes no custom logits processor): use the jax engine for --beam")
+
+
 def _need_vllm():
     try:
         import vllm  # noqa: F401
@@ -90,15 +109,11 @@ class VllmDecoder:
 
         self.folder = Path(folder)
         self.info = read_info(self.folder)
-        model = self.info["config"]["model"]
-        head_dim = model["dec_width"] // model["dec_heads"]
-        if head_dim < MIN_HEAD_DIM:
-            raise UserError(f"{self.folder}: the decoder's heads are {head_dim} wide; vLLM's CPU attention "
-                            f"needs at least {MIN_HEAD_DIM} (fewer heads of the same width would do)")
+        check_head_dim(self.folder, self.info)
         self.prefix = ImagePrefix(self.folder)
         self.max_new_tokens = int(self.info["max_new_tokens"])
         self.llm = LLM(model=str(self.folder), skip_tokenizer_init=True, enable_prompt_embeds=True,
-                       dtype="float32", max_model_len=self.info["num_image_tokens"] + model["max_len"],
+                       dtype="float32", max_model_len=context_length(self.info),
                        max_num_seqs=max_batch, logits_processors=[GRAMMAR_PROCESSOR],
                        logprobs_mode="processed_logprobs", max_logprobs=-1, seed=seed, generation_config="vllm",
                        enforce_eager=not compiled)
@@ -121,9 +136,7 @@ class VllmDecoder:
     def sampling_params(self, limits: Sequence[int] | None, options, max_new_tokens: int):
         from vllm import SamplingParams
 
-        if options.method == "beam":
-            raise UserError("beam search is not offered with the vllm engine (vLLM 0.32's beam search refuses "
-                            "prompt embeddings and takes no custom logits processor): use the jax engine for --beam")
+        refuse_beam(options)
         sample = options.method == "sample"
         extra = {LIMITS_KEY: [int(limits[0]), int(limits[1])]} if options.constrained and limits is not None else {}
         return SamplingParams(temperature=options.temperature if sample else 0.0,

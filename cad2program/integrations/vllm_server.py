@@ -35,8 +35,8 @@ import numpy as np
 
 from cad2program.contract import tokenizer
 from cad2program.errors import UserError
-from cad2program.integrations.vllm_engine import (CPU_ENVIRONMENT, GRAMMAR_PROCESSOR, LIMITS_KEY, MIN_HEAD_DIM,
-                                                  tokens_and_logprobs)
+from cad2program.integrations.vllm_engine import (CPU_ENVIRONMENT, GRAMMAR_PROCESSOR, LIMITS_KEY, check_head_dim,
+                                                  context_length, refuse_beam, tokens_and_logprobs)
 
 START_TIMEOUT_S = 600.0  # vLLM compiles its model at start: 40-110 s measured on 2 cores, more when loaded
 REQUEST_TIMEOUT_S = 300.0
@@ -58,17 +58,17 @@ class VllmServer:
 
         self.folder = Path(folder)
         info = read_info(self.folder)
-        model = info["config"]["model"]
-        if model["dec_width"] // model["dec_heads"] < MIN_HEAD_DIM:
-            raise UserError(f"{self.folder}: the decoder's heads are narrower than {MIN_HEAD_DIM}, which vLLM's "
-                            f"CPU attention refuses")
+        check_head_dim(self.folder, info)
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="vllm-server-", suffix=".log")[1])
+        if log_path is None:
+            handle, log_path = tempfile.mkstemp(prefix="vllm-server-", suffix=".log")
+            os.close(handle)
+        self.log_path = Path(log_path)
         command = [python or sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.folder),
                    "--host", "127.0.0.1", "--port", str(self.port), "--served-model-name", "cad2program",
                    "--skip-tokenizer-init", "--enable-prompt-embeds", "--dtype", "float32",
-                   "--max-model-len", str(info["num_image_tokens"] + model["max_len"]),
+                   "--max-model-len", str(context_length(info)),
                    "--max-num-seqs", str(max_batch), "--logits-processors", GRAMMAR_PROCESSOR,
                    "--logprobs-mode", "processed_logprobs", "--max-logprobs", "-1", "--generation-config", "vllm"]
         if not compiled:
@@ -165,7 +165,7 @@ class VllmClient:
         models = self._post("/v1/models").get("data") or []
         if not models:
             raise UserError(f"the vLLM server at {self.url} serves no model")
-        want = self.info["num_image_tokens"] + self.info["config"]["model"]["max_len"]
+        want = context_length(self.info)
         served = models[0]
         if served.get("max_model_len") not in (None, want):
             raise UserError(f"the vLLM server at {self.url} serves a model with {served['max_model_len']} positions; "
@@ -176,9 +176,6 @@ class VllmClient:
         """One drawing's Completions request: its prompt embeddings (torch's serialisation, base64)."""
         import torch
 
-        if options.method == "beam":
-            raise UserError("beam search is not offered with the vllm engine (vLLM 0.32's beam search refuses "
-                            "prompt embeddings and takes no custom logits processor): use the jax engine for --beam")
         buffer = io.BytesIO()
         torch.save(torch.from_numpy(np.ascontiguousarray(embeds, np.float32)), buffer)
         sample = options.method == "sample"
@@ -195,6 +192,7 @@ class VllmClient:
     def generate(self, memory: np.ndarray, sheets: Sequence, options, limits: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
         """As `VllmDecoder.generate`: memory (B, N, D) -> tokens, log-probs (B, max_new_tokens)."""
+        refuse_beam(options)
         length = min(options.max_new_tokens, self.max_new_tokens)
         embeds = self.prefix.prompt_embeds(memory, sheets)
         limits = [None] * len(sheets) if limits is None else limits
@@ -222,6 +220,6 @@ def _completion(answer: dict) -> tuple[list[int], list | None]:
         return token_ids, None
     steps = []
     for row in scored:
-        ids = [int(key.rsplit(":", 1)[1]) for key in (row or {})]
-        steps.append((ids, list((row or {}).values())))
+        row = row or {}
+        steps.append(([int(key.rsplit(":", 1)[1]) for key in row], list(row.values())))
     return token_ids, steps
