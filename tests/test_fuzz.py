@@ -131,7 +131,8 @@ def server():
     import uvicorn
 
     from cad2program.commands.serve import server_config
-    from cad2program.server.app import ServerSettings, create_app
+    from cad2program.server.app import create_app
+    from cad2program.server.settings import ServerSettings
 
     port = free_port()
     app = create_app(FakeRecognizer(), ServerSettings(max_batch=4, max_body_bytes=2 * 2**20, body_timeout_s=5))

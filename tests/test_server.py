@@ -371,7 +371,7 @@ def post_png(url: str, width: int = 200, timeout: float = 30) -> requests.Respon
 
 
 def test_not_ready_until_warmed_up(fake_server):
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     recognizer = FakeRecognizer()
     recognizer.release_warm_up.clear()
@@ -391,7 +391,7 @@ def test_not_ready_until_warmed_up(fake_server):
 
 
 def test_a_slow_request_times_out_and_others_are_served(fake_server):
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     recognizer = FakeRecognizer()
     url = fake_server(recognizer, ServerSettings(max_batch=2, max_wait_ms=1, request_timeout_s=0.4))
@@ -405,7 +405,7 @@ def test_a_slow_request_times_out_and_others_are_served(fake_server):
 
 
 def test_a_bug_is_a_json_500_and_the_server_keeps_serving(fake_server):
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     recognizer = FakeRecognizer()
     recognizer.fail_on_width = 123
@@ -420,7 +420,7 @@ def test_a_bug_is_a_json_500_and_the_server_keeps_serving(fake_server):
 
 
 def test_no_batching_runs_every_request_alone(fake_server):
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     recognizer = FakeRecognizer(delay_s=0.05)
     url = fake_server(recognizer, ServerSettings(max_batch=8, max_wait_ms=200, batching=False))

@@ -93,7 +93,7 @@ def metric(url: str, name: str) -> float:
 
 
 def test_json_nested_5000_deep_is_a_400_on_every_json_endpoint(serve):
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     url = serve(FakeRecognizer(), ServerSettings(max_batch=1))
     bodies = ["[" * 5000 + "]" * 5000, '{"data": ' + "[" * 5000 + "]" * 5000 + "}",
@@ -110,7 +110,7 @@ def test_json_nested_5000_deep_is_a_400_on_every_json_endpoint(serve):
 
 
 def test_a_data_url_must_hold_an_image_and_its_scheme_is_case_insensitive(serve):
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     url = serve(FakeRecognizer(), ServerSettings(max_batch=1))
     html = requests.post(url + "/v1/chat/completions", json=chat(url, f"data:text/html;base64,{PNG_B64}"), timeout=10)
@@ -128,7 +128,7 @@ def test_a_data_url_must_hold_an_image_and_its_scheme_is_case_insensitive(serve)
 
 @pytest.mark.parametrize("value", [-1, 0, 1.5, "10", True, [5]])
 def test_max_tokens_must_be_a_whole_number_of_at_least_one(serve, value):
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     url = serve(FakeRecognizer(), ServerSettings(max_batch=1))
     for field in ("max_tokens", "max_completion_tokens"):
@@ -150,7 +150,7 @@ def read_all(sock: socket.socket, limit_s: float) -> bytes:
 
 
 def test_a_body_that_does_not_arrive_is_a_408_and_the_connection_is_closed(serve):
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     url = serve(FakeRecognizer(), ServerSettings(max_batch=1, body_timeout_s=1.0))
     port = int(url.rsplit(":", 1)[1])
@@ -170,7 +170,7 @@ def test_a_body_that_does_not_arrive_is_a_408_and_the_connection_is_closed(serve
 
 
 def test_connections_over_the_limit_get_503(serve):
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     url = serve(FakeRecognizer(), ServerSettings(max_batch=1), max_connections=3)
     port = int(url.rsplit(":", 1)[1])
@@ -186,7 +186,7 @@ def test_connections_over_the_limit_get_503(serve):
 
 
 def test_over_max_queue_requests_get_503_with_retry_after_at_once(serve):
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     url = serve(FakeRecognizer(delay_s=0.5), ServerSettings(max_batch=1, max_wait_ms=0, max_queue=2))
     assert metric(url, "cad2program_max_queue") == 2
@@ -261,7 +261,7 @@ def test_concurrent_49_megapixel_uploads_are_all_served_with_bounded_memory(serv
     import psutil
 
     import cad2program.reading.pipeline as pipeline_module
-    from cad2program.server.app import ServerSettings
+    from cad2program.server.settings import ServerSettings
 
     shapes = []  # what the server prepares for the model (`reading.pipeline.Drawing.of`)
     prepare_image = pipeline_module.prepare_image
@@ -291,14 +291,19 @@ def test_concurrent_49_megapixel_uploads_are_all_served_with_bounded_memory(serv
 
 
 def test_serve_help_documents_the_limits_and_its_defaults_are_the_apps(capsys):
+    import argparse
+
     from cad2program.cli import main
     from cad2program.commands import serve
-    from cad2program.server import app
+    from cad2program.server.settings import ServerSettings
 
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     text = capsys.readouterr().out
     assert all(flag in text for flag in ("--max-queue", "--body-timeout", "--max-connections", "--work-mpx", "503"))
-    assert (serve.DEFAULT_MAX_QUEUE, serve.DEFAULT_BODY_TIMEOUT_S, serve.DEFAULT_WORK_PIXELS) == (
-        app.DEFAULT_MAX_QUEUE, app.DEFAULT_BODY_TIMEOUT_S, app.DEFAULT_WORK_PIXELS)
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    args, defaults = parser.parse_args([]), ServerSettings()
+    assert (args.max_queue, args.body_timeout, round(args.work_mpx * 1e6)) == (
+        defaults.max_queue, defaults.body_timeout_s, defaults.work_pixels)
     assert main(["serve", "--max-queue", "0"]) == 2 and "--max-queue" in capsys.readouterr().err

@@ -25,12 +25,10 @@ import argparse
 from pathlib import Path
 
 from cad2program.commands.predict import add_text_arguments
+from cad2program.server.settings import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_QUEUE, DEFAULT_WORK_PIXELS,
+                                         ServerSettings)
 
 DEFAULT_COMPILE_CACHE = Path.home() / ".cache" / "cad2program" / "xla"
-# The server's limits; the same values as cad2program.server.app's, kept here so `--help` imports no FastAPI.
-DEFAULT_MAX_QUEUE = 64
-DEFAULT_BODY_TIMEOUT_S = 30.0
-DEFAULT_WORK_PIXELS = 6_000_000
 DEFAULT_MAX_CONNECTIONS = 256
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 
@@ -117,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cad2program.reading import Recognizer
-    from cad2program.server.app import ServerSettings, create_app
+    from cad2program.server.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     enable_compile_cache(args.compile_cache)
