@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from cad2program.errors import UserError
-from cad2program.contract.program import Sheet, parse_program, primitives_from_json
+from cad2program.contract.program import Sheet, primitives_from_json
+from cad2program.contract.program_text import parse_program
 from cad2program.synth import GeneratorConfig, make_example
 
 MODULE_FILE = Path(__file__).resolve().parents[1] / "cad2program" / "integrations" / "clearml_serving.py"

@@ -229,7 +229,8 @@ program_texts = st.lists(st.sampled_from(PROGRAM_PIECES) | st.text(max_size=5), 
 @FUZZ
 @given(program_texts | st.text(max_size=200))
 def test_program_text_parses_or_raises_a_program_error(text):
-    from cad2program.contract.program import ProgramError, parse_any
+    from cad2program.contract.program import ProgramError
+    from cad2program.contract.program_text import parse_any
 
     try:
         primitives = parse_any(text)

@@ -21,7 +21,8 @@ from cad2program.evaluation.scoring import score_drawing
 from cad2program.model.configs import tiny
 from cad2program.model.decode import DecodeOptions, default_grammar, generate, generate_uncached
 from cad2program.model.network import DrawingReader
-from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, parse_program
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
+from cad2program.contract.program_text import parse_program
 from cad2program.model.modelfile import export_model, load_model, with_fusion
 from cad2program.reading import Recognizer
 from cad2program.reading.recognition import programs_from_tokens

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from cad2program.cli import main
-from cad2program.contract.program import parse_program
+from cad2program.contract.program_text import parse_program
 from cad2program.evaluation.scoring import score_files
 from tiny_model import drawings_folder, tiny_model  # noqa: F401  (fixtures)
 

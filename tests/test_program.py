@@ -8,9 +8,10 @@ import re
 import pytest
 from hypothesis import given, settings
 
-from cad2program.contract.program import (Arc, Circle, Line, Polyline, ProgramError, Rectangle, Sheet, format_program,
-                                          parse_any, parse_program, primitive_from_json, primitives_from_json,
-                                          primitives_to_json, program_problems)
+from cad2program.contract.program import (Arc, Circle, Line, Polyline, ProgramError, Rectangle, Sheet,
+                                          primitive_from_json, primitives_from_json, primitives_to_json,
+                                          program_problems)
+from cad2program.contract.program_text import format_program, parse_any, parse_program
 from primitive_strategies import drawings
 
 

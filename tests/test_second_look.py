@@ -10,7 +10,8 @@ import pytest
 
 from cad2program.contract import tokenizer
 from cad2program.model.configs import tiny
-from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, reading_order
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
+from cad2program.contract.program_text import reading_order
 from cad2program.model.modelfile import build_model
 import dataclasses
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cad2program.contract.program import (Arc, Circle, Line, Polyline, Rectangle, Sheet, format_program, parse_program,
-                                          program_problems)
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, program_problems
+from cad2program.contract.program_text import format_program, parse_program
 from cad2program.evaluation.scoring import score_drawing
 from cad2program.contract.tokenizer import (BOS, CLOSED, DIGIT0, DOT, EOS, GRAMMAR_AXES, GRAMMAR_DONE, GRAMMAR_START,
                                             GRAMMAR_TABLE, OPEN, PAD, SIZE_END, TOKEN_ID, TYPE_ID, VALUE0, VOCAB_SIZE,

@@ -61,7 +61,8 @@ def load_drawing(path: Path):
     import json
 
     from cad2program.errors import UserError
-    from cad2program.contract.program import ProgramError, Sheet, parse_any, primitives_from_json
+    from cad2program.contract.program import ProgramError, Sheet, primitives_from_json
+    from cad2program.contract.program_text import parse_any
 
     if path.suffix.lower() == ".dxf":
         from cad2program.outputs import read_dxf

@@ -31,7 +31,8 @@ import numpy as np
 from cad2program.dxf.importer import Dimension, DxfContent, Ink
 from cad2program.dxf.shapes import Shape
 from cad2program.contract.program import (MAX_PRIMITIVES, Arc, Circle, Line, Polyline, Primitive, ProgramError,
-                                          Rectangle, Sheet, unannotated, reading_order)
+                                          Rectangle, Sheet, unannotated)
+from cad2program.contract.program_text import reading_order
 
 # Drafting scales: 1, 2 and 5 times powers of ten, ordered by how far they are from 1:1.
 SCALES = sorted((m * 10.0 ** k for k in range(-5, 4) for m in (1, 2, 5)), key=lambda s: abs(math.log(s)))

@@ -33,8 +33,9 @@ import numpy as np
 
 from cad2program.errors import UserError
 from cad2program.contract.geometry import ANGLE_TOLERANCE, TOLERANCE_SHARE, as_segments, pair_error
-from cad2program.contract.program import (Primitive, ProgramError, Sheet, TYPE_NAMES, parse_program,
-                                          primitives_from_json, program_problems)
+from cad2program.contract.program import (Primitive, ProgramError, Sheet, TYPE_NAMES, primitives_from_json,
+                                          program_problems)
+from cad2program.contract.program_text import parse_program
 
 _SIZE_EXACT = 0.05  # sizes are on the 0.1 grid: "equal to 0.1 mm" is a difference under half a step
 SIZE_FIELDS = ("width", "height", "radius")

@@ -8,7 +8,7 @@ and the CAD-facing API in one place:
 Every function is pure (primitives and arrays in, bytes or files out).
 """
 
-from cad2program.contract.program import parse_any
+from cad2program.contract.program_text import parse_any
 
 from cad2program.outputs.draw import FORMATS, confidence_colour, overlay, render_program
 from cad2program.outputs.dxf import build_dxf, dxf_bytes, read_dxf, read_dxf_primitives, to_dxf

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from cad2program.contract import tokenizer
-from cad2program.contract.program import Primitive, Sheet, format_program, program_problems
+from cad2program.contract.program import Primitive, Sheet, program_problems
+from cad2program.contract.program_text import format_program
 
 # Without a sheet size, the longer side of the image is taken as this many mm (an A4 sheet's long side).
 DEFAULT_LONGER_SIDE_MM = 297

@@ -25,7 +25,8 @@ from cad2program.model.decode import (DecodeOptions, continuation_logprobs, defa
 from cad2program.errors import UserError
 from cad2program.model.network import DrawingReader
 from cad2program.model.modelfile import DEFAULT_MODEL, load_model
-from cad2program.contract.program import Line, Primitive, Sheet, reading_order
+from cad2program.contract.program import Line, Primitive, Sheet
+from cad2program.contract.program_text import reading_order
 from cad2program.reading.ink_rules import segment_of, segment_variants
 from cad2program.reading.pipeline import Drawing, Stage, run_stages, stages_for
 from cad2program.reading.recognition import Recognition, programs_from_tokens

@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from cad2program.contract.program import (Arc, Circle, Line, Polyline, Rectangle, Sheet, format_number, reading_order)
+from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet, format_number
+from cad2program.contract.program_text import reading_order
 from cad2program.synth import fonts
 from cad2program.synth.sketch import (Group, Pen, Sketchpad, Stroke, reading_angle, text_up, arc_points, centre_mark,
                                       curve_boxes, grid_value, leader, linear_dimension, points_box, polyline_boxes,
