@@ -14,7 +14,7 @@ import pytest
 import requests
 from PIL import Image
 
-from cad2program.outputs.draw import CONFIDENCE_BANDS, NO_CONFIDENCE_COLOUR
+from cad2program.outputs.overlay import CONFIDENCE_BANDS, NO_CONFIDENCE_COLOUR
 from cad2program.contract.program import Sheet, primitives_from_json
 from server_helpers import tiny_model_server
 

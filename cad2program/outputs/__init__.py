@@ -10,7 +10,8 @@ Every function is pure (primitives and arrays in, bytes or files out).
 
 from cad2program.contract.program_text import parse_any
 
-from cad2program.outputs.draw import FORMATS, confidence_colour, overlay, render_program
+from cad2program.outputs.draw import FORMATS, render_program
+from cad2program.outputs.overlay import confidence_colour, overlay
 from cad2program.outputs.dxf import build_dxf, dxf_bytes, read_dxf, read_dxf_primitives, to_dxf
 from cad2program.outputs.scene import fit_sheet, size_label
 
