@@ -39,7 +39,7 @@ DEFAULT_IMAGE = Path(__file__).resolve().parent.parent / "testsets" / "clean" / 
 
 
 def main() -> None:
-    from cad2program.commands.predict import add_text_arguments, positive_int
+    from cad2program.commands.reader_options import add_text_arguments, positive_int
     from cad2program.commands.render import parse_sheet
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

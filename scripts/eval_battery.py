@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{refused[0]} is set by this script (use --report for the JSON)")
 
     from cad2program.commands import evaluate
-    from cad2program.commands.predict import load_recognizer
+    from cad2program.commands.reader_options import load_recognizer
     from cad2program.errors import UserError
     from cad2program.evaluation.scoring import score
 

@@ -107,10 +107,58 @@ def test_eval_engine_vllm_scores_as_jax(prefix_model, drawings_folder, tmp_path,
         assert reports["vllm"][key] == reports["jax"][key]
 
 
-def test_server_mode_programs_equal_jax(prefix_model):
-    """vLLM's OpenAI server on loopback, the prefix sent as `prompt_embeds` (`vllm_server`)."""
+def answers_of(recognizer, folder, with_sheet: bool) -> list[dict]:
+    """The recognition server's answers (POST /serve/cad_model) on `recognizer` for a folder's drawings."""
+    import base64
+    import socket
+    import threading
+    import time
+
+    import requests
+    import uvicorn
+
+    from cad2program.server.app import create_app
+    from cad2program.server.settings import ServerSettings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(recognizer, ServerSettings(max_batch=8)), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        answers = []
+        for line in (folder / "labels.jsonl").read_text().splitlines():
+            label = json.loads(line)
+            body = {"data": base64.b64encode((folder / label["image"]).read_bytes()).decode()}
+            if with_sheet:
+                body["sheet"] = label["sheet"]
+            answer = requests.post(url + "/serve/cad_model", json=body, timeout=120)
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json())
+        return answers
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+def test_server_mode_programs_equal_jax(prefix_model, drawings_folder):  # noqa: F811
+    """vLLM's OpenAI server on loopback, the prefix sent as `prompt_embeds` (`vllm_server`): its programs
+    equal the JAX engine's, and `serve --engine vllm` (the recognition server on that client) answers
+    every drawing as the server on JAX does, with and without a sheet."""
     from cad2program.integrations.vllm_server import VllmClient
     from cad2program.model.decode import DecodeOptions, default_grammar, generate
+    from cad2program.reading import Recognizer
 
     model, path = prefix_model
     client = VllmClient.start(path, max_batch=8, compiled=False)
@@ -122,5 +170,16 @@ def test_server_mode_programs_equal_jax(prefix_model):
         tokens, logprobs = client.generate(memory, sheets, options, limits)
         np.testing.assert_array_equal(tokens, want_tokens)
         assert np.isfinite(logprobs).all() and (logprobs <= 1e-6).all()
+
+        for with_sheet in (True, False):
+            on_jax = answers_of(Recognizer.load(path, max_batch=8, read_text=False), drawings_folder, with_sheet)
+            on_vllm = answers_of(Recognizer.load(path, max_batch=8, read_text=False, engine=client),
+                                 drawings_folder, with_sheet)
+            assert [a["program"] for a in on_vllm] == [a["program"] for a in on_jax]
+            for got, want in zip(on_vllm, on_jax):  # confidences from float32 log-probs of two engines
+                got_confidence = [p.pop("confidence") for p in got["primitives"]]
+                want_confidence = [p.pop("confidence") for p in want["primitives"]]
+                np.testing.assert_allclose(got_confidence, want_confidence, atol=2e-3)
+                assert got == want
     finally:
         client.close()

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from cad2program.commands.predict import add_model_arguments, positive_int
+from cad2program.commands.reader_options import add_model_arguments, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +108,7 @@ def _dataset_names(folders: list[Path]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cad2program.commands.predict import load_recognizer
+    from cad2program.commands.reader_options import load_recognizer
     from cad2program.contract.dataset import labels_path, write_labels
     from cad2program.errors import UserError
     from cad2program.outfile import output_problem, write_output

@@ -40,62 +40,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from cad2program.commands.reader_options import add_model_arguments, load_recognizer
 from cad2program.commands.render import parse_sheet
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TEXT_FORMATS = ("program", "json", "jsonl")
 FILE_FORMATS = ("dxf", "svg", "png")
 FORMATS = TEXT_FORMATS + FILE_FORMATS
-DEFAULT_BATCH_SIZE = 16
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def add_text_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
-    """--no-ocr and --find-text: shared by predict, eval and serve (`whose`: 'the image', 'each uploaded image')."""
-    from cad2program.reading.ocr import TEXT_FINDERS
-
-    parser.add_argument("--no-ocr", dest="read_text", action="store_false",
-                        help=f"do not read the numbers written on {whose} with OCR when reading sizes "
-                             "again (faster; sizes less often exact)")
-    parser.add_argument("--find-text", choices=TEXT_FINDERS, default=TEXT_FINDERS[0],
-                        help="where the OCR looks for text: 'ink' groups glyph-sized ink into texts (fast; "
-                             "misses text that touches a stroke), 'detector' runs the OCR's text detector "
-                             "on the page and on the page turned a quarter (about 0.4 s more a drawing on "
-                             "2 cores; a few more sizes read). Default: %(default)s")
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --beam, --batch-size, --no-refine, --no-ocr, --find-text and --one-look: shared by predict and eval."""
-    parser.add_argument("--model", metavar="M",
-                        help="a model file (.msgpack) or a training workdir (default: the model in the package)")
-    parser.add_argument("--beam", type=positive_int, default=1, metavar="N",
-                        help="beam search with N beams (default 1: greedy decoding)")
-    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
-                        help=f"drawings recognised at once (default {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--no-refine", dest="refine", action="store_false",
-                        help="keep the model's coordinates as read at its input size, without re-measuring "
-                             "them on the full-resolution image's ink")
-    add_text_arguments(parser, "the image")
-    parser.add_argument("--engine", choices=("jax", "vllm"), default="jax",
-                        help="what writes the programs: jax (default), or vllm: vLLM's library mode on the "
-                             "model exported to Hugging Face Llama (a 'prefix' model only; needs vLLM, "
-                             "see docs/vllm.md; no --beam). The encoder and the re-reading stay on JAX")
-    parser.add_argument("--vllm-eager", action="store_true",
-                        help="with --engine vllm: run its model without torch.compile (starts about a "
-                             "minute sooner, decodes slower)")
-    parser.add_argument("--one-look", dest="second_look", action="store_false",
-                        help="read each drawing once: skip the second reading of what the found primitives "
-                             "leave unexplained (faster; primitives the model left out stay out)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -295,29 +246,6 @@ def job_line(job: Job, recognition) -> dict:
     return line
 
 
-def load_recognizer(args: argparse.Namespace):
-    """The Recognizer the --model, --beam, --batch-size, --no-refine, --no-ocr, --find-text and --one-look flags ask for."""
-    from cad2program.model.decode import DecodeOptions
-    from cad2program.reading import Recognizer
-
-    options = DecodeOptions(method="beam", beam_width=args.beam) if args.beam > 1 else DecodeOptions()
-    engine = None
-    if getattr(args, "engine", "jax") == "vllm":
-        from cad2program.errors import UserError
-        from cad2program.integrations.vllm_engine import VllmDecoder
-
-        if args.beam > 1:
-            raise UserError("--beam is not offered with --engine vllm (vLLM 0.32's beam search refuses prompt "
-                            "embeddings and takes no custom logits processor); use --engine jax")
-        engine = VllmDecoder.from_model(args.model, max_batch=args.batch_size, compiled=not args.vllm_eager)
-    try:
-        return Recognizer.load(args.model, options, max_batch=args.batch_size, refine=args.refine,
-                               read_text=args.read_text, second_look=args.second_look, text_finder=args.find_text,
-                               engine=engine)
-    except BaseException:
-        if engine is not None:
-            engine.close()
-        raise
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cad2program.commands.predict import add_text_arguments
+from cad2program.commands.reader_options import add_engine_arguments, add_text_arguments, load_recognizer
 from cad2program.server.settings import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_QUEUE, DEFAULT_WORK_PIXELS,
                                          ServerSettings)
 
@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--one-look", dest="second_look", action="store_false",
                         help="read each drawing once: skip the second reading of what the found primitives "
                              "leave unexplained (faster; primitives the model left out stay out)")
+    add_engine_arguments(parser)
     parser.add_argument("--max-batch", type=int, default=32, metavar="N",
                         help="most drawings decoded in one model call (default: %(default)s)")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, metavar="T",
@@ -114,13 +115,11 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from cad2program.reading import Recognizer
     from cad2program.server.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     enable_compile_cache(args.compile_cache)
-    recognizer = Recognizer.load(args.model, max_batch=args.max_batch, refine=args.refine,
-                                 read_text=args.read_text, second_look=args.second_look, text_finder=args.find_text)
+    recognizer = load_recognizer(args, args.max_batch, as_server=True)
     name = Path(args.model).stem if args.model else "cad2program"
     settings = ServerSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, batching=not args.no_batching,
                               max_body_bytes=int(args.max_body_mb * 1024 * 1024), request_timeout_s=args.timeout,
@@ -129,7 +128,10 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(recognizer, settings)
     print(f"cad2program serve: http://{args.host}:{args.port} (docs at /docs; ready when /readyz says so)",
           flush=True)
-    uvicorn.Server(server_config(app, args.host, args.port, args.max_connections, args.log_level)).run()
+    try:
+        uvicorn.Server(server_config(app, args.host, args.port, args.max_connections, args.log_level)).run()
+    finally:
+        recognizer.close()  # the vLLM server it started, if any, ends with it
     return 0
 
 
