@@ -11,7 +11,7 @@ import pytest
 from cad2program.contract.program import Arc, Circle, Line, Polyline, Rectangle, Sheet
 from cad2program.contract.geometry import pair_error
 from cad2program.refine import ink_mask, refine_primitives, remeasure_arcs
-from cad2program.refine.arcs import _centre_mark, close_gaps, runs, span_degrees
+from cad2program.refine.along_circle import centre_mark, close_gaps, runs, span_degrees
 from cad2program.refine.ink import band_width
 from cad2program.refine.polylines import _with_sharp_corners
 
@@ -108,6 +108,31 @@ def test_a_thick_arc_ends_where_its_stroke_ends_not_where_the_pens_round_ends_re
     assert abs(refined.start_angle - 40) <= 2 and abs(refined.end_angle - 140) <= 2
 
 
+def _angle_gap(a: float, b: float) -> float:
+    return abs((a - b + 180) % 360 - 180)
+
+
+@pytest.mark.parametrize("radius", [8, 20])
+def test_a_slots_arc_ends_where_its_lines_leave_it_along_the_tangent(radius):
+    """Within the thin band a tangent line's ink stays on the circle for a while past the tangent point
+    (about 15 to 25 degrees): the arc ends at the tangent point, not where that ink leaves the band."""
+    left = Arc(60, 75, radius, 90, 270)  # the left end of a slot, its two straight sides going right
+    sides = [Line(60, 75 + radius, 150, 75 + radius), Line(60, 75 - radius, 150, 75 - radius)]
+    guess = Arc(61, 74, radius, 100, 262)
+    [refined, *_] = refine_primitives(draw([left, *sides]), SHEET, [guess, *sides])
+    assert _angle_gap(refined.start_angle, 90) <= 3 and _angle_gap(refined.end_angle, 270) <= 3, refined
+
+
+def test_an_arc_end_that_a_line_crosses_or_a_free_end_keeps_its_inked_span():
+    """Ink crossing the circle near an end (a leader) or no ink at all beyond it is not a leaving line."""
+    truth = Arc(60, 75, 20, 30, 200)
+    leader = Line(60 + 10, 75 + 5, 60 + 35, 75 + 25)  # radial-ish, across the arc near its start
+    guess = Arc(61, 74, 20, 25, 205)
+    for ink in ([truth], [truth, leader]):
+        [refined, *_] = refine_primitives(draw(ink), SHEET, [guess, *ink[1:]])
+        assert _angle_gap(refined.start_angle, 30) <= 3 and _angle_gap(refined.end_angle, 200) <= 3, refined
+
+
 def test_a_short_arc_whose_radius_was_misread_settles_on_the_circle_its_ink_draws():
     truth = Arc(50, 100, 12, 60, 150)
     guess = Arc(51, 101.5, 13.5, 55, 155)  # the radius read 1.5 mm long, the centre 1.8 mm off
@@ -150,7 +175,7 @@ def test_a_centre_mark_is_a_small_upright_cross_standing_alone():
         image = np.full((300, 300), 255, np.uint8)
         draw_on(image)
         ink = ink_mask(image)
-        return _centre_mark(ink, *near, reach, band_width(ink))
+        return centre_mark(ink, *near, reach, band_width(ink))
 
     def cross(image, col=150, row=150, arm=8):
         cv2.line(image, (col - arm, row), (col + arm, row), 0, 2)
