@@ -221,11 +221,11 @@ def _imported_parts(tmp_path):
 
 def test_training_data_source_takes_an_imported_folder(tmp_path):
     from cad2program.model.configs import tiny
-    from cad2program.training.train import _data_source
+    from cad2program.training.train import data_source
 
     out = _imported_parts(tmp_path)
     messages = []
-    examples, eval_set = _data_source(tiny(), out, messages.append)
+    examples, eval_set = data_source(tiny(), out, messages.append)
     assert len(examples) + len(eval_set.images) == 6  # three files, two styles each, none refused
     assert any("5 drawings for training, 1 held out" in m for m in messages)
 

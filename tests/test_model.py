@@ -472,23 +472,23 @@ def test_a_value_the_ocr_read_on_the_drawing_is_favoured_among_those_the_ink_all
 
 def test_a_number_written_after_an_r_is_a_radius_for_circles_and_arcs_and_no_rectangle_side():
     from cad2program.reading.settings import DEFAULT_SETTINGS
-    from cad2program.reading.sizes import _written_bonus
+    from cad2program.reading.sizes import bonus_of_written_values
 
     sheet = Sheet(200, 100)
     written = ((10.1, 60.0, 50.0, True), (12.0, 60.0, 50.0, False))  # 'R10.1' and '12', on the outlines
-    assert _written_bonus(Circle(50, 50, 10), written, sheet, DEFAULT_SETTINGS) == {20.2: DEFAULT_SETTINGS.written_bonus, 12.0: DEFAULT_SETTINGS.written_bonus}  # diameters
-    assert _written_bonus(Arc(50, 50, 10, 0, 90), written, sheet, DEFAULT_SETTINGS) == {  # without an R: less likely an arc's
+    assert bonus_of_written_values(Circle(50, 50, 10), written, sheet, DEFAULT_SETTINGS) == {20.2: DEFAULT_SETTINGS.written_bonus, 12.0: DEFAULT_SETTINGS.written_bonus}  # diameters
+    assert bonus_of_written_values(Arc(50, 50, 10, 0, 90), written, sheet, DEFAULT_SETTINGS) == {  # without an R: less likely an arc's
         10.1: DEFAULT_SETTINGS.written_bonus, 12.0: DEFAULT_SETTINGS.written_bonus * DEFAULT_SETTINGS.plain_share_for_arcs}
-    assert _written_bonus(Rectangle(40, 40, 20, 10), written, sheet, DEFAULT_SETTINGS) == {12.0: DEFAULT_SETTINGS.written_bonus}
+    assert bonus_of_written_values(Rectangle(40, 40, 20, 10), written, sheet, DEFAULT_SETTINGS) == {12.0: DEFAULT_SETTINGS.written_bonus}
 
 
 def test_after_the_warm_up_re_reading_sizes_compiles_nothing():
-    from cad2program.model.decode import CONTINUATION_ROWS, _continuation_logprobs
+    from cad2program.model.decode import CONTINUATION_ROWS, scored_continuations
     from cad2program.reading import Recognition
 
     recognizer = Recognizer(tiny(), tiny_model(seed=18))
     shapes = recognizer.warm_up_rereading()
-    compiled = _continuation_logprobs._cache_size()
+    compiled = scored_continuations._cache_size()
     assert shapes >= len(CONTINUATION_ROWS) and compiled >= shapes
     sheet = Sheet(200, 100)
     rect = Rectangle(20, 30, 30, 10)
@@ -497,7 +497,7 @@ def test_after_the_warm_up_re_reading_sizes_compiles_nothing():
     images, _, _ = random_inputs(1)
     [reread] = recognizer.reread_sizes(images, [recognition], [[{"width": 34.04, "height": 10.1, "mm_per_px": 0.4}]])
     assert reread.primitives[0].width != 30  # it did re-read, on an already compiled shape
-    assert _continuation_logprobs._cache_size() == compiled
+    assert scored_continuations._cache_size() == compiled
 
 
 def test_a_recognizer_reads_the_written_numbers_with_the_text_finder_it_was_given(monkeypatch):

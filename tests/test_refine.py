@@ -13,7 +13,7 @@ from cad2program.contract.geometry import pair_error
 from cad2program.refine import ink_mask, refine_primitives, remeasure_arcs
 from cad2program.refine.along_circle import centre_mark, close_gaps, runs, span_degrees
 from cad2program.refine.ink import band_width
-from cad2program.refine.polylines import _with_sharp_corners
+from cad2program.refine.polylines import with_sharp_corners
 
 SHEET = Sheet(200, 150)
 PX_PER_MM = 3
@@ -131,6 +131,18 @@ def test_an_arc_end_that_a_line_crosses_or_a_free_end_keeps_its_inked_span():
     for ink in ([truth], [truth, leader]):
         [refined, *_] = refine_primitives(draw(ink), SHEET, [guess, *ink[1:]])
         assert _angle_gap(refined.start_angle, 30) <= 3 and _angle_gap(refined.end_angle, 200) <= 3, refined
+
+
+def test_a_line_running_on_into_an_arc_along_its_tangent_ends_where_the_arc_begins():
+    from cad2program.refine.joints import with_lines_ended_at_arcs
+
+    arc = Arc(60, 75, 20, 90, 270)  # a slot's left end: its sides leave at (60, 95) and (60, 55)
+    overshooting = Line(52.5, 95.2, 150, 95)  # measured 7.5 mm on into the arc
+    across = Line(60, 40, 60, 50)  # meets the arc's lower end at a right angle: no tangent
+    apart = Line(20, 140, 80, 140)
+    joined = with_lines_ended_at_arcs([arc, overshooting, across, apart], 4.0)
+    assert joined[0] == arc and joined[2:] == [across, apart]
+    assert abs(joined[1].x1 - 60) <= 0.2 and abs(joined[1].y1 - 95.2) <= 0.2 and joined[1].x2 == 150
 
 
 def test_a_short_arc_whose_radius_was_misread_settles_on_the_circle_its_ink_draws():
@@ -367,10 +379,10 @@ def test_a_short_side_is_taken_for_a_cut_corner_only_where_the_stroke_turns_back
     everywhere = np.ones((200, 200), bool)  # ink all round: only the turn decides
     # Down steeply, a short side, then nearly flat: 70 degrees in all, a corner the skeleton keeps.
     shallow = [np.array(c, float) for c in ((20, 20), (35, 65), (50, 61), (110, 62))]
-    assert len(_with_sharp_corners(shallow, sides(shallow), False, everywhere, 10.0)) == 4
+    assert len(with_sharp_corners(shallow, sides(shallow), False, everywhere, 10.0)) == 4
     # Down, a short side, then back up: 160 degrees in all, the tip the skeleton cut off.
     sharp = [np.array(c, float) for c in ((20, 20), (35, 65), (45, 65), (60, 20))]
-    merged = _with_sharp_corners(sharp, sides(sharp), False, everywhere, 10.0)
+    merged = with_sharp_corners(sharp, sides(sharp), False, everywhere, 10.0)
     assert len(merged) == 3 and merged[1][1] > 65
 
 

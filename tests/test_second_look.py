@@ -114,7 +114,8 @@ def test_with_nothing_found_the_second_look_finds_what_one_look_does_and_recogni
 
     example = make_example(13, 0, GeneratorConfig(long_side_px=256, part_share=0.0))  # one the random model reads
     one_look = Recognizer(tiny(), build_model(tiny(), seed=5), read_text=False, second_look=False)
-    [first] = one_look.recognize([example.image], [example.sheet])
+    until_joined = stages_for(one_look, until="join lines to arcs")
+    [first] = one_look.recognize([example.image], [example.sheet], stages=until_joined)
     before_last = stages_for(one_look, until="drop uninked circles")
     [measured] = one_look.recognize([example.image], [example.sheet], stages=before_last)
     assert first.primitives and measured.primitives  # the random model's reading, measured on the ink
@@ -201,7 +202,7 @@ def test_segments_are_retyped_both_ways_and_everything_else_is_left_as_it_is(mon
         seen.append(list(starts))
         return np.array([-3.0, -4.0, 0.0, -1.0] + [0.0, -1.0, -3.0, -4.0], np.float32)
 
-    monkeypatch.setattr(Recognizer, "_continuation_logprobs", scores)
+    monkeypatch.setattr(Recognizer, "scored_continuations", scores)
     typed = recognizer.with_segment_types(recognition)
     assert seen == [[spans[1][0]] * 4 + [spans[2][0]] * 4]  # each segment's variants from its own place
     assert typed.primitives == [circle, Polyline(((10, 50), (190, 45)), False), Line(30, 30, 60, 10), three_points]

@@ -236,9 +236,9 @@ def test_clearml_offline_update_weights_bug_is_still_there(offline_clearml: Path
     """
     from clearml import OutputModel, Task
 
-    from cad2program.integrations.clearml_tracking import _init_task, update_weights_offline_safe
+    from cad2program.integrations.clearml_tracking import init_task, update_weights_offline_safe
 
-    task = _init_task("CADPrimitives-tests", "bug", offline=True)
+    task = init_task("CADPrimitives-tests", "bug", offline=True)
     weights = offline_clearml / "w.bin"
     weights.write_bytes(b"w")
     try:

@@ -109,11 +109,11 @@ def test_stopped_at_a_checkpoint_and_resumed_ends_the_same(tmp_path, straight):
 
 
 def test_logs_keep_the_steps_up_to_the_checkpoint_resumed_from(tmp_path):
-    from cad2program.training.train import _drop_log_lines_after
+    from cad2program.training.train import drop_log_lines_after
 
     log = tmp_path / "eval_log.jsonl"
     log.write_text("".join(json.dumps({"step": s, "f1": 0.5}) + "\n" for s in (25, 50, 75)) + '{"step": 10')
-    _drop_log_lines_after(log, 50)
+    drop_log_lines_after(log, 50)
     assert logged_steps(log) == [25, 50]
 
 

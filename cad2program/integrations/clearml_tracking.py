@@ -171,7 +171,7 @@ class Tracker:
             name = f"fine-tune of {parent.get('name', 'a model')} {time.strftime('%Y-%m-%d %H:%M:%S')}"
         task = None
         try:
-            task = _init_task(project, name, offline)
+            task = init_task(project, name, offline)
             task.connect(flat_config, name="config")
             if parent:
                 task.connect(dict(parent), name="parent_model")
@@ -354,7 +354,7 @@ def _default_task_name(flat_config: Mapping[str, PlainValue], workdir: Path) -> 
     return f"{label} {time.strftime('%Y-%m-%d %H:%M:%S')}"
 
 
-def _init_task(project: str, name: str, offline: bool) -> Any:
+def init_task(project: str, name: str, offline: bool) -> Any:
     from clearml import Task
 
     if offline:

@@ -293,7 +293,7 @@ def _full_logits_at(graphdef, params, memory, tokens, position):
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
-def _continuation_logprobs(graphdef, params, memory, sequence, starts, continuations, lengths):
+def scored_continuations(graphdef, params, memory, sequence, starts, continuations, lengths):
     """memory (1, N, D), sequence (1, P) right-padded, starts (K,), continuations (K, C) -> (K,) summed
     log-probs of each continuation written over the sequence from its start on."""
     model = nnx.merge(graphdef, params)
@@ -343,7 +343,7 @@ def continuation_logprobs(model_or_split, memory, sequence: list[int], starts: l
             grid[i, :len(c)] = c
         lengths = np.array([len(c) for c in chunk] + [0] * (rows - len(chunk)), np.int32)
         row_starts = np.array(list(starts[first:first + len(chunk)]) + [1] * (rows - len(chunk)), np.int32)
-        scores = _continuation_logprobs(graphdef, params, jnp.asarray(memory), jnp.asarray(padded),
+        scores = scored_continuations(graphdef, params, jnp.asarray(memory), jnp.asarray(padded),
                                         jnp.asarray(row_starts), jnp.asarray(grid), jnp.asarray(lengths))
         out.append(np.asarray(scores)[:len(chunk)])
     return np.concatenate(out)

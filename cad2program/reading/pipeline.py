@@ -26,12 +26,14 @@ from typing import Any, Awaitable, Callable, Sequence
 import numpy as np
 
 from cad2program.model.input_pipeline import prepare_image
+from cad2program.contract.geometry import tolerance
 from cad2program.contract.program import Sheet
 from cad2program.reading.ink_rules import measured_on, with_arcs_remeasured, without_repeats, without_uninked_circles
 from cad2program.reading.recognition import Recognition, infer_sheet
 from cad2program.reading.second_look import unexplained, with_candidates, with_ink_evidence
 from cad2program.reading.sizes import sheet_from_numbers
 from cad2program.refine import Ink, erase_primitives
+from cad2program.refine.joints import with_lines_ended_at_arcs
 
 POOL, MODEL, DECODE = "pool", "model", "decode"
 
@@ -184,6 +186,15 @@ def drop_uninked_circles(recognizer, drawing: Drawing) -> None:
                                                         recognizer.settings)
 
 
+def join_lines_to_arcs(recognizer, drawing: Drawing) -> None:
+    """After every arc's end is final: a line running on into an arc along its tangent ends where the arc
+    begins (`refine.joints`)."""
+    found = drawing.first.recognition
+    joined = with_lines_ended_at_arcs(found.primitives, tolerance(found.sheet))
+    if joined != found.primitives:
+        drawing.first.recognition = dataclasses.replace(found, primitives=joined)
+
+
 _REFINE, _TEXT, _SECOND = ("refine",), ("refine", "read_text"), ("refine", "second_look")
 
 STAGES: tuple[Stage, ...] = (
@@ -208,6 +219,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("weigh ink evidence", POOL, weigh_ink_evidence, _SECOND),
     Stage("add candidates", POOL, add_candidates, _SECOND),
     Stage("drop uninked circles", POOL, drop_uninked_circles, _REFINE),
+    Stage("join lines to arcs", POOL, join_lines_to_arcs, _REFINE),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 

@@ -160,7 +160,7 @@ class Recognizer:
             for variant in segment_variants(segment):
                 starts.append(start)
                 continuations.append(tokenizer.encode_primitive(variant, recognition.sheet) + after)
-        scores = self._continuation_logprobs(recognition, starts, continuations, SEGMENT_TOKENS)
+        scores = self.scored_continuations(recognition, starts, continuations, SEGMENT_TOKENS)
         scores = scores.reshape(len(segments), 2, 2)  # (segment, line or polyline, point order)
         as_line, as_polyline = np.logaddexp(scores[..., 0], scores[..., 1]).T  # (segments,) each
         primitives = list(recognition.primitives)
@@ -168,7 +168,7 @@ class Recognizer:
             primitives[k] = segment if line >= polyline else segment_variants(segment)[2]
         return dataclasses.replace(recognition, primitives=primitives)
 
-    def _continuation_logprobs(self, recognition: Recognition, starts: Sequence[int],
+    def scored_continuations(self, recognition: Recognition, starts: Sequence[int],
                                continuations: Sequence[list[int]], width: int) -> np.ndarray:
         """log p(continuation k | the image, the model's tokens before `starts[k]`) for each k, from one
         pass over the recognition's tokens; `starts` count from the first token after the prompt."""
@@ -192,7 +192,7 @@ class Recognizer:
             fits.append(len(tokens) <= CANDIDATE_TOKENS)
             starts.append(slot)
             continuations.append(tokens[:CANDIDATE_TOKENS])
-        return np.where(fits, self._continuation_logprobs(recognition, starts, continuations, CANDIDATE_TOKENS), -np.inf)
+        return np.where(fits, self.scored_continuations(recognition, starts, continuations, CANDIDATE_TOKENS), -np.inf)
 
     def warm_up_rereading(self) -> int:
         """Compiles what `reread_sizes`, `with_segment_types` and the second look's scoring run, for

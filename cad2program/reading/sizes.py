@@ -103,7 +103,8 @@ def distance_to_outline(primitive: Primitive, x: float, y: float) -> float:
     return abs(math.hypot(x - primitive.x, y - primitive.y) - primitive.radius)
 
 
-def _written_bonus(primitive: Primitive, written, sheet: Sheet, settings: ReadingSettings) -> dict[float, float]:
+def bonus_of_written_values(primitive: Primitive, written, sheet: Sheet,
+                            settings: ReadingSettings) -> dict[float, float]:
     """Per value written on the drawing, the log-likelihood it gains as this primitive's size: the
     nearer its text to the primitive, the more; for an arc, less without an R before it."""
     top, slope = settings.written_bonus, settings.distance_weight
@@ -134,7 +135,7 @@ def size_jobs(recognition: Recognition, sizes: list[dict], settings: ReadingSett
               ) -> list[list[tuple[str, int, list]]]:
     """Per primitive, the sizes to read again: (field, where its digits begin, [(value, digit tokens,
     log-likelihood of the ink's measurement if the size were that value, plus what the value gains
-    from being written near the primitive, `_written_bonus`)]).
+    from being written near the primitive, `bonus_of_written_values`)]).
 
     None at all when the readings and the ink disagree on the drawing's scale (the median ratio of
     read to measured sizes is off by more than `settings.scale_slack`): then the sheet size given is wrong, the
@@ -159,8 +160,8 @@ def size_jobs(recognition: Recognition, sizes: list[dict], settings: ReadingSett
         values = np.arange(np.ceil((ink - 3 * sigma) / step), np.floor((ink + 3 * sigma) / step) + 1) * step
         values = sorted((round(float(v), 1) for v in values if v > 0), key=lambda v: abs(v - ink))[:settings.max_size_candidates]
         if k not in bonuses:  # a rectangle has two sizes, one set of numbers near it
-            bonuses[k] = _written_bonus(recognition.primitives[k], recognition.written or (), recognition.sheet,
-                                        settings)
+            bonuses[k] = bonus_of_written_values(recognition.primitives[k], recognition.written or (),
+                                                 recognition.sheet, settings)
         bonus = bonuses[k]
         candidates = []
         for v in values:

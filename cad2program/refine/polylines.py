@@ -20,7 +20,7 @@ NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 
 MIN_SIDE = 1.0  # polyline sides shorter than the matching tolerance are corner artefacts, not drawn ones
 STROKE_SHARE = 0.25  # share of the model's polyline a stroke must lie along to be traced as it
 TRACE_COVERAGE = 0.97  # share of a stroke's skeleton one walk must cover: more is a branch (another stroke)
-CUT_CORNER_SIDE = 3.0  # tolerances: a side this short may be a sharp corner the skeleton cut (`_with_sharp_corners`)
+CUT_CORNER_SIDE = 3.0  # tolerances: a side this short may be a sharp corner the skeleton cut (`with_sharp_corners`)
 SHARP_SINE = 0.05  # sides turning back on each other are trusted to cross down to about 3 degrees apart
 SPUR_REACH = 2.0  # tolerances from a corner within which the skeleton's spurs are the corner's, not a branch
 
@@ -252,7 +252,7 @@ def _on_ink(near: np.ndarray, *corners: np.ndarray) -> bool:
     return bool(ink_at(near, along(np.array(corners))).mean() >= 0.9)
 
 
-def _with_sharp_corners(corners: list[np.ndarray], lines: list, closed: bool, near: np.ndarray,
+def with_sharp_corners(corners: list[np.ndarray], lines: list, closed: bool, near: np.ndarray,
                         tolerance_px: float) -> list[np.ndarray]:
     """Corners with the sharp ones the skeleton cut off put back. Where a stroke turns sharply its ink
     fills the corner, and the skeleton crosses it short of the tip: two corners joined by a short side,
@@ -335,7 +335,7 @@ def trace_polyline(polyline: Polyline, ink: np.ndarray, frame: Frame, tolerance_
                 np.hypot(*(crossing - corners[j])) <= CUT_CORNER_SIDE * tolerance_px
                 and _on_ink(near, corners[j], crossing)):
             new[j] = crossing
-    new = _with_sharp_corners(new, lines, closed, near, tolerance_px)
+    new = with_sharp_corners(new, lines, closed, near, tolerance_px)
     # What the way left beside it must be a sharp corner's spur (near a corner), not another stroke.
     if len(beside):
         far = np.min([np.hypot(*(beside - c).T) for c in new], axis=0) > SPUR_REACH * tolerance_px

@@ -259,7 +259,7 @@ def eval_scalars(report: dict) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
+def data_source(config: TrainConfig, data_dir: Path | None, log: Callable):
     """(examples for training, held-out EvalSet)."""
     if data_dir is None:
         examples = SyntheticExamples(config.seed, config.model.image_size, config.max_tokens, config.style,
@@ -332,10 +332,10 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
         rng = jax.random.wrap_key_data(jnp.asarray(meta["rng"], jnp.uint32))
         log(f"resume: step {step}, {examples_seen} drawings seen, from {workdir / 'checkpoints'}")
     for name in ("train_log.jsonl", "eval_log.jsonl"):  # steps after the checkpoint are done again: once in the log
-        _drop_log_lines_after(workdir / name, step)
+        drop_log_lines_after(workdir / name, step)
     params, opt_state = replicate(params, mesh), replicate(opt_state, mesh)
 
-    examples, eval_set = _data_source(config, data_dir, log)
+    examples, eval_set = data_source(config, data_dir, log)
     # Each host reads its own slice of every global batch.
     local_batch = config.batch_size // jax.process_count()
     stream = batches(examples, local_batch, start_example=examples_seen // jax.process_count(),
@@ -418,7 +418,7 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, data_dir: Path | None
             "model": str(workdir / "model.msgpack")}
 
 
-def _drop_log_lines_after(path: Path, step: int) -> None:
+def drop_log_lines_after(path: Path, step: int) -> None:
     """Keeps the lines of a JSON-lines log up to `step` (the checkpoint a run resumes from), so that the
     steps it does again after a crash appear once, not twice. A line cut off by the crash goes too."""
     from cad2program.outfile import write_output
