@@ -1,7 +1,9 @@
-"""Load benchmark of `cad2program serve` on loopback: throughput and latency, dynamic batching on vs off.
+"""Load benchmark of `cad2program serve` on loopback: throughput and latency, dynamic batching on vs off,
+or the JAX engine vs the vLLM engine.
 
     python benchmarks/bench_server.py --quick            # ~2 minutes with a warm compile cache
     python benchmarks/bench_server.py --model M.msgpack  # a trained model instead of a random `cpu` one
+    .venv-vllm/bin/python benchmarks/bench_server.py --compare engines --quick   # serve vs serve --engine vllm
 
 For each mode (batching on, then off) it starts the real server in a subprocess, waits for /readyz, and
 runs closed-loop clients (each sends its next request when the previous answer arrives) at 1, 8 and 32
@@ -11,8 +13,11 @@ sizes), so programs have realistic and varied lengths.
 Prints one JSON object: requests/s, p50/p99 latency, mean batch size (from /metrics) per level and mode,
 and the throughput ratio batching/no batching. First, in this process, it times the model alone (no HTTP,
 no image decoding) at batch 1 and at --max-batch on the same drawings: the ratio of those two rates is
-the most that any batching could gain for this model on this machine (`model_ceiling`). Without --model, a randomly initialised model of the
-`cpu` config is timed: its output is noise, but its compute per token is that of a trained one.
+the most that any batching could gain for this model on this machine (`model_ceiling`). Without --model, a
+randomly initialised model of the `cpu` config is timed: its output is noise, but its compute per token
+is that of a trained one. With `--compare engines`, both servers batch and the second decodes through
+vLLM (`serve --engine vllm`, which starts a vLLM server on loopback; a `prefix` model, random by default;
+run it with the vLLM environment's python, docs/vllm.md).
 """
 
 from __future__ import annotations
@@ -60,13 +65,17 @@ def test_drawings(folders: list[Path]) -> list[tuple[bytes, dict]]:
     return drawings
 
 
-def random_model(folder: Path) -> Path:
+def random_model(folder: Path, fusion: str | None = None) -> Path:
+    import dataclasses
+
     from flax import nnx
 
     from cad2program.model.configs import cpu
     from cad2program.model.modelfile import build_model, export_model
 
     config = cpu()
+    if fusion:
+        config = config.replace(model=dataclasses.replace(config.model, fusion=fusion))
     return export_model(folder / "cpu_random.msgpack", config, nnx.state(build_model(config)))
 
 
@@ -115,10 +124,10 @@ def model_ceiling(model: Path, drawings: list[tuple[bytes, dict]], max_batch: in
 
 
 def start_server(model: Path, port: int, batching: bool, max_batch: int, max_wait_ms: float,
-                 log_path: Path) -> subprocess.Popen:
+                 log_path: Path, engine: str = "jax") -> subprocess.Popen:
     command = [sys.executable, "-m", "cad2program.cli", "serve", "--model", str(model), "--port", str(port),
                "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--log-level", "warning",
-               "--timeout", "600"]
+               "--timeout", "600", "--engine", engine]
     if not batching:
         command.append("--no-batching")
     with open(log_path, "wb") as log:
@@ -189,17 +198,18 @@ def run_level(url: str, bodies: list[bytes], clients: int, seconds: float) -> di
 
 
 def bench_mode(model: Path, bodies: list[bytes], batching: bool, levels: list[int], seconds: float, args,
-               workdir: Path) -> dict:
+               workdir: Path, engine: str = "jax") -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = workdir / f"server_{'batching' if batching else 'no_batching'}.log"
-    process = start_server(model, port, batching, args.max_batch, args.max_wait_ms, log_path)
+    mode = f"{engine}, " + ("batching" if batching else "no batching")
+    log_path = workdir / f"server_{engine}_{'batching' if batching else 'no_batching'}.log"
+    process = start_server(model, port, batching, args.max_batch, args.max_wait_ms, log_path, engine)
     try:
         ready_s = wait_ready(url, process)
         run_level(url, bodies, min(levels), 1.0)  # first requests: connection set-up, caches
         results = {}
         for clients in levels:
-            print(f"  {'batching' if batching else 'no batching'}: {clients} clients for {seconds:g} s ...",
+            print(f"  {mode}: {clients} clients for {seconds:g} s ...",
                   file=sys.stderr, flush=True)
             results[str(clients)] = run_level(url, bodies, clients, seconds)
         return {"ready_after_s": round(ready_s, 1), "levels": results}
@@ -217,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 s per level instead of 20")
     parser.add_argument("--clients", default="1,8,32", help="concurrency levels (default: %(default)s)")
     parser.add_argument("--seconds", type=float, help="seconds per level (overrides --quick)")
+    parser.add_argument("--compare", choices=("batching", "engines"), default="batching",
+                        help="batching: batching on vs off (JAX); engines: the JAX engine vs --engine vllm, "
+                             "both batching (default: %(default)s)")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
     parser.add_argument("--drawings", nargs="+", type=Path, default=sorted(TESTSETS.glob("*/")),
@@ -232,22 +245,30 @@ def main(argv: list[str] | None = None) -> int:
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        model = Path(args.model) if args.model else random_model(workdir)
+        engines = args.compare == "engines"
+        model = Path(args.model) if args.model else random_model(workdir, "prefix" if engines else None)
         load_before = os.getloadavg()
         bodies = [json.dumps({"data": base64.b64encode(png).decode(), "sheet": sheet}).encode()
                   for png, sheet in drawings]
         print(f"  the model alone, batch 1 and {args.max_batch} ...", file=sys.stderr, flush=True)
         ceiling = model_ceiling(model, drawings, args.max_batch)
-        on = bench_mode(model, bodies, True, levels, seconds, args, workdir)
-        off = bench_mode(model, bodies, False, levels, seconds, args, workdir)
-    speedup = {c: round(on["levels"][c]["requests_per_s"] / off["levels"][c]["requests_per_s"], 2)
-               for c in on["levels"] if off["levels"][c]["requests_per_s"]}
-    report = {"model": args.model or "random cpu config", "drawings": [str(f) for f in args.drawings],
-              "seconds_per_level": seconds,
+        if engines:
+            names = ("jax", "vllm")
+            first = bench_mode(model, bodies, True, levels, seconds, args, workdir, "jax")
+            second = bench_mode(model, bodies, True, levels, seconds, args, workdir, "vllm")
+        else:
+            names = ("batching", "no_batching")
+            first = bench_mode(model, bodies, True, levels, seconds, args, workdir)
+            second = bench_mode(model, bodies, False, levels, seconds, args, workdir)
+    ratio = {c: round(first["levels"][c]["requests_per_s"] / second["levels"][c]["requests_per_s"], 2)
+             for c in first["levels"] if second["levels"][c]["requests_per_s"]}
+    report = {"model": args.model or f"random cpu config{' (prefix)' if engines else ''}",
+              "drawings": [str(f) for f in args.drawings], "seconds_per_level": seconds,
               "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
               "machine": {"cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
                           "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-              "model_ceiling": ceiling, "batching": on, "no_batching": off, "throughput_ratio_batching_over_none": speedup}
+              "model_ceiling": ceiling, names[0]: first, names[1]: second,
+              f"throughput_ratio_{names[0]}_over_{names[1]}": ratio}
     print(json.dumps(report, indent=2))
     return 0
 
