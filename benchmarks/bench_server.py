@@ -232,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
                              "both batching (default: %(default)s)")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
-    parser.add_argument("--drawings", nargs="+", type=Path, default=sorted(TESTSETS.glob("*/")),
+    parser.add_argument("--drawings", nargs="+", type=Path,
+                        default=sorted(p.parent for p in TESTSETS.glob("*/labels.jsonl")),
                         help="dataset folders whose drawings the requests cycle through (default: the "
-                             "repository's testsets/*)")
+                             "repository's testsets/* that hold labels.jsonl: the own four and ezdxf)")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.clients.split(",")]
     seconds = args.seconds or (5.0 if args.quick else 20.0)
