@@ -58,10 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_drawing(path: Path):
     """(primitives, sheet or None) from a program file, a JSON list, a JSON label object or a DXF."""
-    import json
 
     from cad2program.errors import UserError
-    from cad2program.contract.program import ProgramError, Sheet, primitives_from_json
+    from cad2program.contract.program import ProgramError, Sheet, loads_json, primitives_from_json
     from cad2program.contract.program_text import parse_any
 
     if path.suffix.lower() == ".dxf":
@@ -81,12 +80,7 @@ def load_drawing(path: Path):
     try:
         if not text.lstrip().startswith("{"):
             return parse_any(text), None
-        try:
-            label = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ProgramError(f"line {err.lineno}, column {err.colno}: bad JSON: {err.msg}") from None
-        except RecursionError:
-            raise ProgramError("bad JSON: nested too deeply") from None
+        label = loads_json(text)
         if "primitives" not in label:
             raise ProgramError("a JSON object needs a 'primitives' list (and may have a 'sheet')")
         sheet = Sheet.from_json(label["sheet"]) if "sheet" in label else None

@@ -32,7 +32,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from cad2program.errors import UserError
-from cad2program.contract.program import Primitive, ProgramError, Sheet, primitives_from_json, program_problems
+from cad2program.contract.program import (Primitive, ProgramError, Sheet, loads_json, primitives_from_json,
+                                          program_problems)
 
 LABELS_FILE = "labels.jsonl"
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -288,12 +289,7 @@ def _read_lines(path: Path) -> list[tuple[int, str | None]]:
 
 def _label_object(text: str) -> dict:
     """One line's JSON object; ProgramError says why it is not one."""
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ProgramError(f"bad JSON at column {err.colno}: {err.msg}") from None
-    except RecursionError:
-        raise ProgramError("bad JSON: nested too deeply") from None
+    obj = loads_json(text, one_line=True)
     if not isinstance(obj, dict):
         raise ProgramError(f"expected a JSON object {{\"image\": ..., \"sheet\": ..., \"primitives\": ...}}, "
                            f"got a JSON {type(obj).__name__}")

@@ -13,6 +13,7 @@ are exact. Program text (formatting and the safe parser) is `contract.program_te
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any, ClassVar, Iterable, Sequence, Union
 
@@ -332,6 +333,19 @@ def program_problems(primitives: Sequence[Primitive], sheet: Sheet | None = None
 # ----------------------------------------------------------------------------------------------
 # JSON
 # ----------------------------------------------------------------------------------------------
+
+
+def loads_json(text: str, one_line: bool = False) -> Any:
+    """`json.loads`, its failures as a ProgramError that says where: line and column, or (`one_line`: a
+    label line, whose line number its caller knows) the column only."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        if one_line:
+            raise ProgramError(f"bad JSON at column {err.colno}: {err.msg}") from None
+        raise ProgramError(f"line {err.lineno}, column {err.colno}: bad JSON: {err.msg}") from None
+    except RecursionError:
+        raise ProgramError("bad JSON: nested too deeply") from None
 
 
 def primitive_from_json(obj: Any, where: str = "primitive") -> Primitive:

@@ -5,11 +5,10 @@ ever executed; anything outside the grammar is refused with its line and column)
 from __future__ import annotations
 
 import ast
-import json
 from typing import Any, Iterable
 
 from cad2program.contract.program import (PRIMITIVE_TYPES, TYPE_NAMES, Arc, Circle, Polyline, Primitive, ProgramError,
-                                          Rectangle, field_names, primitives_from_json, quantize)
+                                          Rectangle, field_names, loads_json, primitives_from_json, quantize)
 
 
 def reading_order(primitive: Primitive) -> tuple[float, float]:
@@ -143,11 +142,5 @@ def parse_any(text: str) -> list[Primitive]:
     """Program text or a JSON list of primitives (what `render` and the runtime accept)."""
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ProgramError(f"line {err.lineno}, column {err.colno}: bad JSON: {err.msg}") from None
-        except RecursionError:
-            raise ProgramError("bad JSON: nested too deeply") from None
-        return primitives_from_json(data)
+        return primitives_from_json(loads_json(text))
     return parse_program(text)
