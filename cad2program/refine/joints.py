@@ -23,11 +23,9 @@ JOINT_REACH = 0.6  # arc radii (at least one tolerance) between a line's end and
 
 def _arc_ends(arc: Arc) -> list[tuple[float, float, float, float]]:
     """(x, y, tangent x, tangent y) at an arc's start and end: its end points and the direction along it."""
-    ends = []
-    for angle in (arc.start_angle, arc.end_angle):
-        a = math.radians(angle)
-        ends.append((arc.x + arc.radius * math.cos(a), arc.y + arc.radius * math.sin(a), -math.sin(a), math.cos(a)))
-    return ends
+    ends = arc.arc_points()[:2]  # the start's and the end's points come first
+    return [(x, y, -math.sin(math.radians(a)), math.cos(math.radians(a)))
+            for (x, y), a in zip(ends, (arc.start_angle, arc.end_angle))]
 
 
 def _joined_end(line: Line, which: int, arcs: Sequence[Arc], tolerance_mm: float) -> tuple[float, float] | None:
