@@ -2,11 +2,14 @@
 
     python3 scripts/ocr_recall.py 20 testsets/clean testsets/sketch testsets/scan testsets/photo testsets/ezdxf
     python3 scripts/ocr_recall.py 20 testsets/clean --finders detector --detection-side 512
+    python3 scripts/ocr_recall.py 50 testsets/battery/*/dev --finders ink --recognition-min-widths 320 48
 
 A size counts as read when its written value (a circle's diameter, an arc's radius, a rectangle's
 width or height) is among `ocr.written_numbers` of its drawing: the recall that bounds what
-re-reading sizes can gain from the OCR. Prints one table row per folder and text finder (both by
-default, each drawing read by one and then the other, so that both meet the same machine load).
+re-reading sizes can gain from the OCR; "other values" counts the values read that are no true size
+of the drawing (noise that re-reading must outweigh). Prints one table row per folder, text finder
+and recogniser width (all given, each drawing read by one way after the other, so that all meet the
+same machine load).
 """
 
 from __future__ import annotations
@@ -29,19 +32,21 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the detector's shorter side in pixels (default {ocr.DETECTION_SIDE})")
     parser.add_argument("--finders", nargs="+", choices=ocr.TEXT_FINDERS, default=list(ocr.TEXT_FINDERS),
                         help="where the OCR looks for text (default: both, side by side)")
+    parser.add_argument("--recognition-min-widths", type=int, nargs="+", default=[ocr.RECOGNITION_MIN_WIDTH],
+                        help="the recogniser's least padded width in pixels, one or more side by side "
+                             f"(default {ocr.RECOGNITION_MIN_WIDTH})")
     args = parser.parse_args(argv)
     if not ocr.available():
         print("error: rapidocr_onnxruntime is not installed (./install.sh installs it)")
         return 1
-    ocr.DETECTION_SIDE = args.detection_side
-    ocr._engine.cache_clear()  # the engine is built with the side
-    print("| folder | text finder | sizes read | of | recall | s / drawing |\n| --- | --- | --- | --- | --- | --- |")
+    ways = [(finder, width) for finder in args.finders for width in args.recognition_min_widths]
+    print("| folder | text finder | recogniser width | sizes read | of | recall | other values | s / drawing |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- |")
     for folder in args.folders:
         if not (folder / "labels.jsonl").exists():
             print(f"error: {folder}: no labels.jsonl (a labelled dataset folder is needed)")
             return 1
-        found = dict.fromkeys(args.finders, 0)
-        seconds = dict.fromkeys(args.finders, 0.0)
+        found, others, seconds = dict.fromkeys(ways, 0), dict.fromkeys(ways, 0), dict.fromkeys(ways, 0.0)
         total = 0
         labels = [json.loads(line) for line in (folder / "labels.jsonl").read_text().splitlines()[:args.count]]
         for label in labels:
@@ -49,14 +54,18 @@ def main(argv: list[str] | None = None) -> int:
             sizes = [round(getattr(p, field) * (2 if isinstance(p, Circle) else 1), 1)
                      for p in map(primitive_from_json, label["primitives"]) for field in type(p).SIZE_FIELDS]
             total += len(sizes)
-            for finder in args.finders:
+            for way in ways:
+                finder, width = way
+                ocr.configure(args.detection_side, width)  # a new engine only when the values change
                 started = time.perf_counter()
                 values = {n.value for n in ocr.written_numbers(image, finder)}
-                seconds[finder] += time.perf_counter() - started
-                found[finder] += sum(size in values for size in sizes)
-        for finder in args.finders:
-            print(f"| {folder.name} | {finder} | {found[finder]} | {total} | {found[finder] / max(total, 1):.3f} "
-                  f"| {seconds[finder] / max(len(labels), 1):.3f} |", flush=True)
+                seconds[way] += time.perf_counter() - started
+                found[way] += sum(size in values for size in sizes)
+                others[way] += len(values - set(sizes))
+        name = f"{folder.parent.name}/{folder.name}" if folder.name in ("dev", "test") else folder.name
+        for way in ways:
+            print(f"| {name} | {way[0]} | {way[1]} | {found[way]} | {total} | {found[way] / max(total, 1):.3f} "
+                  f"| {others[way]} | {seconds[way] / max(len(labels), 1):.3f} |", flush=True)
     return 0
 
 

@@ -100,6 +100,20 @@ def test_most_sizes_written_on_a_clean_test_drawing_are_read(finder):
 
 
 @pytest.mark.skipif(not available(), reason="rapidocr_onnxruntime is not installed")
+def test_the_recogniser_pads_texts_to_the_configured_width_and_a_new_width_builds_a_new_engine():
+    from cad2program.reading import ocr
+
+    assert ocr._engine().text_rec.rec_image_shape == [3, 48, ocr.RECOGNITION_MIN_WIDTH]
+    before = ocr.RECOGNITION_MIN_WIDTH
+    try:
+        ocr.configure(recognition_min_width=320)
+        assert ocr._engine().text_rec.rec_image_shape == [3, 48, 320]
+    finally:
+        ocr.configure(recognition_min_width=before)
+    assert ocr._engine().text_rec.rec_image_shape == [3, 48, before]
+
+
+@pytest.mark.skipif(not available(), reason="rapidocr_onnxruntime is not installed")
 @pytest.mark.parametrize("finder", TEXT_FINDERS)
 def test_blank_paper_has_no_numbers(finder):
     assert written_numbers(np.full((200, 300), 255, np.uint8), finder) == ()

@@ -4,6 +4,7 @@ a tiny model overfits a few drawings exactly, and a checkpoint resumes to the sa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -410,6 +411,40 @@ def test_continuation_scores_equal_the_full_forward_log_probabilities(fusion):
         assert score == pytest.approx(expected, abs=2e-3)
 
 
+def test_a_continuation_scores_the_same_at_any_width_it_fits_and_with_any_rows_beside_it():
+    from cad2program.model.decode import continuation_logprobs, embed_images
+
+    model = tiny_model(seed=14)
+    images, prompts, _ = random_inputs(1)
+    sequence = [int(t) for t in prompts[0]] + [tokenizer.TYPE_ID["circle"], tokenizer.VALUE0 + 40,
+                                               tokenizer.VALUE0 + 30, tokenizer.VALUE0 + 9]
+    continuations = [tokenizer.encode_size(v) for v in (18, 18.2, 19.6)]
+    memory = embed_images(model, images)
+    score = functools.partial(continuation_logprobs, model, memory, sequence, pad=tokenizer.PAD,
+                              max_len=model.cfg.max_len)
+    narrow = score([len(sequence)] * 3, continuations, width=6)  # padded to 4 rows
+    wide = score([len(sequence)] * 20, continuations * 6 + continuations[:2], width=64)  # to 32 rows
+    np.testing.assert_allclose(wide[:3], narrow, atol=1e-4)
+
+
+def test_a_split_passed_again_is_flattened_once_and_new_parameters_are_seen():
+    from cad2program.model.decode import embed_images, for_jit
+
+    model = tiny_model(seed=15)
+    split = nnx.split(model)
+    first, leaves = for_jit(split)
+    again, same_leaves = for_jit(split)
+    assert again is first and same_leaves is leaves  # a lookup: nothing hashed or flattened again
+    images, _, _ = random_inputs(1)
+    before = np.asarray(embed_images(split, images))
+    graphdef, params = split
+    changed = jax.tree.map(lambda x: x * 0.5, params)  # new parameters, the same structure
+    other, other_leaves = for_jit((graphdef, changed))
+    assert other == first and other_leaves is not leaves  # one compiled function serves both
+    assert not np.allclose(np.asarray(embed_images((graphdef, changed), images)), before)
+    np.testing.assert_allclose(np.asarray(embed_images(model, images)), before, atol=1e-6)
+
+
 def test_a_size_the_ink_contradicts_is_read_again_within_what_the_ink_allows():
     from cad2program.model.decode import continuation_logprobs, embed_images
     from cad2program.reading import Recognition
@@ -486,7 +521,9 @@ def test_after_the_warm_up_re_reading_sizes_compiles_nothing():
     from cad2program.model.decode import CONTINUATION_ROWS, scored_continuations
     from cad2program.reading import Recognition
 
-    recognizer = Recognizer(tiny(), tiny_model(seed=18))
+    config = tiny()  # programs of up to 64 tokens: one sequence length to compile, every row count and width
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, max_len=64))
+    recognizer = Recognizer(config, DrawingReader(config.model, nnx.Rngs(18)))
     shapes = recognizer.warm_up_rereading()
     compiled = scored_continuations._cache_size()
     assert shapes >= len(CONTINUATION_ROWS) and compiled >= shapes

@@ -20,6 +20,49 @@ from flax import nnx
 NEG_INF = -1e30
 
 
+class JitModel:
+    """A model's graphdef and the tree structure of its parameters: the one static argument of the jitted
+    functions here, which take the parameters as a flat list of arrays (`for_jit`).
+
+    jit hashes its static arguments and flattens the others at every call: a `cpu`-model graphdef takes
+    about 0.6 ms to hash and its `nnx.State` longer to flatten, about 2 ms of overhead on each of the ~30
+    calls that reading one drawing makes. Hashed once here, flattened once per parameters in `for_jit`."""
+
+    __slots__ = ("graphdef", "treedef", "_hash")
+
+    def __init__(self, graphdef, treedef):
+        self.graphdef, self.treedef, self._hash = graphdef, treedef, hash((graphdef, treedef))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        return self is other or (isinstance(other, JitModel) and self._hash == other._hash
+                                 and self.graphdef == other.graphdef and self.treedef == other.treedef)
+
+    def merge(self, leaves) -> nnx.Module:
+        return nnx.merge(self.graphdef, jax.tree.unflatten(self.treedef, leaves))
+
+
+_RECENT_MODELS: dict[int, tuple] = {}  # id(params) -> (graphdef, params, JitModel, leaves), the last few
+_RECENT_LIMIT = 4
+
+
+def for_jit(model_or_split) -> tuple[JitModel, list]:
+    """A DrawingReader or its `nnx.split` pair -> (JitModel, the parameters' leaves). The pair of the last
+    few parameter States passed is kept, so passing the same split again costs a dictionary lookup (a
+    State is taken as unchanged while it is the same object: jax arrays cannot change in place)."""
+    graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
+    recent = _RECENT_MODELS.get(id(params))
+    if recent is None or recent[0] is not graphdef or recent[1] is not params:
+        leaves, treedef = jax.tree.flatten(params)
+        recent = (graphdef, params, JitModel(graphdef, treedef), leaves)
+        while len(_RECENT_MODELS) >= _RECENT_LIMIT:
+            _RECENT_MODELS.pop(next(iter(_RECENT_MODELS)))
+        _RECENT_MODELS[id(params)] = recent
+    return recent[2], recent[3]
+
+
 @dataclasses.dataclass(frozen=True)
 class DecodeOptions:
     method: str = "greedy"  # "greedy", "sample" or "beam"
@@ -249,10 +292,10 @@ def _beam_search(model, memory, prompts, options: DecodeOptions, grammar: Gramma
 # ----------------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "options", "token_ids"))
-def _generate(graphdef, params, memory, prompts, rng, table, axes, windows, limits, options: DecodeOptions,
+@functools.partial(jax.jit, static_argnames=("jit_model", "options", "token_ids"))
+def _generate(jit_model, leaves, memory, prompts, rng, table, axes, windows, limits, options: DecodeOptions,
               token_ids):
-    model = nnx.merge(graphdef, params)
+    model = jit_model.merge(leaves)
     start_state, eos, pad, value_first, value_last = token_ids
     grammar = Grammar(table=table, start_state=start_state, eos=eos, pad=pad, axes=axes,
                       value_first=value_first, value_last=value_last, windows=windows)
@@ -271,13 +314,13 @@ def generate(model_or_split, images, prompts, grammar: Grammar, options: DecodeO
     `limits` (B, 2): the largest value token id allowed on each axis (keeps coordinates on the sheet).
     `memory`: the images already through `embed_image` (then `images` is not used).
     """
-    graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
+    jit_model, leaves = for_jit(model_or_split)
     rng = jax.random.key(0) if rng is None else rng
     use_limits = limits is not None and grammar.axes is not None
     if memory is None:
-        memory = _embed(graphdef, params, jnp.asarray(images))
+        memory = _embed(jit_model, leaves, jnp.asarray(images))
     tokens, logprobs = _generate(
-        graphdef, params, memory, jnp.asarray(prompts, jnp.int32), rng, jnp.asarray(grammar.table),
+        jit_model, leaves, memory, jnp.asarray(prompts, jnp.int32), rng, jnp.asarray(grammar.table),
         jnp.asarray(grammar.axes) if use_limits else None,
         None if grammar.windows is None else jnp.asarray(grammar.windows),
         jnp.asarray(limits, jnp.int32) if use_limits else None, options,
@@ -285,18 +328,18 @@ def generate(model_or_split, images, prompts, grammar: Grammar, options: DecodeO
     return np.asarray(tokens), np.asarray(logprobs)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _full_logits_at(graphdef, params, memory, tokens, position):
-    model = nnx.merge(graphdef, params)
+@functools.partial(jax.jit, static_argnames=("jit_model",))
+def _full_logits_at(jit_model, leaves, memory, tokens, position):
+    model = jit_model.merge(leaves)
     logits, _ = model.decode_full(memory, tokens)
     return jax.lax.dynamic_index_in_dim(logits, position, axis=1, keepdims=False)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def scored_continuations(graphdef, params, memory, sequence, starts, continuations, lengths):
+@functools.partial(jax.jit, static_argnames=("jit_model",))
+def scored_continuations(jit_model, leaves, memory, sequence, starts, continuations, lengths):
     """memory (1, N, D), sequence (1, P) right-padded, starts (K,), continuations (K, C) -> (K,) summed
     log-probs of each continuation written over the sequence from its start on."""
-    model = nnx.merge(graphdef, params)
+    model = jit_model.merge(leaves)
     offset = memory.shape[1] if model.cfg.fusion == "prefix" else 0
     # One prefill of the whole sequence: causal attention makes its first `start` positions the cache
     # of every prefix, which `branch_logits` shows each row.
@@ -310,7 +353,7 @@ def scored_continuations(graphdef, params, memory, sequence, starts, continuatio
     return jnp.sum(jnp.where(jnp.arange(continuations.shape[1])[None, :] < lengths[:, None], picked, 0.0), axis=1)
 
 
-CONTINUATION_ROWS = (16, 32, 64, 128, 256)  # continuations per call, padded up to one of these: few compiled shapes
+CONTINUATION_ROWS = (4, 8, 16, 32, 64, 128, 256)  # continuations per call, padded up to one of these
 SEQUENCE_BUCKET = 64  # the re-read sequence is padded to a multiple of this (or max_len)
 
 
@@ -331,7 +374,7 @@ def continuation_logprobs(model_or_split, memory, sequence: list[int], starts: l
     """
     if not continuations:
         return np.zeros(0, np.float32)
-    graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
+    jit_model, leaves = for_jit(model_or_split)
     padded = np.full((1, _padded_length(len(sequence), bucket, max_len)), pad, np.int32)
     padded[0, :len(sequence)] = sequence
     out = []
@@ -343,7 +386,7 @@ def continuation_logprobs(model_or_split, memory, sequence: list[int], starts: l
             grid[i, :len(c)] = c
         lengths = np.array([len(c) for c in chunk] + [0] * (rows - len(chunk)), np.int32)
         row_starts = np.array(list(starts[first:first + len(chunk)]) + [1] * (rows - len(chunk)), np.int32)
-        scores = scored_continuations(graphdef, params, jnp.asarray(memory), jnp.asarray(padded),
+        scores = scored_continuations(jit_model, leaves, jnp.asarray(memory), jnp.asarray(padded),
                                         jnp.asarray(row_starts), jnp.asarray(grid), jnp.asarray(lengths))
         out.append(np.asarray(scores)[:len(chunk)])
     return np.concatenate(out)
@@ -363,13 +406,13 @@ def warm_up_continuations(model_or_split, memory, pad: int, max_len: int, width:
 
 def embed_images(model_or_split, images) -> jax.Array:
     """The images through the model's encoder: what `generate(memory=...)` and `continuation_logprobs` take."""
-    graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
-    return _embed(graphdef, params, jnp.asarray(images))
+    jit_model, leaves = for_jit(model_or_split)
+    return _embed(jit_model, leaves, jnp.asarray(images))
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _embed(graphdef, params, images):
-    return nnx.merge(graphdef, params).embed_image(images)
+@functools.partial(jax.jit, static_argnames=("jit_model",))
+def _embed(jit_model, leaves, images):
+    return jit_model.merge(leaves).embed_image(images)
 
 
 def generate_uncached(model_or_split, images, prompts, grammar: Grammar, max_new_tokens: int = 200,
@@ -380,9 +423,9 @@ def generate_uncached(model_or_split, images, prompts, grammar: Grammar, max_new
     prefix is padded up to a multiple of `bucket` so that only a few lengths are compiled (causal
     attention makes the padding invisible to the positions that count).
     """
-    graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
+    jit_model, leaves = for_jit(model_or_split)
     if memory is None:
-        memory = _embed(graphdef, params, jnp.asarray(images))
+        memory = _embed(jit_model, leaves, jnp.asarray(images))
     prompts = np.asarray(prompts, np.int32)
     batch, prompt_len = prompts.shape
     tokens = np.full((batch, prompt_len + max_new_tokens), grammar.pad, np.int32)
@@ -392,7 +435,7 @@ def generate_uncached(model_or_split, images, prompts, grammar: Grammar, max_new
     for step in range(max_new_tokens):
         position = prompt_len + step - 1  # logits here predict token prompt_len + step
         width = min(-(-(position + 1) // bucket) * bucket, tokens.shape[1])
-        logits = np.asarray(_full_logits_at(graphdef, params, memory, jnp.asarray(tokens[:, :width]), position))
+        logits = np.asarray(_full_logits_at(jit_model, leaves, memory, jnp.asarray(tokens[:, :width]), position))
         logits = np.where(grammar.table[states] >= 0, logits, NEG_INF)
         logits = np.asarray(bound_values(jnp.asarray(logits), jnp.asarray(states), grammar,
                                          None if limits is None else jnp.asarray(limits)))

@@ -43,6 +43,14 @@ from cad2program.refine import grey, ink_mask
 # (`scripts/ocr_recall.py 20 testsets/clean`: 0.95 of the sizes read at 736, 0.75 at 512).
 DETECTION_SIDE = 736
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+# The recogniser reads each text resized to 48 px tall, as wide as its shape makes it; a batch is
+# padded to its widest text and to at least this many pixels. RapidOCR's default, 320, pads a 3-digit
+# number (about 90 px) to 320: most of the work was on padding. The narrowest width that reads as many
+# sizes as 320 on the battery's five part and sketch dev halves (250 drawings, `scripts/ocr_recall.py
+# 50 testsets/battery/{ezdxf,hand,parts-ezdxf,parts-librecad,photo}/dev --finders ink
+# --recognition-min-widths 320 48 64 96 128`, 2026-12-07): of 1,196 sizes 704 at 320, 693 at 48, 692
+# at 64, 706 at 96, 710 at 128; 96 reads in about 0.45 of 320's time.
+RECOGNITION_MIN_WIDTH = 96
 TEXT_SCORE = 0.5  # recognitions the engine is less sure of are dropped
 LEVEL_SHARE = 0.7  # text boxes narrower than this for their height are vertical text, read in the turned view
 TEXT_FINDERS = ("ink", "detector")
@@ -59,15 +67,29 @@ SQUARE = 1.3  # a box within this ratio of square may be level or vertical text:
 FIND_SIDE = 1024  # larger pages are searched for text at this longer side (a photo's glyphs stay 10+ px tall)
 
 
-@functools.lru_cache(maxsize=1)
+def configure(detection_side: int | None = None, recognition_min_width: int | None = None) -> None:
+    """Sets DETECTION_SIDE and RECOGNITION_MIN_WIDTH (None: as they are) for the engine's next use
+    (`scripts/ocr_recall.py` compares values side by side)."""
+    global DETECTION_SIDE, RECOGNITION_MIN_WIDTH
+    DETECTION_SIDE = DETECTION_SIDE if detection_side is None else detection_side
+    RECOGNITION_MIN_WIDTH = RECOGNITION_MIN_WIDTH if recognition_min_width is None else recognition_min_width
+
+
 def _engine():
+    """The engine for the settings of the moment, loaded on first use; None without the package."""
+    return _engine_with(DETECTION_SIDE, RECOGNITION_MIN_WIDTH)
+
+
+@functools.lru_cache(maxsize=4)
+def _engine_with(detection_side: int, recognition_min_width: int):
     try:
         from rapidocr_onnxruntime import RapidOCR
     except ImportError:
         return None
     import logging
     logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-    return RapidOCR(det_limit_side_len=DETECTION_SIDE, det_limit_type="min", print_verbose=False)
+    return RapidOCR(det_limit_side_len=detection_side, det_limit_type="min", print_verbose=False,
+                    rec_img_shape=[3, 48, recognition_min_width])
 
 
 _lock = threading.Lock()  # one engine, shared by a server's threads: onnxruntime sessions are, the wrapper is not

@@ -34,7 +34,12 @@ from cad2program.reading.settings import DEFAULT_SETTINGS, ReadingSettings
 from cad2program.reading.sizes import SIZE_TOKENS, size_jobs, with_size
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # batches are padded up to one of these: few compilations
-CANDIDATE_TOKENS = 64  # one width for every candidate's tokens: one compiled shape per sequence length
+# A second look's candidates are scored at the narrowest of these widths that fits the longest of them:
+# the pass costs about as much per token slot as per token, and most candidates (a line, a circle, a
+# rectangle) are under 16 tokens, a polyline of up to 30 points 64. (Each width is compiled for every
+# sequence and row bucket: two widths keep a server's warm-up short.)
+CANDIDATE_WIDTHS = (16, 64)
+CANDIDATE_TOKENS = CANDIDATE_WIDTHS[-1]
 SEGMENT_TOKENS = 8  # a two-point polyline (7 tokens with the one after it) fits: a narrow width costs little
 
 
@@ -192,14 +197,15 @@ class Recognizer:
             fits.append(len(tokens) <= CANDIDATE_TOKENS)
             starts.append(slot)
             continuations.append(tokens[:CANDIDATE_TOKENS])
-        return np.where(fits, self.scored_continuations(recognition, starts, continuations, CANDIDATE_TOKENS), -np.inf)
+        width = next(w for w in CANDIDATE_WIDTHS if w >= max(map(len, continuations)))
+        return np.where(fits, self.scored_continuations(recognition, starts, continuations, width), -np.inf)
 
     def warm_up_rereading(self) -> int:
         """Compiles what `reread_sizes`, `with_segment_types` and the second look's scoring run, for
         every shape they can take; -> the number of shapes."""
         blank = np.zeros((1, self.image_size, self.image_size, 1), np.float32)
         memory = embed_images(self.split, blank)
-        widths = (SIZE_TOKENS, SEGMENT_TOKENS) + ((CANDIDATE_TOKENS,) if self.second_look else ())
+        widths = (SIZE_TOKENS, SEGMENT_TOKENS) + (CANDIDATE_WIDTHS if self.second_look else ())
         return sum(warm_up_continuations(self.split, memory, tokenizer.PAD, self.config.model.max_len, width=width)
                    for width in widths)
 

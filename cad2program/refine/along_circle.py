@@ -86,19 +86,28 @@ def fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolera
     if len(rows) == 0:
         return None
     best = (-1, 0.0, 0, 0, radius_px)  # (pixels, -how far from the model's circle, dc, dr, radius)
-    bins = int(2 * radii[-1]) + 4
+    bins = int(2 * radii[-1]) + 4  # half-pixel bins of distance to 2 radii[-1] + 3; one more holds all ink beyond
+    step = max(1, reach // 3)  # a coarse grid, then every pixel around its best: 6x fewer centres than all
+    # Only ink within a pixel of some radius, seen from some centre searched, can count: a centre's offset
+    # (at most `farthest`) moves a pixel's distance by as much, so the rest is left out before the search.
+    farthest = np.sqrt(2) * (reach + step)
+    distance = np.hypot(cols - col, rows - row)
+    seen = (distance >= radii[0] - 1.25 - farthest) & (distance < radii[-1] + 1.75 + farthest)
+    fit_cols, fit_rows = cols[seen], rows[seen]
+    whole_circle = bool(predicted.all())
 
     def fit(centres):
         nonlocal best
         if not centres:
             return
         centres = np.array(centres, np.float64)  # (C, 2) offsets of the centre, all scored at once
-        dx = cols[None, :] - (col + centres[:, :1])  # (C, N); y up on the sheet, down in the image
-        dy = (row + centres[:, 1:]) - rows[None, :]
-        in_span = predicted[np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360]
-        halves = np.minimum(np.rint(2 * np.hypot(dx, dy)).astype(np.int64), bins - 1)  # half-pixel bins
-        flat = (np.arange(len(centres))[:, None] * bins + halves)[in_span]
-        counts = np.bincount(flat, minlength=len(centres) * bins).reshape(len(centres), bins)
+        dx = fit_cols[None, :] - (col + centres[:, :1])  # (C, N); y up on the sheet, down in the image
+        dy = (row + centres[:, 1:]) - fit_rows[None, :]
+        halves = np.minimum(np.rint(2 * np.hypot(dx, dy)).astype(np.int64), bins)  # half-pixel bins
+        flat = np.arange(len(centres))[:, None] * (bins + 1) + halves
+        if not whole_circle:  # the angles only where some degrees are outside the span
+            flat = flat[predicted[np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360]]
+        counts = np.bincount(flat.ravel(), minlength=len(centres) * (bins + 1)).reshape(len(centres), bins + 1)
         total = np.cumsum(counts, axis=1)
         total = np.concatenate([np.zeros((len(centres), 3), np.int64), total, total[:, -1:], total[:, -1:]], axis=1)
         near = total[:, 5:] - total[:, :-5]  # (C, bins): within a pixel of each radius (5 half-pixel bins)
@@ -110,7 +119,6 @@ def fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolera
             if key[:2] > best[:2]:
                 best = key
 
-    step = max(1, reach // 3)  # a coarse grid, then every pixel around its best: 6x fewer centres than all
     fit([(dc, dr) for dc in range(-reach, reach + 1, step) for dr in range(-reach, reach + 1, step)])
     c0, r0 = best[2], best[3]
     fit([(c0 + i, r0 + j) for i in range(1 - step, step) for j in range(1 - step, step) if i or j])
