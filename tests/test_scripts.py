@@ -123,17 +123,18 @@ def test_sheet_from_numbers_scores_both_ways_of_getting_a_sheet(capsys):
 
 
 def test_ocr_recall_counts_the_true_sizes_read(capsys):
-    from cad2program.reading.ocr import available
+    from cad2program.reading import ocr
 
-    if not available():
+    if not ocr.available():
         pytest.skip("rapidocr_onnxruntime is not installed")
     script = runpy.run_path(str(SCRIPTS / "ocr_recall.py"))
     clean = Path(__file__).parent.parent / "testsets" / "clean"
     assert script["main"](["2", str(clean)]) == 0
     rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| clean ")]
     assert [row[1].strip() for row in rows] == ["ink", "detector"]  # both finders, side by side
-    for row in rows:
-        assert 0 < int(row[2]) <= int(row[3]) and float(row[4]) >= 0.7
+    for row in rows:  # folder, finder, recogniser width, sizes read, of, recall, other values, s / drawing
+        assert int(row[2]) == ocr.RECOGNITION_MIN_WIDTH
+        assert 0 < int(row[3]) <= int(row[4]) and float(row[5]) >= 0.7 and int(row[6]) >= 0
 
 
 def test_second_look_scores_each_threshold_and_leaves_out_an_unreadable_image(tmp_path, capsys):
