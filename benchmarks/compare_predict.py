@@ -22,6 +22,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,8 @@ HERE = Path(__file__).resolve().parents[1]
 
 def worker(model: str) -> None:
     """The worker's loop: a labelled drawing per line of stdin ("image path<TAB>width<TAB>height") ->
-    the seconds `recognize` took on it, one per line of stdout."""
-    import time
-
+    the seconds `recognize` took on it, one per line of stdout. (The package is imported here: from the
+    checkout this worker was started in.)"""
     from cad2program.contract.dataset import load_image
     from cad2program.contract.program import Sheet
     from cad2program.reading import Recognizer
@@ -61,7 +61,10 @@ class Worker:
         self.process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", str(model)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
                                         cwd=checkout)
-        self.package = json.loads(self.process.stdout.readline())["package"]
+        first = self.process.stdout.readline()
+        if not first:
+            raise SystemExit(f"error: no worker started in {checkout} (its errors are above)")
+        self.package = json.loads(first)["package"]
 
     def seconds(self, image: Path, width: float, height: float) -> float:
         self.process.stdin.write(f"{image}\t{width}\t{height}\n")
@@ -98,6 +101,10 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the model file both read with "
                                                                           "(default: this checkout's packaged model)")
     args = parser.parse_args()
+    if not (args.base / "cad2program" / "__init__.py").is_file():
+        parser.error(f"--base {args.base}: no cad2program package there (a checkout of this project is needed)")
+    if not args.model.is_file():
+        parser.error(f"--model {args.model}: no such file")
     folders = [(folder, load_labels(folder)[0][:args.count]) for folder in args.folders]
     this, base = Worker(HERE, args.model.resolve()), Worker(args.base.resolve(), args.model.resolve())
     report = {"this": this.package, "base": base.package, "model": str(args.model), "repeats": args.repeats,

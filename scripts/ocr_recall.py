@@ -19,6 +19,7 @@ import json
 import time
 from pathlib import Path
 
+from cad2program.commands.reader_options import positive_int
 from cad2program.reading import ocr
 from cad2program.contract.dataset import load_image
 from cad2program.contract.program import Circle, primitive_from_json
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the detector's shorter side in pixels (default {ocr.DETECTION_SIDE})")
     parser.add_argument("--finders", nargs="+", choices=ocr.TEXT_FINDERS, default=list(ocr.TEXT_FINDERS),
                         help="where the OCR looks for text (default: both, side by side)")
-    parser.add_argument("--recognition-min-widths", type=int, nargs="+", default=[ocr.RECOGNITION_MIN_WIDTH],
+    parser.add_argument("--recognition-min-widths", type=positive_int, nargs="+", default=[ocr.RECOGNITION_MIN_WIDTH],
                         help="the recogniser's least padded width in pixels, one or more side by side "
                              f"(default {ocr.RECOGNITION_MIN_WIDTH})")
     args = parser.parse_args(argv)

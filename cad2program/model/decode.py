@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from typing import Any
 
 import jax
@@ -46,6 +47,7 @@ class JitModel:
 
 _RECENT_MODELS: dict[int, tuple] = {}  # id(params) -> (graphdef, params, JitModel, leaves), the last few
 _RECENT_LIMIT = 4
+_RECENT_LOCK = threading.Lock()  # a server's threads may pass models at once
 
 
 def for_jit(model_or_split) -> tuple[JitModel, list]:
@@ -53,13 +55,14 @@ def for_jit(model_or_split) -> tuple[JitModel, list]:
     few parameter States passed is kept, so passing the same split again costs a dictionary lookup (a
     State is taken as unchanged while it is the same object: jax arrays cannot change in place)."""
     graphdef, params = model_or_split if isinstance(model_or_split, tuple) else nnx.split(model_or_split)
-    recent = _RECENT_MODELS.get(id(params))
-    if recent is None or recent[0] is not graphdef or recent[1] is not params:
-        leaves, treedef = jax.tree.flatten(params)
-        recent = (graphdef, params, JitModel(graphdef, treedef), leaves)
-        while len(_RECENT_MODELS) >= _RECENT_LIMIT:
-            _RECENT_MODELS.pop(next(iter(_RECENT_MODELS)))
-        _RECENT_MODELS[id(params)] = recent
+    with _RECENT_LOCK:
+        recent = _RECENT_MODELS.get(id(params))
+        if recent is None or recent[0] is not graphdef or recent[1] is not params:
+            leaves, treedef = jax.tree.flatten(params)
+            recent = (graphdef, params, JitModel(graphdef, treedef), leaves)
+            while len(_RECENT_MODELS) >= _RECENT_LIMIT:
+                _RECENT_MODELS.pop(next(iter(_RECENT_MODELS)))
+            _RECENT_MODELS[id(params)] = recent
     return recent[2], recent[3]
 
 

@@ -86,7 +86,7 @@ def fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolera
     if len(rows) == 0:
         return None
     best = (-1, 0.0, 0, 0, radius_px)  # (pixels, -how far from the model's circle, dc, dr, radius)
-    bins = int(2 * radii[-1]) + 4  # half-pixel bins of distance to 2 radii[-1] + 3; one more holds all ink beyond
+    bins = int(2 * radii[-1]) + 4
     step = max(1, reach // 3)  # a coarse grid, then every pixel around its best: 6x fewer centres than all
     # Only ink within a pixel of some radius, seen from some centre searched, can count: a centre's offset
     # (at most `farthest`) moves a pixel's distance by as much, so the rest is left out before the search.
@@ -103,11 +103,11 @@ def fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolera
         centres = np.array(centres, np.float64)  # (C, 2) offsets of the centre, all scored at once
         dx = fit_cols[None, :] - (col + centres[:, :1])  # (C, N); y up on the sheet, down in the image
         dy = (row + centres[:, 1:]) - fit_rows[None, :]
-        halves = np.minimum(np.rint(2 * np.hypot(dx, dy)).astype(np.int64), bins)  # half-pixel bins
-        flat = np.arange(len(centres))[:, None] * (bins + 1) + halves
+        halves = np.minimum(np.rint(2 * np.hypot(dx, dy)).astype(np.int64), bins - 1)  # half-pixel bins
+        flat = np.arange(len(centres))[:, None] * bins + halves
         if not whole_circle:  # the angles only where some degrees are outside the span
             flat = flat[predicted[np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360]]
-        counts = np.bincount(flat.ravel(), minlength=len(centres) * (bins + 1)).reshape(len(centres), bins + 1)
+        counts = np.bincount(flat.ravel(), minlength=len(centres) * bins).reshape(len(centres), bins)
         total = np.cumsum(counts, axis=1)
         total = np.concatenate([np.zeros((len(centres), 3), np.int64), total, total[:, -1:], total[:, -1:]], axis=1)
         near = total[:, 5:] - total[:, :-5]  # (C, bins): within a pixel of each radius (5 half-pixel bins)
