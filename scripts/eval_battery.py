@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, metavar="OUT.json", help="write every row and full report as JSON")
     parser.add_argument("--battery", type=Path, default=REPO / "testsets" / "battery", help=argparse.SUPPRESS)
     parser.add_argument("--no-own", action="store_true", help="leave out the own four test sets")
+    parser.add_argument("--predictions", type=Path, metavar="DIR",
+                        help="write each set's prediction file (DIR/SET.jsonl, 'cad2program predict' lines with "
+                             "their confidences), to study or re-score without reading the drawings again")
     args, extra = parser.parse_known_args(argv)
     refused = [a for a in extra if a.split("=")[0] in REFUSED]
     if refused:
@@ -104,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no battery set with a {args.half} half under {args.battery}")
     if args.report and not args.report.parent.is_dir():
         parser.error(f"--report {args.report}: the folder {args.report.parent} does not exist")
+    if args.predictions:
+        args.predictions.mkdir(parents=True, exist_ok=True)
     eval_parser = argparse.ArgumentParser(prog="eval_battery.py (arguments for cad2program eval)")
     evaluate.add_arguments(eval_parser)
     eval_args = eval_parser.parse_args(["--data", "unused", *extra])
@@ -112,16 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         sys.exit(f"error: {err}")
 
-    def run(folder: Path, geometry_only: bool):
-        report, _, items, time_text = evaluate.evaluate_folder(recognizer, folder, eval_args.batch_size,
-                                                               eval_args.limit, geometry_only)
+    def run(name: str, folder: Path, geometry_only: bool):
+        report, lines, items, time_text = evaluate.evaluate_folder(recognizer, folder, eval_args.batch_size,
+                                                                   eval_args.limit, geometry_only)
+        if args.predictions:
+            (args.predictions / f"{name.replace('/', '-')}.jsonl").write_text(
+                "".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
         print(f"{folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder}: F1 {report['f1']:.3f}; "
               f"{time_text}", file=sys.stderr)
         return report, items
 
     reports, battery_rows = {}, []
     for name, folder, geometry_only in sets:
-        report, _ = run(folder, geometry_only)
+        report, _ = run(f"{name}/{args.half}", folder, geometry_only)
         reports[f"{name}/{args.half}"] = report
         battery_rows.append(_row(f"{name}/{args.half}", report))
     rows: list = battery_rows + [_summary("battery worst", battery_rows, min),
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(None)
         own_items = []
         for name in OWN_SETS:
-            report, items = run(REPO / "testsets" / name, False)
+            report, items = run(name, REPO / "testsets" / name, False)
             reports[name] = report
             own_items += items
             rows.append(_row(name, report))
