@@ -27,12 +27,13 @@ import numpy as np
 
 from cad2program.model.input_pipeline import prepare_image
 from cad2program.contract.geometry import tolerance
-from cad2program.contract.program import Sheet
+from cad2program.contract.program import Circle, Sheet
 from cad2program.reading.ink_rules import measured_on, with_arcs_remeasured, without_repeats, without_uninked_circles
 from cad2program.reading.recognition import Recognition, infer_sheet
 from cad2program.reading.second_look import unexplained, with_candidates, with_ink_evidence
 from cad2program.reading.sizes import sheet_from_numbers
 from cad2program.refine import Ink, erase_primitives
+from cad2program.refine.circle_repeats import repeated_circles
 from cad2program.refine.joints import with_lines_ended_at_arcs
 
 POOL, MODEL, DECODE = "pool", "model", "decode"
@@ -195,6 +196,21 @@ def join_lines_to_arcs(recognizer, drawing: Drawing) -> None:
         drawing.first.recognition = dataclasses.replace(found, primitives=joined)
 
 
+def add_repeated_circles(recognizer, drawing: Drawing) -> None:
+    """After the circles off their ink are gone: more circles of a found one's radius where the ink shows
+    them (`refine.circle_repeats`), each as confident as the least confident circle of that radius."""
+    found = drawing.first.recognition
+    new = repeated_circles(drawing.first.ink, found.sheet, found.primitives, recognizer.settings.repeat_circle_inked)
+    if new:
+        seeds = {}
+        for p, c in zip(found.primitives, found.confidences):
+            if isinstance(p, Circle):
+                seeds[p.radius] = min(c, seeds.get(p.radius, 1.0))
+        drawing.first.recognition = dataclasses.replace(
+            found, primitives=found.primitives + new, confidences=found.confidences + [seeds[p.radius] for p in new],
+            spans=[])
+
+
 _REFINE, _TEXT, _SECOND = ("refine",), ("refine", "read_text"), ("refine", "second_look")
 
 STAGES: tuple[Stage, ...] = (
@@ -220,6 +236,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("add candidates", POOL, add_candidates, _SECOND),
     Stage("drop uninked circles", POOL, drop_uninked_circles, _REFINE),
     Stage("join lines to arcs", POOL, join_lines_to_arcs, _REFINE),
+    Stage("repeat circles", POOL, add_repeated_circles, _REFINE),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 

@@ -54,6 +54,9 @@ class ReadingSettings:
     # first reading's place for it, a polyline drawn as a stroke of its own gaining the bonus.
     second_look_min_logprob: float = -17.5
     drawn_alone_bonus: float = 22.5
+    # Repeats (`refine.circle_repeats`): a round of a found circle's radius inked this share of the
+    # way round (on bare paper) is another circle; above 1, none is added.
+    repeat_circle_inked: float = 0.95
 
     def min_ink_share_of(self, primitive: Any) -> float:
         return self.min_ink_share.get(primitive.TYPE, 0.0)

@@ -10,6 +10,7 @@ the image's own resolution. It knows nothing about the model.
 - `ink`: the ink mask of an image, computed once (`Ink`), and the frame from pixels to millimetres;
 - `along_circle`: ink along a circle (runs of inked degrees, circle fits), which `arcs` builds on;
 - `arcs`, `segments`, `polylines`: the measurers of circles and arcs, lines and rectangles, polylines;
+- `circle_repeats`: more circles of a found one's radius where the ink draws them (a bolt pattern's holes);
 - `joints`: where measured primitives meet (a line running on into an arc ends where the arc begins);
 - `measure`: the registry of measurers (`MEASURERS`) and `measure_primitives`, which runs them;
 - `erase`: an image less the strokes of what was found (the second look reads what is left).
