@@ -50,3 +50,10 @@ def test_strokes_meeting_at_an_arrowheads_tip_are_not_a_small_hole():
                for a in (0, 15, -15, 90, 270)]
     image = draw([small] + strokes)
     assert repeated_circles(image, SHEET, [small], min_inked=0.95) == []
+
+
+def test_the_radius_of_a_circle_read_in_the_wrong_place_finds_where_it_is_drawn():
+    image = draw(HOLES[:1])
+    assert repeated_circles(image, SHEET, [], min_inked=0.95) == []
+    [found] = repeated_circles(image, SHEET, [], min_inked=0.95, more_radii=[6])
+    assert pair_error(found, HOLES[0], SHEET) is not None

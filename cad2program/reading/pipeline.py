@@ -66,6 +66,7 @@ class Drawing:
     sheet_found: bool = False  # found from the numbers by `find_sheet`: the first look is read again on it
     second: Look | None = None  # the image less what the first look found (the second look)
     candidates: list = dataclasses.field(default_factory=list)  # (primitive, confidence, log-probability)
+    misplaced_radii: tuple = ()  # of the circles `drop_uninked_circles` dropped
 
     @classmethod
     def of(cls, image: np.ndarray, sheet: Sheet | None, image_size: int, written: tuple | None = None,
@@ -182,9 +183,12 @@ def add_candidates(recognizer, drawing: Drawing) -> None:
 
 def drop_uninked_circles(recognizer, drawing: Drawing) -> None:
     """Done last: a first reading's circle placed off its ink still marks where the second look's
-    candidate for that circle belongs in reading order (`Recognizer.scored_candidates`)."""
-    drawing.first.recognition = without_uninked_circles(drawing.first.ink, drawing.first.recognition,
-                                                        recognizer.settings)
+    candidate for that circle belongs in reading order (`Recognizer.scored_candidates`). The radii of
+    the circles dropped are kept: the size was often read right from its `Ø` where the place was not."""
+    before = drawing.first.recognition
+    drawing.first.recognition = without_uninked_circles(drawing.first.ink, before, recognizer.settings)
+    kept = drawing.first.recognition.primitives
+    drawing.misplaced_radii = tuple(p.radius for p in before.primitives if isinstance(p, Circle) and p not in kept)
 
 
 def join_lines_to_arcs(recognizer, drawing: Drawing) -> None:
@@ -196,19 +200,24 @@ def join_lines_to_arcs(recognizer, drawing: Drawing) -> None:
         drawing.first.recognition = dataclasses.replace(found, primitives=joined)
 
 
+MISPLACED_CONFIDENCE = 0.5  # a circle found at the radius of a misplaced one: a guess of moderate trust
+
+
 def add_repeated_circles(recognizer, drawing: Drawing) -> None:
-    """After the circles off their ink are gone: more circles of a found one's radius where the ink shows
-    them (`refine.circle_repeats`), each as confident as the least confident circle of that radius."""
+    """After the circles off their ink are gone: more circles of the radius of one found, or of one dropped
+    there, where the ink shows them (`refine.circle_repeats`), each as confident as the least confident
+    circle found of that radius (else MISPLACED_CONFIDENCE)."""
     found = drawing.first.recognition
-    new = repeated_circles(drawing.first.ink, found.sheet, found.primitives, recognizer.settings.repeat_circle_inked)
+    new = repeated_circles(drawing.first.ink, found.sheet, found.primitives, recognizer.settings.repeat_circle_inked,
+                           drawing.misplaced_radii)
     if new:
         seeds = {}
         for p, c in zip(found.primitives, found.confidences):
             if isinstance(p, Circle):
                 seeds[p.radius] = min(c, seeds.get(p.radius, 1.0))
         drawing.first.recognition = dataclasses.replace(
-            found, primitives=found.primitives + new, confidences=found.confidences + [seeds[p.radius] for p in new],
-            spans=[])
+            found, primitives=found.primitives + new, spans=[],
+            confidences=found.confidences + [seeds.get(p.radius, MISPLACED_CONFIDENCE) for p in new])
 
 
 _REFINE, _TEXT, _SECOND = ("refine",), ("refine", "read_text"), ("refine", "second_look")

@@ -64,19 +64,20 @@ def disc_shares(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, radius_px:
 
 
 def repeated_circles(ink: Ink | np.ndarray, sheet: Sheet, primitives: Sequence[Primitive],
-                     min_inked: float) -> list[Circle]:
+                     min_inked: float, more_radii: Sequence[float] = ()) -> list[Circle]:
     """New circles at the radius of each circle among `primitives`, wherever a round of that radius is
     inked at least `min_inked` of the way round and no circle of `primitives` lies within the matching
     tolerance; the strongest first, none within a radius of a stronger one."""
     circles = [p for p in primitives if isinstance(p, Circle)]
-    if not circles or min_inked > 1:
+    radii = {c.radius for c in circles} | set(more_radii)
+    if not radii or min_inked > 1:
         return []
     ink = as_ink(ink)
     frame, t = ink.frame(sheet), tolerance(sheet)
     scale = frame.px_per_mm
     found: list[Circle] = []
     near = cv2.dilate(ink.mask.astype(np.uint8), np.ones((2 * RING_SLACK_PX + 1,) * 2, np.uint8)).astype(bool)
-    for radius in sorted({c.radius for c in circles}):
+    for radius in sorted(radii):
         radius_px = radius * scale
         if radius_px < MIN_RADIUS_PX:
             continue
