@@ -94,7 +94,14 @@ def fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolera
     distance = np.hypot(cols - col, rows - row)
     seen = (distance >= radii[0] - 1.25 - farthest) & (distance < radii[-1] + 1.75 + farthest)
     fit_cols, fit_rows = cols[seen], rows[seen]
-    whole_circle = bool(predicted.all())
+    # Where some degrees are outside the span, a pixel's degree seen from a centre searched is within
+    # `farthest`'s angle of its degree seen from (col, row): pixels whose every such degree is in the
+    # span always count and those with none never do, so only the rest need their angle per centre.
+    always, unsure = (np.ones(len(fit_rows), bool), np.zeros(len(fit_rows), bool)) if predicted.all() else \
+        _span_sure(fit_cols - col, row - fit_rows, distance[seen], farthest, predicted)
+    keep = always | unsure
+    fit_cols, fit_rows, unsure = fit_cols[keep], fit_rows[keep], unsure[keep]
+    unsure_at = np.flatnonzero(unsure)
 
     def fit(centres):
         nonlocal best
@@ -105,8 +112,10 @@ def fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolera
         dy = (row + centres[:, 1:]) - fit_rows[None, :]
         halves = np.minimum(np.rint(2 * np.hypot(dx, dy)).astype(np.int64), bins - 1)  # half-pixel bins
         flat = np.arange(len(centres))[:, None] * bins + halves
-        if not whole_circle:  # the angles only where some degrees are outside the span
-            flat = flat[predicted[np.floor(np.degrees(np.arctan2(dy, dx))).astype(np.int64) % 360]]
+        if len(unsure_at):  # an unsure pixel counts only from the centres that see it in the span
+            degree = np.floor(np.degrees(np.arctan2(dy[:, unsure_at], dx[:, unsure_at]))).astype(np.int64) % 360
+            flat[:, unsure_at] = np.where(predicted[degree], flat[:, unsure_at], -1)
+            flat = flat[flat >= 0]
         counts = np.bincount(flat.ravel(), minlength=len(centres) * bins).reshape(len(centres), bins)
         total = np.cumsum(counts, axis=1)
         total = np.concatenate([np.zeros((len(centres), 3), np.int64), total, total[:, -1:], total[:, -1:]], axis=1)
@@ -125,6 +134,25 @@ def fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolera
     _, _, dc, dr, radius = best
     along = degrees_by_radius(cols, rows, col + dc, row + dr, np.array([int(round(radius))]), band)[0]
     return col + dc, row + dr, float(radius), along
+
+
+def _span_sure(dx: np.ndarray, dy: np.ndarray, distance: np.ndarray, farthest: float, predicted: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """For pixels at (dx, dy) from a centre (y up), (always, unsure): whether each one's whole degree,
+    seen from any centre within `farthest` pixels of it, is in `predicted` (360,) for sure, or may be
+    in it and may not. A pixel that is neither is in it from no such centre. A degree of slack on each
+    side covers rounding."""
+    angle = np.degrees(np.arctan2(dy, dx))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(distance > farthest, np.degrees(np.arcsin(np.minimum(1.0, farthest / distance))), 180.0)
+    low = np.floor(angle - shift - 1).astype(np.int64)
+    high = np.floor(angle + shift + 1).astype(np.int64)
+    high = np.minimum(high, low + 359)  # the whole round at most
+    # Predicted degrees in [low, high] (around the round) from the running count over two rounds.
+    running = np.concatenate([[0], np.cumsum(np.tile(predicted.astype(np.int64), 2))])
+    start = low % 360
+    inside = running[start + (high - low) + 1] - running[start]
+    return inside == high - low + 1, (inside > 0) & (inside < high - low + 1)
 
 
 def max_gap(radius_px: float) -> int:
