@@ -21,8 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from cad2program.contract.dataset import load_labels  # noqa: E402
-from cad2program.evaluation.scoring import prediction_primitives, read_predictions, score  # noqa: E402
+from cad2program.evaluation.scoring import pair_predictions, read_predictions, score  # noqa: E402
 
 FLOORS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 
@@ -39,21 +38,18 @@ def prediction_file(predictions: Path, truth: Path) -> Path:
 
 
 def scored_items(path: Path, truth: Path) -> list[tuple]:
-    """(primitives with confidences or None, truth primitives, sheet, style) for each labelled drawing."""
-    predictions, problems = read_predictions(path)
-    records, truth_problems = load_labels(truth, check_images=False)
-    for problem in truth_problems + problems:
-        print(f"warning: {problem}", file=sys.stderr)
-    items = []
-    for record in records:
-        line = predictions.get(record.image_key)
-        primitives = None if line is None else prediction_primitives(line, record.sheet)[0]
-        confidences = (line or {}).get("confidences") or []
-        if primitives is not None and len(confidences) != len(primitives):
-            raise SystemExit(f"error: {path}: {record.image_key}: not one confidence per primitive")
-        pairs = None if primitives is None else list(zip(primitives, confidences))
-        items.append((pairs, record.primitives, record.sheet, record.extra.get("style")))
-    return items
+    """(pairs of a primitive and its confidence, or None; truth primitives; sheet; style) per labelled drawing."""
+    items, problems = pair_predictions(path, truth)
+    for problem in problems:
+        print(f"warning: {path}: {problem}", file=sys.stderr)
+    lines, _ = read_predictions(path)
+    out = []
+    for key, (predicted, true, sheet, style) in items:
+        confidences = (lines.get(key) or {}).get("confidences") or []
+        if predicted is not None and len(confidences) != len(predicted):
+            raise SystemExit(f"error: {path}: {key}: not one confidence per primitive")
+        out.append((None if predicted is None else list(zip(predicted, confidences)), true, sheet, style))
+    return out
 
 
 def f1_at(items: list[tuple], floor: float, geometry_only: bool) -> float:
@@ -67,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("predictions", type=Path, help="a prediction .jsonl, or a folder of them")
     parser.add_argument("truth", type=Path, nargs="+", help="the labelled folders the predictions are for")
-    parser.add_argument("--floors", type=float, nargs="+", default=FLOORS, help="the floors to try (default %(default)s)")
+    parser.add_argument("--floors", type=float, nargs="+", default=FLOORS,
+                        help="the floors to try (default %(default)s)")
     args = parser.parse_args(argv)
     sets = [(f"{t.resolve().parent.name}/{t.resolve().name}", scored_items(prediction_file(args.predictions, t), t),
              t.resolve().parent.name.startswith("real-")) for t in args.truth]
@@ -76,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     print("floor " + "".join(f"{n:>{width}}" for n in names) + f"{'worst':>8}{'mean':>8}")
     for floor in args.floors:
         f1s = [f1_at(items, floor, geometry_only) for _, items, geometry_only in sets]
-        print(f"{floor:5.2f} " + "".join(f"{f:>{width}.3f}" for f in f1s) + f"{min(f1s):>8.3f}{sum(f1s) / len(f1s):>8.3f}")
+        print(f"{floor:5.2f} " + "".join(f"{f:>{width}.3f}" for f in f1s)
+              + f"{min(f1s):>8.3f}{sum(f1s) / len(f1s):>8.3f}")
     return 0
 
 

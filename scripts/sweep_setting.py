@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             run_stages(recognizer, drawings, after)
             f1s.append(score([(d.result.primitives if d.result.valid else None, r.primitives, r.sheet,
                                r.extra.get("style")) for (r, _), d in zip(read, drawings)], geometry_only)["f1"])
-        print(f"{value:>24g}" + "".join(f"{f:>{width}.3f}" for f in f1s) + f"{min(f1s):>8.3f}{sum(f1s) / len(f1s):>8.3f}")
+        print(f"{value:>24g}" + "".join(f"{f:>{width}.3f}" for f in f1s)
+              + f"{min(f1s):>8.3f}{sum(f1s) / len(f1s):>8.3f}")
     recognizer.settings = original
     return 0
 

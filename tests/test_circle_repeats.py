@@ -30,7 +30,8 @@ def test_rounds_that_are_not_holes_are_not_taken_for_them():
     for tip in ((60, 100), (100, 100)):
         tail = np.array([[0, 0], [-14, -5], [-14, 5]]) * PX_PER_MM // 3 + np.array(tip) * PX_PER_MM
         cv2.fillPoly(image, [tail.astype(np.int32)[:, ::1]], 0)
-        cv2.line(image, (tip[0] * PX_PER_MM, tip[1] * PX_PER_MM - 40), (tip[0] * PX_PER_MM, tip[1] * PX_PER_MM + 40), 0, 1)
+        col, row = tip[0] * PX_PER_MM, tip[1] * PX_PER_MM
+        cv2.line(image, (col, row - 40), (col, row + 40), 0, 1)
     cv2.ellipse(image, (round(150 * PX_PER_MM), round(100 * PX_PER_MM)), (round(6 * PX_PER_MM),) * 2, 0, 0, 180, 0, 2)
     cv2.putText(image, "O0O", (round(120 * PX_PER_MM), round(130 * PX_PER_MM)), cv2.FONT_HERSHEY_SIMPLEX, 1.5, 0, 3)
     assert repeated_circles(image, SHEET, [HOLES[0]], min_inked=0.95) == []

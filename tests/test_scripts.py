@@ -1,10 +1,11 @@
-"""The helper scripts under scripts/ that read files only (no model, no rendering)."""
+"""The helper scripts under scripts/ (those that read a model use the random tiny one)."""
 
 import json
 import runpy
 from pathlib import Path
 
 import pytest
+from tiny_model import tiny_model  # noqa: F401  (fixture)
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -162,3 +163,41 @@ def test_second_look_scores_each_threshold_and_leaves_out_an_unreadable_image(tm
     assert added[("off", "–")] == 0 and added[("-1e+06", "0")] >= added[("-17.5", "0")]  # all candidates added
     assert added[("-17.5", "30")] >= added[("-17.5", "0")]  # a bonus only ever adds
     assert all(int(row[4]) <= int(row[3]) for row in rows.values())
+
+
+def test_confidence_floor_drops_the_primitives_under_each_floor_before_scoring(tmp_path, capsys):
+    truth = tmp_path / "hand" / "dev"
+    truth.mkdir(parents=True)
+    circle = {"type": "circle", "x": 50, "y": 50, "radius": 10}
+    far_circle = {"type": "circle", "x": 150, "y": 20, "radius": 10}
+    (truth / "labels.jsonl").write_text(
+        json.dumps({"image": "images/a.png", "sheet": {"width": 200, "height": 100}, "primitives": [circle]}) + "\n")
+    predictions = tmp_path / "preds"
+    predictions.mkdir()
+    (predictions / "hand-dev.jsonl").write_text(  # as eval_battery.py --predictions names it
+        json.dumps({"image": "images/a.png", "primitives": [circle, far_circle], "confidences": [0.9, 0.2]}) + "\n")
+    script = runpy.run_path(str(SCRIPTS / "confidence_floor.py"))
+    assert script["main"]([str(predictions), str(truth), "--floors", "0", "0.5", "0.95"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == [["0.00", "0.667", "0.667", "0.667"], ["0.50", "1.000", "1.000", "1.000"],
+                    ["0.95", "0.000", "0.000", "0.000"]]
+
+
+def test_sweep_setting_reads_once_and_scores_each_value_of_a_late_stage(tmp_path, capsys, tiny_model):
+    import shutil
+
+    clean = Path(__file__).parent.parent / "testsets" / "clean"
+    lines = (clean / "labels.jsonl").read_text().splitlines()[:2]
+    (tmp_path / "images").mkdir()
+    for line in lines:
+        shutil.copy(clean / json.loads(line)["image"], tmp_path / json.loads(line)["image"])
+    (tmp_path / "labels.jsonl").write_text("\n".join(lines) + "\n")
+    script = runpy.run_path(str(SCRIPTS / "sweep_setting.py"))
+    assert script["main"]([str(tmp_path), "--model", str(tiny_model), "--setting", "repeat_circle_inked",
+                           "--values", "2", "0.95", "--from-stage", "repeat circles"]) == 0
+    header, off, on = capsys.readouterr().out.splitlines()
+    assert header.split()[0] == "repeat_circle_inked" and off.split()[0] == "2" and on.split()[0] == "0.95"
+    assert len(off.split()) == len(on.split()) == 4  # the value, one set's F1, worst and mean
+    with pytest.raises(SystemExit):
+        script["main"]([str(tmp_path), "--model", str(tiny_model), "--setting", "no_such_setting",
+                        "--values", "1"])
