@@ -65,9 +65,10 @@ def disc_shares(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, radius_px:
 
 def repeated_circles(ink: Ink | np.ndarray, sheet: Sheet, primitives: Sequence[Primitive],
                      min_inked: float, more_radii: Sequence[float] = ()) -> list[Circle]:
-    """New circles at the radius of each circle among `primitives`, wherever a round of that radius is
-    inked at least `min_inked` of the way round and no circle of `primitives` lies within the matching
-    tolerance; the strongest first, none within a radius of a stronger one."""
+    """New circles at the radius of each circle among `primitives` and at `more_radii` (mm), wherever a
+    round of that radius is inked at least `min_inked` of the way round on bare paper around a hollow
+    middle, and no circle of `primitives` lies within the matching tolerance; the strongest first, none
+    within a radius of a stronger one of the same radius. `min_inked` above 1: none."""
     circles = [p for p in primitives if isinstance(p, Circle)]
     radii = {c.radius for c in circles} | set(more_radii)
     if not radii or min_inked > 1:
