@@ -30,24 +30,27 @@ MAX_BESIDE_INKED = 0.5
 MAX_INSIDE_INKED = 0.3
 
 
+def ring_offsets(radius_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) offsets, RING_SAMPLES of each, of the pixels on a round of `radius_px` around a centre."""
+    angles = np.linspace(0, 2 * np.pi, RING_SAMPLES, endpoint=False)
+    return np.round(radius_px * np.sin(angles)).astype(int), np.round(radius_px * np.cos(angles)).astype(int)
+
+
 def inked_share_map(near: np.ndarray, radius_px: float) -> np.ndarray:
     """(H, W) float32: for each centre pixel, the share of the round of `radius_px` around it on
     `near` (ink widened by a line's width); rounds reaching off the image count their outside as bare."""
     reach = int(np.ceil(radius_px)) + 1
     kernel = np.zeros((2 * reach + 1, 2 * reach + 1), np.float32)
-    angles = np.linspace(0, 2 * np.pi, RING_SAMPLES, endpoint=False)
-    cols = np.round(reach + radius_px * np.cos(angles)).astype(int)
-    rows = np.round(reach + radius_px * np.sin(angles)).astype(int)
-    np.add.at(kernel, (rows, cols), 1.0 / RING_SAMPLES)
+    rows, cols = ring_offsets(radius_px)
+    np.add.at(kernel, (reach + rows, reach + cols), 1.0 / RING_SAMPLES)
     return cv2.filter2D(near.astype(np.float32), -1, kernel, borderType=cv2.BORDER_CONSTANT)
 
 
 def round_shares(near: np.ndarray, rows: np.ndarray, cols: np.ndarray, radius_px: float) -> np.ndarray:
     """(N,) the share of the round of `radius_px` on `near` around each centre (rows, cols), as
     `inked_share_map` gives it there."""
-    angles = np.linspace(0, 2 * np.pi, RING_SAMPLES, endpoint=False)
-    r = np.round(rows[:, None] + radius_px * np.sin(angles)[None, :]).astype(int)  # (N, samples)
-    c = np.round(cols[:, None] + radius_px * np.cos(angles)[None, :]).astype(int)
+    ring_rows, ring_cols = ring_offsets(radius_px)
+    r, c = rows[:, None] + ring_rows[None, :], cols[:, None] + ring_cols[None, :]  # (N, samples)
     inside = (r >= 0) & (r < near.shape[0]) & (c >= 0) & (c < near.shape[1])
     return (near[np.clip(r, 0, near.shape[0] - 1), np.clip(c, 0, near.shape[1] - 1)] & inside).mean(axis=1)
 
@@ -78,6 +81,8 @@ def repeated_circles(ink: Ink | np.ndarray, sheet: Sheet, primitives: Sequence[P
     scale = frame.px_per_mm
     found: list[Circle] = []
     near = cv2.dilate(ink.mask.astype(np.uint8), np.ones((2 * RING_SLACK_PX + 1,) * 2, np.uint8)).astype(bool)
+    band = band_width(ink.mask)
+    beside = BESIDE_WIDTHS * band + 1
     for radius in sorted(radii):
         radius_px = radius * scale
         if radius_px < MIN_RADIUS_PX:
@@ -88,13 +93,12 @@ def repeated_circles(ink: Ink | np.ndarray, sheet: Sheet, primitives: Sequence[P
         if not peaks.any():
             continue
         rows, cols = np.nonzero(peaks)
-        beside = BESIDE_WIDTHS * band_width(ink.mask) + 1
         bare = np.ones(len(rows), bool)
         for other in (radius_px - beside, radius_px + beside):
             if other >= MIN_RADIUS_PX / 2:
                 bare &= round_shares(near, rows, cols, other) <= MAX_BESIDE_INKED
         rows, cols = rows[bare], cols[bare]
-        hollow = disc_shares(ink.mask, rows, cols, radius_px - band_width(ink.mask) - 1) <= MAX_INSIDE_INKED
+        hollow = disc_shares(ink.mask, rows, cols, radius_px - band - 1) <= MAX_INSIDE_INKED
         rows, cols = rows[hollow], cols[hollow]
         for k in np.argsort(-share[rows, cols], kind="stable"):
             x, y = frame.to_mm(float(cols[k]), float(rows[k]))
