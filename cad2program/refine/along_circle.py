@@ -110,7 +110,14 @@ def fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolera
         centres = np.array(centres, np.float64)  # (C, 2) offsets of the centre, all scored at once
         dx = fit_cols[None, :] - (col + centres[:, :1])  # (C, N); y up on the sheet, down in the image
         dy = (row + centres[:, 1:]) - fit_rows[None, :]
-        halves = np.minimum(np.rint(2 * np.hypot(dx, dy)).astype(np.int64), bins - 1)  # half-pixel bins
+        # half-pixel bins; in place, and a square root rather than np.hypot (4x slower, for overflow
+        # safety that pixel offsets do not need): this is most of measuring an arc's time
+        halves = dx * dx
+        halves += dy * dy
+        np.sqrt(halves, out=halves)
+        halves *= 2
+        np.rint(halves, out=halves)
+        halves = np.minimum(halves.astype(np.int64), bins - 1)
         flat = np.arange(len(centres))[:, None] * bins + halves
         if len(unsure_at):  # an unsure pixel counts only from the centres that see it in the span
             degree = np.floor(np.degrees(np.arctan2(dy[:, unsure_at], dx[:, unsure_at]))).astype(np.int64) % 360

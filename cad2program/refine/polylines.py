@@ -57,8 +57,11 @@ def _without_spurs(skeleton: np.ndarray, spur: int) -> np.ndarray:
     """The skeleton without the short branches (at most `spur` pixels, from an end to a fork) that a
     thick stroke's sharp corner leaves in it."""
     skeleton = skeleton.copy()
+    # How many skeleton pixels each pixel touches, kept up to date as branches go: most pixels are no
+    # end, and counting their neighbours one by one was most of tracing a polyline's time.
+    touching = cv2.filter2D(skeleton.astype(np.uint8), -1, _TOUCHING, borderType=cv2.BORDER_CONSTANT).astype(np.int32)
     for end in map(tuple, np.argwhere(skeleton)):
-        if len(_neighbours(skeleton, end)) != 1:
+        if touching[end] != 1:
             continue
         branch, at = [end], end
         while len(branch) <= spur:
@@ -69,8 +72,15 @@ def _without_spurs(skeleton: np.ndarray, spur: int) -> np.ndarray:
             branch.append(at)
         forks = len(ahead) > 1 or (len(ahead) == 1 and len(_neighbours(skeleton, ahead[0])) > 2)
         if forks and len(branch) <= spur:
+            gone = [(r, c) for r, c in branch if skeleton[r, c]]  # an end may be a pixel gone before
             skeleton[tuple(np.array(branch).T)] = False
+            for r, c in gone:
+                touching[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2] -= 1
+                touching[r, c] += 1  # a pixel is not its own neighbour
     return skeleton
+
+
+_TOUCHING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.float32)  # the 8-neighbourhood, for `cv2.filter2D`
 
 
 def _skeleton_graph(skeleton: np.ndarray):
