@@ -129,11 +129,15 @@ def fit_circle(ink: np.ndarray, col: float, row: float, radius_px: float, tolera
         near = total[:, 5:] - total[:, :-5]  # (C, bins): within a pixel of each radius (5 half-pixel bins)
         candidates = np.arange(2 * radii[0], min(2 * radii[-1] + 1, bins))
         score = near[:, candidates] - 1e-3 * np.abs(candidates / 2 - radius_px)
-        for c, (dc, dr) in enumerate(centres):
-            k = candidates[int(np.argmax(score[c]))]
-            key = (int(near[c, k]), -float(dc * dc + dr * dr + (k / 2 - radius_px) ** 2), dc, dr, k / 2)
-            if key[:2] > best[:2]:
-                best = key
+        k = candidates[np.argmax(score, axis=1)]  # (C,) each centre's best radius, in half pixels
+        pixels = near[np.arange(len(centres)), k]
+        closeness = -(centres[:, 0] ** 2 + centres[:, 1] ** 2 + (k / 2 - radius_px) ** 2)
+        # the most pixels, then the nearest the model's circle, then the first searched
+        top = np.flatnonzero(pixels == pixels.max())
+        c = int(top[np.argmax(closeness[top])])
+        key = (int(pixels[c]), float(closeness[c]), centres[c, 0], centres[c, 1], k[c] / 2)
+        if key[:2] > best[:2]:
+            best = key
 
     fit([(dc, dr) for dc in range(-reach, reach + 1, step) for dr in range(-reach, reach + 1, step)])
     c0, r0 = best[2], best[3]
