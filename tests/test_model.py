@@ -542,7 +542,7 @@ def test_a_recognizer_reads_the_written_numbers_with_the_text_finder_it_was_give
     from cad2program.errors import UserError
 
     asked = []
-    monkeypatch.setattr(recognizer_module, "written_numbers", lambda image, finder="ink": asked.append(finder) or ())
+    monkeypatch.setattr(recognizer_module, "written_numbers", lambda image, finder="ink", ink=None: asked.append(finder) or ())
     blank = np.full((64, 64), 255, np.uint8)
     model = tiny_model()
     for finder in ("ink", "detector"):

@@ -63,7 +63,7 @@ def test_both_runners_give_the_same_answer_with_and_without_a_sheet(tiny_model, 
     recognizer = Recognizer.load(tiny_model, max_batch=1)
     # The numbers "read" on every drawing, and a sheet "found" from them where none was given: the
     # drawing is then read again on it, in both runners.
-    monkeypatch.setattr(recognizer, "written_on", lambda image: ())
+    monkeypatch.setattr(recognizer, "written_on", lambda image, ink=None: ())
     found = Sheet(250, 180)
     monkeypatch.setattr(pipeline, "sheet_from_numbers", lambda *args, **kw: found)
     for image, sheet in _drawings():
@@ -77,7 +77,7 @@ def test_both_runners_give_the_same_answer_with_and_without_a_sheet(tiny_model, 
 
 def test_each_image_ink_is_computed_once(tiny_model, monkeypatch):
     recognizer = Recognizer.load(tiny_model)
-    monkeypatch.setattr(recognizer, "written_on", lambda image: None)
+    monkeypatch.setattr(recognizer, "written_on", lambda image, ink=None: None)
     calls = []
     original = Ink.of.__func__
 

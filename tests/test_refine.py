@@ -436,3 +436,27 @@ def test_a_polyline_touching_other_ink_is_not_traced_but_refined_as_the_model_wr
     assert trace_polyline(guess, ink, Frame(SHEET, ink.shape[1], ink.shape[0]), 4.0) is None
     [refined] = refine_primitives(image, SHEET, [guess])
     assert len(refined.points) == 5 and pair_error(refined, STEPS, SHEET) is not None
+
+
+def test_an_images_paper_is_kept_with_its_ink_only_at_its_own_size_and_reused_alike():
+    """Erasing and the text finder reuse the ink's paper and mask only where they are the image's own,
+    and get what they would compute themselves."""
+    from cad2program.reading.ocr import ink_text_boxes
+    from cad2program.refine import Ink, erase_primitives
+    from cad2program.refine.ink import WORKING_SIDE, paper_around
+
+    rng = np.random.default_rng(3)
+    small = np.full((300, 400), 235, np.uint8)
+    small[100:104, 50:350] = 20  # a stroke
+    small[150:160, 60:66] = 30  # a glyph-sized blob
+    small = np.clip(small.astype(int) + rng.integers(-8, 8, small.shape), 0, 255).astype(np.uint8)
+    ink = Ink.of(small)
+    assert ink.at_full_size(small) and np.array_equal(ink.paper, paper_around(small))
+    assert np.array_equal(ink.mask, ink_mask(small))
+    assert ink_text_boxes(small, ink.mask) == ink_text_boxes(small)
+    sheet, found = Sheet(200, 150), [Line(25, 98, 175, 98)]
+    assert np.array_equal(erase_primitives(small, sheet, found, ink.paper), erase_primitives(small, sheet, found))
+
+    large = np.full((WORKING_SIDE + 100,) * 2, 235, np.uint8)
+    shrunk = Ink.of(large)
+    assert not shrunk.at_full_size(large) and shrunk.paper is None and max(shrunk.mask.shape) == WORKING_SIDE

@@ -157,16 +157,17 @@ def text_boxes(view: np.ndarray) -> list[np.ndarray]:
     return list(boxes) if boxes is not None else []
 
 
-def ink_text_boxes(page: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Where a grey page's text is, found from its ink: (column, row, width, height) of each group of
-    glyph-sized ink components (GLYPH_SIDES) lying within JOIN_HEIGHTS of each other."""
+def ink_text_boxes(page: np.ndarray, ink: np.ndarray | None = None) -> list[tuple[int, int, int, int]]:
+    """Where a grey page's text is, found from its ink (`ink`: the page's `ink_mask`, when the caller
+    has it): (column, row, width, height) of each group of glyph-sized ink components (GLYPH_SIDES)
+    lying within JOIN_HEIGHTS of each other."""
     if max(page.shape) > FIND_SIDE:  # the boxes found on a smaller copy, in the page's pixels
         scale = max(page.shape) / FIND_SIDE
         small = cv2.resize(page, (round(page.shape[1] / scale), round(page.shape[0] / scale)),
                            interpolation=cv2.INTER_AREA)
         return [(int(col * scale), int(row * scale), int(np.ceil(width * scale)), int(np.ceil(height * scale)))
                 for col, row, width, height in ink_text_boxes(small)]
-    ink = ink_mask(page).astype(np.uint8)
+    ink = (ink_mask(page) if ink is None else ink).astype(np.uint8)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     sides = stats[:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]]
     longer, shorter = sides.max(axis=1), sides.min(axis=1)
@@ -187,12 +188,12 @@ def ink_text_boxes(page: np.ndarray) -> list[tuple[int, int, int, int]]:
     return boxes
 
 
-def _ink_crops(page: np.ndarray) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+def _ink_crops(page: np.ndarray, ink: np.ndarray | None = None) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
     """Each `ink_text_boxes` text cut out of the grey page (as the engine's 3 channels), turned each
     way it may be written (SQUARE), and the centre it was found at."""
     bgr = cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
     crops, centres = [], []
-    for col, row, width, height in ink_text_boxes(page):
+    for col, row, width, height in ink_text_boxes(page, ink):
         margin = round(CROP_MARGIN * min(width, height) + 2)
         crop = bgr[max(0, row - margin):row + height + margin, max(0, col - margin):col + width + margin]
         if width >= SQUARE * height:
@@ -223,24 +224,28 @@ def _detector_crops(image: np.ndarray) -> tuple[list[np.ndarray], list[tuple[flo
     return crops, centres
 
 
-def text_crops(image: np.ndarray, finder: str = "ink") -> tuple[list[np.ndarray], list[tuple[float, float]]]:
-    """Where the text is on a drawing, found by `finder` (one of TEXT_FINDERS): each text cut out, level,
-    for the recogniser, and the centre of its text on the image (pixels: column, row). The detector's
-    caller holds `_lock` where threads share the engine."""
+def text_crops(image: np.ndarray, finder: str = "ink", ink: np.ndarray | None = None
+               ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+    """Where the text is on a drawing, found by `finder` (one of TEXT_FINDERS; `ink`: the image's
+    `ink_mask`, which the ink finder uses when given): each text cut out, level, for the recogniser, and
+    the centre of its text on the image (pixels: column, row). The detector's caller holds `_lock`
+    where threads share the engine."""
     if finder not in TEXT_FINDERS:
         raise ValueError(f"unknown text finder {finder!r}: one of {', '.join(TEXT_FINDERS)}")
-    return _ink_crops(grey(image)) if finder == "ink" else _detector_crops(image)
+    return _ink_crops(grey(image), ink) if finder == "ink" else _detector_crops(image)
 
 
-def written_numbers(image: np.ndarray, finder: str = "ink") -> tuple[WrittenNumber, ...] | None:
+def written_numbers(image: np.ndarray, finder: str = "ink", ink: np.ndarray | None = None
+                    ) -> tuple[WrittenNumber, ...] | None:
     """The numbers written on a drawing (any uint8 image array), its text found by `finder` (one of
-    TEXT_FINDERS); None when no OCR engine is installed."""
+    TEXT_FINDERS; `ink`: the image's `ink_mask` at its own size, when the caller has it); None when no
+    OCR engine is installed."""
     engine = _engine()
     if engine is None:
         text_crops(image, finder)  # an unknown finder is refused all the same
         return None
     with _lock:
-        crops, centres = text_crops(image, finder)
+        crops, centres = text_crops(image, finder, ink)
         texts, _ = engine.text_rec(crops) if crops else ([], 0.0)
     return tuple(WrittenNumber(v, float(col), float(row), radius)
                  for (text, score, *_), (col, row) in zip(texts, centres)

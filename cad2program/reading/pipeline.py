@@ -101,7 +101,9 @@ def read_first(recognizer, drawing: Drawing) -> Look:
 
 def read_numbers(recognizer, drawing: Drawing) -> None:
     if not drawing.numbers_read:
-        drawing.written, drawing.numbers_read = recognizer.written_on(drawing.first.image), True
+        first = drawing.first
+        ink = first.ink.mask if first.ink.at_full_size(first.image) else None  # what the text finder needs
+        drawing.written, drawing.numbers_read = recognizer.written_on(first.image, ink), True
 
 
 def find_sheet(recognizer, drawing: Drawing) -> None:
@@ -156,7 +158,9 @@ def drop_repeats(look: str, recognizer, drawing: Drawing) -> None:
 
 def erase_found(recognizer, drawing: Drawing) -> None:
     """The second look's image: the drawing less the strokes of what the first look found."""
-    residual = erase_primitives(drawing.first.image, drawing.sheet, drawing.first.recognition.primitives)
+    first = drawing.first
+    paper = first.ink.paper if first.ink.at_full_size(first.image) else None
+    residual = erase_primitives(first.image, drawing.sheet, first.recognition.primitives, paper)
     drawing.second = Look(residual, prepare_image(residual, recognizer.image_size))
 
 

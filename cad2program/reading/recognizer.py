@@ -98,10 +98,11 @@ class Recognizer:
     def image_size(self) -> int:
         return self.config.model.image_size
 
-    def written_on(self, image: np.ndarray):
+    def written_on(self, image: np.ndarray, ink: np.ndarray | None = None):
         """The numbers written on an image as this recognizer reads them (`annotations.written_numbers`
-        with its text finder); None when it reads no text, or no OCR engine is installed."""
-        return written_numbers(image, self.text_finder) if self.read_text else None
+        with its text finder; `ink`: the image's `ink_mask` at its own size, when the caller has it);
+        None when it reads no text, or no OCR engine is installed."""
+        return written_numbers(image, self.text_finder, ink) if self.read_text else None
 
     @property
     def stages(self) -> list[Stage]:

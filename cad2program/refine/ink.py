@@ -35,15 +35,17 @@ def paper_around(image: np.ndarray) -> np.ndarray:
     return cv2.medianBlur(image, min(255, max(15, (max(image.shape) // 25) | 1)))
 
 
-def ink_mask(image: np.ndarray) -> np.ndarray:
-    """(H, W) bool: ink, i.e. pixels clearly darker than the paper around them.
+def ink_mask(image: np.ndarray, paper: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) bool: ink, i.e. pixels clearly darker than the paper around them (`paper`: the image's
+    `paper_around`, when the caller has it).
 
     A pixel is ink when it is darker than the local background (a wide median) by a margin that
     adapts to the image's contrast; the local background makes uneven light (photos) and paper
     tint (scans) harmless.
     """
     image = grey(image)
-    darker = paper_around(image).astype(np.int16) - image.astype(np.int16)
+    paper = paper_around(image) if paper is None else paper
+    darker = paper.astype(np.int16) - image.astype(np.int16)
     contrast = np.percentile(darker, 99.5)
     return darker > max(25, 0.35 * contrast)
 
@@ -73,10 +75,19 @@ class Ink:
     and shared by every measurement on that image; what is derived from it is computed on first use."""
 
     mask: np.ndarray  # (H, W) bool
+    # (H, W) uint8: the image's `paper_around`, kept where the mask is at the image's own size (the
+    # image was not shrunk), so that erasing on the same image and reading its text do not compute it again
+    paper: np.ndarray | None = None
 
     @classmethod
     def of(cls, image: np.ndarray) -> "Ink":
-        return cls(working_mask(image))
+        working = working_grey(image)
+        paper = paper_around(working)
+        return cls(ink_mask(working, paper), paper if working.shape == image.shape[:2] else None)
+
+    def at_full_size(self, image: np.ndarray) -> bool:
+        """Whether this is the ink of `image` at its own size (not shrunk to WORKING_SIDE)."""
+        return self.paper is not None and self.mask.shape == image.shape[:2]
 
     def frame(self, sheet: Sheet) -> Frame:
         """The frame that maps this mask to a sheet."""
@@ -93,14 +104,19 @@ def as_ink(image_or_ink: np.ndarray | Ink) -> Ink:
     return image_or_ink if isinstance(image_or_ink, Ink) else Ink.of(image_or_ink)
 
 
-def working_mask(image: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the image's ink mask at most WORKING_SIDE pixels long."""
+def working_grey(image: np.ndarray) -> np.ndarray:
+    """The image grey, at most WORKING_SIDE pixels long: what its ink mask is computed on."""
     image = grey(image)
     scale = WORKING_SIDE / max(image.shape)
     if scale < 1:  # more pixels would cost time and add no precision that the tolerances need
         image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
                            interpolation=cv2.INTER_AREA)
-    return ink_mask(image)
+    return image
+
+
+def working_mask(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the image's ink mask at most WORKING_SIDE pixels long."""
+    return ink_mask(working_grey(image))
 
 
 def band_width(ink: np.ndarray) -> int:
