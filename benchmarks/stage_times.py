@@ -56,13 +56,16 @@ def summary(rows: list[dict[str, float]]) -> dict:
             "total_p90_ms": round(float(np.percentile(totals, 90) * 1e3), 1), "stages": stages}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path, help="dataset folders (contract format)")
     parser.add_argument("--count", type=int, default=20, help="drawings per folder (the first ones)")
     parser.add_argument("--model", default=None, help="model file (default: the shipped model)")
-    args = parser.parse_args()
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="skip compiling every re-reading shape first (quicker to start; the first "
+                             "drawings then carry compile times)")
+    args = parser.parse_args(argv)
 
     recognizer = Recognizer.load(args.model, max_batch=1)
     out = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "folders": {}}
@@ -74,14 +77,16 @@ def main() -> None:
             image = load_image(record.image_path)
             if not warmed:
                 recognizer.recognize([image], [record.sheet])
-                recognizer.warm_up_rereading()
+                if not args.no_warm_up:
+                    recognizer.warm_up_rereading()
                 warmed = True
             rows.append(stage_times(recognizer, image, record.sheet))
         out["folders"][str(folder)] = summary(rows)
         every += rows
     out["all"] = summary(every)
     print(json.dumps(out, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -201,3 +201,17 @@ def test_sweep_setting_reads_once_and_scores_each_value_of_a_late_stage(tmp_path
     with pytest.raises(SystemExit):
         script["main"]([str(tmp_path), "--model", str(tiny_model), "--setting", "no_such_setting",
                         "--values", "1"])
+
+
+def test_stage_times_times_every_stage_of_each_drawing(capsys, tiny_model):
+    clean = Path(__file__).parent.parent / "testsets" / "clean"
+    script = runpy.run_path(str(Path(__file__).parent.parent / "benchmarks" / "stage_times.py"))
+    assert script["main"]([str(clean), "--count", "2", "--model", str(tiny_model), "--no-warm-up"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    from cad2program.reading import Recognizer
+
+    names = ["prepare", "ink"] + [stage.name for stage in Recognizer.load(tiny_model).stages]
+    for summary in (report["folders"][str(clean)], report["all"]):
+        assert summary["drawings"] == 2 and list(summary["stages"]) == names
+        assert abs(sum(s["share"] for s in summary["stages"].values()) - 1) < 0.01
+        assert summary["total_p90_ms"] >= summary["total_median_ms"] > 0
