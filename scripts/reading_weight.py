@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     read = recognizer.written_numbers
     read_once = functools.lru_cache(maxsize=None)(lambda key, finder, unhashed: read(unhashed.image, finder))
     recognizer.written_numbers = (  # OCR each image once
-        lambda image, finder="ink": read_once(_digest(image), finder, _Unhashed(image)))
+        lambda image, finder="ink", ink=None: read_once(_digest(image), finder, _Unhashed(image)))  # ink: the same either way
     shipped = recognizer.DEFAULT_SETTINGS
     print("| reading weight | OCR bonus | distance weight | size exactness | drawing accuracy | F1 |\n"
           "| --- | --- | --- | --- | --- | --- |")

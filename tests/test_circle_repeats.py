@@ -58,3 +58,21 @@ def test_the_radius_of_a_circle_read_in_the_wrong_place_finds_where_it_is_drawn(
     assert repeated_circles(image, SHEET, [], min_inked=0.95) == []
     [found] = repeated_circles(image, SHEET, [], min_inked=0.95, more_radii=[6])
     assert pair_error(found, HOLES[0], SHEET) is not None
+
+
+def test_small_holes_the_model_did_not_write_are_found_alone_or_crossed_by_their_centre_marks():
+    from cad2program.refine.circle_repeats import lone_rounds
+
+    crossed, alone, written = Circle(50, 50, 3), Circle(120, 50, 2.5), Circle(150, 110, 20)
+    marks = [Line(44, 50, 56, 50), Line(50, 44, 50, 56)]
+    image = draw([crossed, alone, written] + marks + [Line(10, 20, 190, 20)])
+    # not holes: a Ø sign (a round with a slash through it and past it), the loops of digits
+    slashed = (round(80 * PX_PER_MM), round(100 * PX_PER_MM))
+    cv2.circle(image, slashed, round(2.5 * PX_PER_MM), 0, 2)
+    cv2.line(image, (slashed[0] - 12, slashed[1] + 12), (slashed[0] + 12, slashed[1] - 12), 0, 2)
+    cv2.putText(image, "689", (round(20 * PX_PER_MM), round(130 * PX_PER_MM)), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 0, 2)
+    found = lone_rounds(image, SHEET, [written], min_inked=0.97)
+    assert _matches(found, [crossed, alone]) == [True, True]
+    assert len(found) == 2  # not the circle found already, not the Ø, not the digits
+    assert all(abs(f.radius - t.radius) <= 0.4 for f, t in zip(sorted(found, key=lambda c: c.x), [crossed, alone]))
+    assert lone_rounds(image, SHEET, [written], min_inked=1.5) == []

@@ -33,8 +33,8 @@ def test_the_stages_follow_the_switches():
     no_text = [s.name for s in stages_for(Switches(read_text=False))]
     assert "read numbers" not in no_text and "find sheet" not in no_text and "measure" in no_text
     one_look = [s.name for s in stages_for(Switches(second_look=False))]
-    assert "read second" not in one_look and one_look[-3:] == ["drop uninked circles", "join lines to arcs",
-                                                               "repeat circles"]
+    assert "read second" not in one_look and one_look[-4:] == ["drop uninked circles", "join lines to arcs",
+                                                               "repeat circles", "find lone rounds"]
     assert [s.name for s in stages_for(Switches(), until="erase found")][-1] == "drop repeats"
     with pytest.raises(ValueError, match="no stage"):
         stages_for(Switches(), until="no such stage")

@@ -33,7 +33,7 @@ from cad2program.reading.recognition import Recognition, infer_sheet
 from cad2program.reading.second_look import unexplained, with_candidates, with_ink_evidence
 from cad2program.reading.sizes import sheet_from_numbers
 from cad2program.refine import Ink, erase_primitives
-from cad2program.refine.circle_repeats import repeated_circles
+from cad2program.refine.circle_repeats import lone_rounds, repeated_circles
 from cad2program.refine.joints import with_lines_ended_at_arcs
 
 POOL, MODEL, DECODE = "pool", "model", "decode"
@@ -224,6 +224,20 @@ def add_repeated_circles(recognizer, drawing: Drawing) -> None:
             confidences=found.confidences + [seeds.get(p.radius, MISPLACED_CONFIDENCE) for p in new])
 
 
+LONE_CONFIDENCE = 0.5  # a circle the model did not write: a guess of moderate trust
+
+
+def add_lone_rounds(recognizer, drawing: Drawing) -> None:
+    """Last: small rounds of ink on their own that no circle explains (`refine.circle_repeats.lone_rounds`),
+    each at LONE_CONFIDENCE."""
+    found = drawing.first.recognition
+    new = lone_rounds(drawing.first.ink, found.sheet, found.primitives, recognizer.settings.lone_round_inked)
+    if new:
+        drawing.first.recognition = dataclasses.replace(
+            found, primitives=found.primitives + new, spans=[],
+            confidences=found.confidences + [LONE_CONFIDENCE] * len(new))
+
+
 _REFINE, _TEXT, _SECOND = ("refine",), ("refine", "read_text"), ("refine", "second_look")
 
 STAGES: tuple[Stage, ...] = (
@@ -250,6 +264,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("drop uninked circles", POOL, drop_uninked_circles, _REFINE),
     Stage("join lines to arcs", POOL, join_lines_to_arcs, _REFINE),
     Stage("repeat circles", POOL, add_repeated_circles, _REFINE),
+    Stage("find lone rounds", POOL, add_lone_rounds, _REFINE),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 

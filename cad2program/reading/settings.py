@@ -57,6 +57,9 @@ class ReadingSettings:
     # Repeats (`refine.circle_repeats`): a round of a found circle's radius inked this share of the
     # way round (on bare paper) is another circle; above 1, none is added.
     repeat_circle_inked: float = 0.95
+    # Lone rounds (`refine.circle_repeats.lone_rounds`): a small round piece of ink on its own, inked
+    # this share of the way round, is a circle the model did not see; above 1, none is added.
+    lone_round_inked: float = 0.97
 
     def min_ink_share_of(self, primitive: Any) -> float:
         return self.min_ink_share.get(primitive.TYPE, 0.0)
