@@ -76,3 +76,6 @@ def test_small_holes_the_model_did_not_write_are_found_alone_or_crossed_by_their
     assert len(found) == 2  # not the circle found already, not the Ø, not the digits
     assert all(abs(f.radius - t.radius) <= 0.4 for f, t in zip(sorted(found, key=lambda c: c.x), [crossed, alone]))
     assert lone_rounds(image, SHEET, [written], min_inked=1.5) == []
+    # a round just before a number the OCR read is the number's Ø sign
+    beside_text = [(alone.x * PX_PER_MM + 12, (SHEET.height - alone.y) * PX_PER_MM)]
+    assert _matches(lone_rounds(image, SHEET, [written], 0.97, beside_text), [crossed, alone]) == [False, True]

@@ -230,8 +230,10 @@ LONE_CONFIDENCE = 0.5  # a circle the model did not write: a guess of moderate t
 def add_lone_rounds(recognizer, drawing: Drawing) -> None:
     """Last: small rounds of ink on their own that no circle explains (`refine.circle_repeats.lone_rounds`),
     each at LONE_CONFIDENCE."""
-    found = drawing.first.recognition
-    new = lone_rounds(drawing.first.ink, found.sheet, found.primitives, recognizer.settings.lone_round_inked)
+    found, ink = drawing.first.recognition, drawing.first.ink
+    scale = ink.mask.shape[1] / drawing.first.image.shape[1]  # the numbers' pixels are the image's
+    texts = [(n.col * scale, n.row * scale) for n in drawing.written or ()]
+    new = lone_rounds(ink, found.sheet, found.primitives, recognizer.settings.lone_round_inked, texts)
     if new:
         drawing.first.recognition = dataclasses.replace(
             found, primitives=found.primitives + new, spans=[],

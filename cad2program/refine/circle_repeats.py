@@ -134,15 +134,20 @@ GLYPH_SHARE = 0.05
 LONE_AROUND = (1.6, 2.2)
 LONE_MAX_AROUND_INKED = 0.25
 CROSS_REACH_WIDTHS = 2  # a centre mark reaches at least this many line widths past the round
+# A Ø sign stands just before its number's digits: a round this many of its radii from where a number
+# read by the OCR is written is taken for one (a hole's own size is written at its leader's far end).
+LONE_TEXT_RADII = 4.0
 
 
-def lone_rounds(ink: Ink | np.ndarray, sheet: Sheet, primitives: Sequence[Primitive], min_inked: float
-                ) -> list[Circle]:
+def lone_rounds(ink: Ink | np.ndarray, sheet: Sheet, primitives: Sequence[Primitive], min_inked: float,
+                texts: Sequence[tuple[float, float]] = ()) -> list[Circle]:
     """New circles where the ink shows a small round (MIN_RADIUS_PX to LONE_MAX_RADIUS_SHARE of the
     image in radius) that no circle of `primitives` explains: inked at least `min_inked` of the way
     round, with bare paper just inside and outside (a centre line or a leader may cross it). The
     strongest first, none within the matching tolerance of another circle; the radius is the ink's,
-    to 0.1 mm. `min_inked` above 1: none."""
+    to 0.1 mm. `texts`: where numbers are written (the centres of their texts, (col, row) in the
+    mask's pixels); a round within LONE_TEXT_RADII of one is the Ø before the number, or a digit's loop.
+    `min_inked` above 1: none."""
     if min_inked > 1:
         return []
     ink = as_ink(ink)
@@ -185,7 +190,9 @@ def lone_rounds(ink: Ink | np.ndarray, sheet: Sheet, primitives: Sequence[Primit
         if any(round_shares(near, np.array([r]), np.array([c]), far * radius)[0] > LONE_MAX_AROUND_INKED
                for far in LONE_AROUND):
             continue
-        if _slashed(ink.mask, r, c, radius, BESIDE_WIDTHS * band + 1):
+        if _slashed(ink.mask, r, c, radius, band):
+            continue
+        if any(np.hypot(col_t - c, row_t - r) <= LONE_TEXT_RADII * radius for col_t, row_t in texts):
             continue
         judged.append((share, r, c, radius))
     if judged:
@@ -232,7 +239,8 @@ def _ink_runs(mask: np.ndarray, row: int, col: int, radius: float) -> int:
     return int((on & ~np.roll(on, 1)).sum()) if not on.all() else 1
 
 
-def _slashed(mask: np.ndarray, row: int, col: int, radius: float, beside: float) -> bool:
-    """Whether one straight stroke runs through the round and past it, and nothing else: the slash
-    of a Ø sign (a hole's centre mark crosses it twice, a leader or a pitch circle meets it outside)."""
-    return _ink_runs(mask, row, col, radius / 2) == 2 and _ink_runs(mask, row, col, radius + beside) == 2
+def _slashed(mask: np.ndarray, row: int, col: int, radius: float, band: int) -> bool:
+    """Whether one stroke runs through the round's middle and, just outside it, nothing else meets it
+    but that stroke's ends: the slash of a Ø sign (a hole's centre mark crosses it twice; a leader or
+    a pitch circle meets it outside too)."""
+    return _ink_runs(mask, row, col, radius / 2) == 2 and _ink_runs(mask, row, col, radius + 2 * band + 1) <= 2
