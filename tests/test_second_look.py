@@ -142,7 +142,8 @@ def test_with_nothing_found_the_second_look_finds_what_one_look_does_and_recogni
     extra = Line(5, 5, 60, 5)
     for threshold, added in ((-20.0, [extra]), (-10.0, [])):
         reader = Recognizer(tiny(), one_look.split, read_text=False, second_look=True,
-                            settings=dataclasses.replace(DEFAULT_SETTINGS, second_look_min_logprob=threshold))
+                            settings=dataclasses.replace(DEFAULT_SETTINGS, second_look_min_logprob=threshold,
+                                                         lone_round_inked=2.0))  # the second look alone
         monkeypatch.setattr(reader, "scored_candidates", lambda first, new: [(extra, 0.5, -17.0)])
         [more] = reader.recognize([example.image], [example.sheet])
         assert more.primitives == first.primitives + added
