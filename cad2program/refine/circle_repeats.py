@@ -46,6 +46,11 @@ def inked_share_map(near: np.ndarray, radius_px: float) -> np.ndarray:
     return cv2.filter2D(near.astype(np.float32), -1, kernel, borderType=cv2.BORDER_CONSTANT)
 
 
+def ring_slack(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the ink widened by RING_SLACK_PX, what a round's samples are looked up on."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * RING_SLACK_PX + 1,) * 2, np.uint8)).astype(bool)
+
+
 def round_shares(near: np.ndarray, rows: np.ndarray, cols: np.ndarray, radius_px: float) -> np.ndarray:
     """(N,) the share of the round of `radius_px` on `near` around each centre (rows, cols), as
     `inked_share_map` gives it there."""
@@ -80,7 +85,7 @@ def repeated_circles(ink: Ink | np.ndarray, sheet: Sheet, primitives: Sequence[P
     frame, t = ink.frame(sheet), tolerance(sheet)
     scale = frame.px_per_mm
     found: list[Circle] = []
-    near = cv2.dilate(ink.mask.astype(np.uint8), np.ones((2 * RING_SLACK_PX + 1,) * 2, np.uint8)).astype(bool)
+    near = ring_slack(ink.mask)
     band = band_width(ink.mask)
     beside = BESIDE_WIDTHS * band + 1
     for radius in sorted(radii):
@@ -161,11 +166,12 @@ def lone_rounds(ink: Ink | np.ndarray, sheet: Sheet, primitives: Sequence[Primit
                              param2=HOUGH_VOTES, minRadius=MIN_RADIUS_PX, maxRadius=largest)
     if found is None:
         return []
-    near = cv2.dilate(ink.mask.astype(np.uint8), np.ones((2 * RING_SLACK_PX + 1,) * 2, np.uint8)).astype(bool)
+    near = ring_slack(ink.mask)
     steps = np.arange(-CENTRE_SEARCH_PX, CENTRE_SEARCH_PX + 1)
     offsets = np.array([(dr, dc) for dr in steps for dc in steps])  # (O, 2)
     judged = []
     distance = np.hypot(offsets[:, 0], offsets[:, 1])
+    beside = BESIDE_WIDTHS * band + 1
     for col, row, radius_px in found[0]:
         centres = np.round([row, col]).astype(int) + offsets
         radii = np.arange(radius_px - 1.5, radius_px + 1.75, 0.5)
@@ -181,7 +187,6 @@ def lone_rounds(ink: Ink | np.ndarray, sheet: Sheet, primitives: Sequence[Primit
             continue
         # Bare paper just outside, and just inside where the inside is wide enough that a centre mark's
         # cross does not fill it; a middle not filled (a blot, an arrowhead).
-        beside = BESIDE_WIDTHS * band + 1
         if any(round_shares(near, np.array([r]), np.array([c]), other)[0] > MAX_BESIDE_INKED
                for other in (radius - beside, radius + beside) if other >= MIN_RADIUS_PX):
             continue
